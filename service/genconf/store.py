@@ -1,0 +1,909 @@
+"""The write side: every change to the model is one MongoDB transaction here.
+
+Documents (one database per model; every document has a ``revision`` counter that
+each write increments, so a stale event can be told from a newer one):
+
+    applications  {_id: name, charm, schema: {key: {type, default?, description, secret?}},
+                   settings: {key: value}  (master: only what operators set),
+                   version, next_unit, revision, created_at, updated_at}
+    units         {_id: "app/N", application, number, branch: name|None, applied, revision}
+    branches      {_id: name, created_by, created_at, track_applications: [app],
+                   changes: {app: {key: {op, value?, from?}}}, revision}     (active only)
+    versions      {_id: "app@N", application, version, settings, timestamp, reason,
+                   created_by, metadata, previous_version, generation, tags, revision}
+    generations   {_id: id, kind, branch, changes: {app: {key: {from?, to?}}},
+                   created_by, created_at, reason, versions: {app: N}, revision}
+    tokens        (the security issue)
+
+A missing ``value``/``from``/``to`` field means "absent" (unset). Writes never
+touch the cache: the multiwatcher sees them on the change stream. Every write
+returns the cluster time of its commit as one integer (``seconds << 32 | inc``),
+which a reader passes as ``min_revision`` to read its own write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from bson import Timestamp
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from genconf import model
+from genconf.errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    GenconfError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    VersionMismatch,
+)
+from genconf.model import ABSENT, Change, Op
+
+APPLICATIONS: Final = "applications"
+UNITS: Final = "units"
+BRANCHES: Final = "branches"
+VERSIONS: Final = "versions"
+GENERATIONS: Final = "generations"
+TOKENS: Final = "tokens"
+COLLECTIONS: Final = (APPLICATIONS, UNITS, BRANCHES, VERSIONS, GENERATIONS, TOKENS)
+
+MAX_UNITS_PER_CALL: Final = 1000
+
+Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+
+
+def revision_of(ts: Timestamp) -> int:
+    """A cluster time as one ordered integer, the same on every replica."""
+    return (ts.time << 32) | ts.inc
+
+
+def timestamp_of(revision: int) -> Timestamp:
+    return Timestamp(revision >> 32, revision & 0xFFFFFFFF)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: its revision, and the versions/generation it produced."""
+
+    revision: int
+    generation: int | None = None
+    versions: Mapping[str, int] = field(default_factory=dict)
+    units: Sequence[str] = ()
+
+
+def version_id(application: str, version: int) -> str:
+    return f"{application}@{version}"
+
+
+def schema_of(app_doc: Mapping[str, Any]) -> dict[str, model.OptionSpec]:
+    return model.parse_schema(app_doc.get("schema", {}))
+
+
+def changes_of(doc: Mapping[str, Any]) -> dict[str, Change]:
+    return {key: Change.from_doc(c) for key, c in doc.items()}
+
+
+def _from_to(before: Any, after: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    if before is not ABSENT:
+        entry["from"] = before
+    if after is not ABSENT:
+        entry["to"] = after
+    return entry
+
+
+class Store:
+    """MongoDB writes and the few direct queries the write side needs.
+
+    Each public write runs in one transaction (snapshot read concern, majority
+    write concern), validates first and raises a `GenconfError` before writing
+    anything, so a rejected request leaves the database unchanged.
+    """
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        database: str = "genconf",
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.client = client
+        self.db: AsyncDatabase[dict[str, Any]] = client[database]
+        self.clock = clock
+
+    @classmethod
+    def connect(cls, uri: str, database: str = "genconf", **kwargs: Any) -> Store:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+        )
+        return cls(client, database, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    # -- setup -------------------------------------------------------------
+
+    async def ensure_schema(self) -> None:
+        """Create collections (with pre/post images) and indexes; idempotent."""
+        try:
+            existing = set(await self.db.list_collection_names())
+            for name in COLLECTIONS:
+                if name not in existing:
+                    try:
+                        await self.db.create_collection(
+                            name, changeStreamPreAndPostImages={"enabled": True}
+                        )
+                    except OperationFailure as exc:
+                        if exc.code != 48:  # NamespaceExists: another replica won the race
+                            raise
+                else:
+                    await self.db.command(
+                        "collMod", name, changeStreamPreAndPostImages={"enabled": True}
+                    )
+            await self.db[UNITS].create_index(
+                [("application", ASCENDING), ("number", ASCENDING)], unique=True
+            )
+            await self.db[UNITS].create_index([("branch", ASCENDING)])
+            await self.db[VERSIONS].create_index(
+                [("application", ASCENDING), ("version", ASCENDING)], unique=True
+            )
+        except ConnectionFailure as exc:
+            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
+
+    # -- transaction plumbing ---------------------------------------------
+
+    async def _transact(self, body: Callable[[AsyncClientSession], Awaitable[T]]) -> tuple[T, int]:
+        """Run ``body`` in a transaction; return its result and the commit's revision."""
+        try:
+            async with self.client.start_session() as session:
+                result = await session.with_transaction(
+                    body,
+                    read_concern=ReadConcern("snapshot"),
+                    write_concern=WriteConcern("majority"),
+                )
+                op_time = session.operation_time
+        except GenconfError:
+            raise
+        except DuplicateKeyError as exc:
+            raise AlreadyExists(f"already exists: {exc.details or exc}") from exc
+        except ConnectionFailure as exc:
+            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
+        except PyMongoError as exc:
+            raise Unavailable(f"MongoDB error: {exc}") from exc
+        if op_time is None:  # pragma: no cover - servers always return operationTime
+            raise Unavailable("MongoDB did not report the commit's cluster time")
+        return result, revision_of(op_time)
+
+    async def _app(self, s: AsyncClientSession, name: str) -> dict[str, Any]:
+        model.validate_app_name(name)
+        doc = await self.db[APPLICATIONS].find_one({"_id": name}, session=s)
+        if doc is None:
+            raise NotFound(f"application {name!r} not found")
+        return doc
+
+    async def _branch(self, s: AsyncClientSession, name: str) -> dict[str, Any]:
+        model.validate_branch_name(name)
+        doc = await self.db[BRANCHES].find_one({"_id": name}, session=s)
+        if doc is None:
+            raise NotFound(f"branch {name!r} not found (it may have been committed or aborted)")
+        return doc
+
+    async def _unit(self, s: AsyncClientSession, name: str) -> dict[str, Any]:
+        model.parse_unit_name(name)
+        doc = await self.db[UNITS].find_one({"_id": name}, session=s)
+        if doc is None:
+            raise NotFound(f"unit {name!r} not found")
+        return doc
+
+    async def _next_generation(self, s: AsyncClientSession) -> int:
+        last = await self.db[GENERATIONS].find_one({}, sort=[("_id", -1)], session=s)
+        return 1 if last is None else int(last["_id"]) + 1
+
+    async def _write_versions(
+        self,
+        s: AsyncClientSession,
+        kind: str,
+        new_settings: Mapping[str, dict[str, Any]],
+        old_settings: Mapping[str, Mapping[str, Any]],
+        apps: Mapping[str, Mapping[str, Any]],
+        *,
+        branch: str | None,
+        reason: str,
+        created_by: str,
+        metadata: Mapping[str, Any],
+    ) -> tuple[int, dict[str, int]]:
+        """Update master, add one version per application and one generation record."""
+        now = self.clock()
+        generation = await self._next_generation(s)
+        versions: dict[str, int] = {}
+        changes: dict[str, dict[str, Any]] = {}
+        for name, settings in new_settings.items():
+            app = apps[name]
+            version = int(app["version"]) + 1
+            versions[name] = version
+            old = old_settings[name]
+            changes[name] = {
+                key: _from_to(old.get(key, ABSENT), settings.get(key, ABSENT))
+                for key in sorted(set(old) | set(settings))
+                if not model.values_equal(old.get(key, ABSENT), settings.get(key, ABSENT))
+            }
+            updated = await self.db[APPLICATIONS].update_one(
+                {"_id": name, "version": app["version"]},
+                {
+                    "$set": {"settings": settings, "version": version, "updated_at": now},
+                    "$inc": {"revision": 1},
+                },
+                session=s,
+            )
+            if updated.matched_count != 1:  # pragma: no cover - the transaction guards this
+                raise VersionMismatch(f"application {name!r}", int(app["version"]), -1)
+            await self.db[VERSIONS].insert_one(
+                {
+                    "_id": version_id(name, version),
+                    "application": name,
+                    "version": version,
+                    "settings": settings,
+                    "timestamp": now,
+                    "reason": reason,
+                    "created_by": created_by,
+                    "metadata": dict(metadata),
+                    "previous_version": int(app["version"]),
+                    "generation": generation,
+                    "tags": [],
+                    "revision": 1,
+                },
+                session=s,
+            )
+        await self.db[GENERATIONS].insert_one(
+            {
+                "_id": generation,
+                "kind": kind,
+                "branch": branch,
+                "changes": changes,
+                "created_by": created_by,
+                "created_at": now,
+                "reason": reason,
+                "versions": versions,
+                "revision": 1,
+            },
+            session=s,
+        )
+        return generation, versions
+
+    # -- applications ------------------------------------------------------
+
+    async def create_application(
+        self,
+        name: str,
+        *,
+        charm: str = "",
+        schema: Mapping[str, Any] | None = None,
+        units: int = 0,
+        created_by: str = "",
+    ) -> WriteResult:
+        model.validate_app_name(name)
+        parsed = model.parse_schema(schema or {})
+        self._check_count(units)
+        charm = charm or name
+        now = self.clock()
+
+        async def body(s: AsyncClientSession) -> list[str]:
+            if await self.db[APPLICATIONS].find_one({"_id": name}, {"_id": 1}, session=s):
+                raise AlreadyExists(f"application {name!r} already exists")
+            await self.db[APPLICATIONS].insert_one(
+                {
+                    "_id": name,
+                    "charm": charm,
+                    "schema": model.schema_to_doc(parsed),
+                    "settings": {},
+                    "version": 1,
+                    "next_unit": units,
+                    "revision": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                session=s,
+            )
+            await self.db[VERSIONS].insert_one(
+                {
+                    "_id": version_id(name, 1),
+                    "application": name,
+                    "version": 1,
+                    "settings": {},
+                    "timestamp": now,
+                    "reason": "created",
+                    "created_by": created_by,
+                    "metadata": {},
+                    "previous_version": 0,
+                    "generation": None,
+                    "tags": [],
+                    "revision": 1,
+                },
+                session=s,
+            )
+            names = [model.unit_name(name, n) for n in range(units)]
+            if names:
+                await self.db[UNITS].insert_many(
+                    [self._unit_doc(name, n, None) for n in range(units)], session=s
+                )
+            return names
+
+        created, revision = await self._transact(body)
+        return WriteResult(revision, versions={name: 1}, units=created)
+
+    async def update_application(
+        self,
+        name: str,
+        *,
+        charm: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Change the charm or the schema; master and branches must still fit the schema."""
+        parsed = model.parse_schema(schema) if schema is not None else None
+        if charm is not None and not charm:
+            raise InvalidArgument("charm must not be empty")
+
+        async def body(s: AsyncClientSession) -> None:
+            app = await self._app(s, name)
+            update: dict[str, Any] = {"updated_at": self.clock()}
+            if charm is not None:
+                update["charm"] = charm
+            if parsed is not None:
+                problems = []
+                for key, value in app["settings"].items():
+                    try:
+                        model.coerce_value(key, model.require_key(parsed, key), value)
+                    except InvalidArgument as exc:
+                        problems.append(f"master: {exc.message}")
+                async for branch in self.db[BRANCHES].find(
+                    {f"changes.{name}": {"$exists": True}}, session=s
+                ):
+                    for key, change in branch["changes"][name].items():
+                        try:
+                            spec = model.require_key(parsed, key)
+                            if "value" in change:
+                                model.coerce_value(key, spec, change["value"])
+                        except InvalidArgument as exc:
+                            problems.append(f"branch {branch['_id']!r}: {exc.message}")
+                if problems:
+                    raise FailedPrecondition(
+                        f"the new schema of {name!r} does not fit values in use: "
+                        + "; ".join(problems)
+                        + ". Unset or change those values first"
+                    )
+                update["schema"] = model.schema_to_doc(parsed)
+            await self.db[APPLICATIONS].update_one(
+                {"_id": name}, {"$set": update, "$inc": {"revision": 1}}, session=s
+            )
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
+    async def remove_application(self, name: str) -> WriteResult:
+        """Remove an application, its units and versions, and its part of every branch."""
+
+        async def body(s: AsyncClientSession) -> None:
+            await self._app(s, name)
+            await self.db[UNITS].delete_many({"application": name}, session=s)
+            await self.db[VERSIONS].delete_many({"application": name}, session=s)
+            await self.db[BRANCHES].update_many(
+                {
+                    "$or": [
+                        {f"changes.{name}": {"$exists": True}},
+                        {"track_applications": name},
+                    ]
+                },
+                {
+                    "$unset": {f"changes.{name}": ""},
+                    "$pull": {"track_applications": name},
+                    "$inc": {"revision": 1},
+                },
+                session=s,
+            )
+            await self.db[APPLICATIONS].delete_one({"_id": name}, session=s)
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
+    # -- units -------------------------------------------------------------
+
+    @staticmethod
+    def _check_count(count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidArgument(f"unit count must be a whole number >= 0, not {count!r}")
+        if count > MAX_UNITS_PER_CALL:
+            raise InvalidArgument(f"{count} units in one call; the limit is {MAX_UNITS_PER_CALL}")
+
+    @staticmethod
+    def _unit_doc(app: str, number: int, branch: str | None) -> dict[str, Any]:
+        return {
+            "_id": model.unit_name(app, number),
+            "application": app,
+            "number": number,
+            "branch": branch,
+            "applied": None,
+            "revision": 1,
+        }
+
+    async def add_units(
+        self, application: str, *, count: int = 0, names: Sequence[str] = ()
+    ) -> WriteResult:
+        """Add ``count`` units (numbering continues) or the named ones; never reuse a number.
+
+        A unit of an application that a branch tracks as a whole tracks that branch.
+        """
+        self._check_count(count)
+        numbers: list[int] = []
+        for unit in names:
+            app, number = model.parse_unit_name(unit)
+            if app != application:
+                raise InvalidArgument(f"unit {unit!r} does not belong to {application!r}")
+            numbers.append(number)
+        if len(set(numbers)) != len(numbers):
+            raise InvalidArgument("the same unit name is given twice")
+        if count and numbers:
+            raise InvalidArgument("give either a count or unit names, not both")
+        if not count and not numbers:
+            raise InvalidArgument("give a unit count >= 1 or at least one unit name")
+        self._check_count(len(numbers))
+
+        async def body(s: AsyncClientSession) -> list[str]:
+            app = await self._app(s, application)
+            next_unit = int(app["next_unit"])
+            if numbers:
+                taken = [n for n in numbers if n < next_unit]
+                if taken:
+                    raise AlreadyExists(
+                        f"unit number(s) {taken} of {application!r} are in use or were used "
+                        f"before; numbers are never reused: the next free one is {next_unit}"
+                    )
+                chosen = sorted(numbers)
+            else:
+                chosen = list(range(next_unit, next_unit + count))
+            tracker = await self.db[BRANCHES].find_one(
+                {"track_applications": application}, {"_id": 1}, session=s
+            )
+            branch = tracker["_id"] if tracker else None
+            await self.db[UNITS].insert_many(
+                [self._unit_doc(application, n, branch) for n in chosen], session=s
+            )
+            await self.db[APPLICATIONS].update_one(
+                {"_id": application},
+                {"$set": {"next_unit": max(chosen) + 1}, "$inc": {"revision": 1}},
+                session=s,
+            )
+            return [model.unit_name(application, n) for n in chosen]
+
+        added, revision = await self._transact(body)
+        return WriteResult(revision, units=added)
+
+    async def remove_unit(self, name: str) -> WriteResult:
+        async def body(s: AsyncClientSession) -> None:
+            await self._unit(s, name)
+            await self.db[UNITS].delete_one({"_id": name}, session=s)
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision, units=[name])
+
+    # -- master config -----------------------------------------------------
+
+    async def set_config(
+        self,
+        application: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Iterable[str] = (),
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Change master: a new immutable version and a ``set`` generation.
+
+        A write that changes nothing writes nothing and returns the current version.
+        """
+        to_set = dict(set or {})
+        to_unset = list(unset)
+        if not to_set and not to_unset:
+            raise InvalidArgument("nothing to change: give keys to set or unset")
+        both = sorted(k for k in to_unset if k in to_set)
+        if both:
+            raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
+        meta = self._check_metadata(metadata)
+
+        async def body(s: AsyncClientSession) -> tuple[int | None, dict[str, int]]:
+            app = await self._app(s, application)
+            self._check_expected(app, expected_version)
+            schema = schema_of(app)
+            values = model.validate_settings(schema, to_set)
+            for key in to_unset:
+                model.require_key(schema, key)
+            old = dict(app["settings"])
+            new = {**old, **values}
+            for key in to_unset:
+                new.pop(key, None)
+            if model.diff(old, new).empty:
+                return None, {application: int(app["version"])}
+            return await self._write_versions(
+                s,
+                "set",
+                {application: new},
+                {application: old},
+                {application: app},
+                branch=None,
+                reason=reason,
+                created_by=created_by,
+                metadata=meta,
+            )
+
+        (generation, versions), revision = await self._transact(body)
+        return WriteResult(revision, generation=generation, versions=versions)
+
+    @staticmethod
+    def _check_expected(app: Mapping[str, Any], expected: int | None) -> None:
+        if expected is not None and int(app["version"]) != expected:
+            raise VersionMismatch(f"application {app['_id']!r}", expected, int(app["version"]))
+
+    @staticmethod
+    def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        meta = dict(metadata or {})
+        model.coerce_value("metadata", model.OptionSpec(model.ValueType.OBJECT), meta)
+        return meta
+
+    # -- branches ----------------------------------------------------------
+
+    async def add_branch(self, name: str, *, created_by: str = "") -> WriteResult:
+        model.validate_branch_name(name)
+        now = self.clock()
+
+        async def body(s: AsyncClientSession) -> None:
+            if await self.db[BRANCHES].find_one({"_id": name}, {"_id": 1}, session=s):
+                raise AlreadyExists(f"branch {name!r} already exists")
+            await self.db[BRANCHES].insert_one(
+                {
+                    "_id": name,
+                    "created_by": created_by,
+                    "created_at": now,
+                    "track_applications": [],
+                    "changes": {},
+                    "revision": 1,
+                },
+                session=s,
+            )
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
+    async def track(
+        self,
+        branch: str,
+        *,
+        units: Sequence[str] = (),
+        applications: Sequence[str] = (),
+        count: int = 0,
+        application: str | None = None,
+    ) -> WriteResult:
+        """Make units track ``branch``: named units, whole applications (future units too),
+        or ``count`` units of ``application`` (the lowest-numbered free ones, so that
+        repeating the call is stable)."""
+        for unit in units:
+            model.parse_unit_name(unit)
+        for app in applications:
+            model.validate_app_name(app)
+        self._check_count(count)
+        if count and application is None:
+            raise InvalidArgument("count needs the application to pick units from")
+        if not (units or applications or count):
+            raise InvalidArgument("give units, applications, or a count of units to track")
+
+        async def body(s: AsyncClientSession) -> list[str]:
+            await self._branch(s, branch)
+            chosen: list[str] = []
+            busy: list[str] = []
+            for name in units:
+                unit = await self._unit(s, name)
+                if unit["branch"] not in (None, branch):
+                    busy.append(f"{name} tracks {unit['branch']!r}")
+                chosen.append(name)
+            for app in applications:
+                await self._app(s, app)
+                other = await self.db[BRANCHES].find_one(
+                    {"track_applications": app, "_id": {"$ne": branch}}, {"_id": 1}, session=s
+                )
+                if other:
+                    busy.append(f"application {app} is tracked by branch {other['_id']!r}")
+                async for unit in self.db[UNITS].find({"application": app}, session=s):
+                    if unit["branch"] not in (None, branch):
+                        busy.append(f"{unit['_id']} tracks {unit['branch']!r}")
+                    chosen.append(unit["_id"])
+            if count:
+                assert application is not None
+                await self._app(s, application)
+                have = await self.db[UNITS].count_documents(
+                    {"application": application, "branch": branch}, session=s
+                )
+                # limit(0) would mean "no limit" to MongoDB: skip the query instead.
+                free = (
+                    await self.db[UNITS]
+                    .find({"application": application, "branch": None}, session=s)
+                    .sort("number", ASCENDING)
+                    .limit(count - have)
+                    .to_list()
+                    if count > have
+                    else []
+                )
+                if have + len(free) < count:
+                    raise FailedPrecondition(
+                        f"{application!r} has {have + len(free)} unit(s) free to track "
+                        f"{branch!r}, fewer than {count}; add units or untrack others first"
+                    )
+                chosen.extend(u["_id"] for u in free)
+            if busy:
+                raise FailedPrecondition(
+                    "a unit tracks at most one branch: "
+                    + "; ".join(busy)
+                    + ". Untrack them from their branch first"
+                )
+            if applications:
+                await self.db[BRANCHES].update_one(
+                    {"_id": branch},
+                    {
+                        "$addToSet": {"track_applications": {"$each": list(applications)}},
+                        "$inc": {"revision": 1},
+                    },
+                    session=s,
+                )
+            fresh = sorted(set(chosen))
+            await self.db[UNITS].update_many(
+                {"_id": {"$in": fresh}, "branch": None},
+                {"$set": {"branch": branch}, "$inc": {"revision": 1}},
+                session=s,
+            )
+            return fresh
+
+        tracked, revision = await self._transact(body)
+        return WriteResult(revision, units=tracked)
+
+    async def untrack(
+        self, branch: str, *, units: Sequence[str] = (), applications: Sequence[str] = ()
+    ) -> WriteResult:
+        """Units (or whole applications) stop tracking ``branch`` and see master again."""
+        for unit in units:
+            model.parse_unit_name(unit)
+        if not (units or applications):
+            raise InvalidArgument("give units or applications to untrack")
+
+        async def body(s: AsyncClientSession) -> list[str]:
+            doc = await self._branch(s, branch)
+            names = []
+            for name in units:
+                unit = await self._unit(s, name)
+                if unit["branch"] != branch:
+                    raise FailedPrecondition(
+                        f"unit {name!r} does not track branch {branch!r}"
+                        + (f" (it tracks {unit['branch']!r})" if unit["branch"] else "")
+                    )
+                names.append(name)
+            for app in applications:
+                await self._app(s, app)
+                if app not in doc["track_applications"]:
+                    raise FailedPrecondition(
+                        f"branch {branch!r} does not track application {app!r} as a whole"
+                    )
+                async for unit in self.db[UNITS].find(
+                    {"application": app, "branch": branch}, {"_id": 1}, session=s
+                ):
+                    names.append(unit["_id"])
+            if applications:
+                await self.db[BRANCHES].update_one(
+                    {"_id": branch},
+                    {
+                        "$pull": {"track_applications": {"$in": list(applications)}},
+                        "$inc": {"revision": 1},
+                    },
+                    session=s,
+                )
+            await self.db[UNITS].update_many(
+                {"_id": {"$in": names}},
+                {"$set": {"branch": None}, "$inc": {"revision": 1}},
+                session=s,
+            )
+            return sorted(set(names))
+
+        untracked, revision = await self._transact(body)
+        return WriteResult(revision, units=untracked)
+
+    async def set_branch_config(
+        self,
+        branch: str,
+        application: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Iterable[str] = (),
+    ) -> WriteResult:
+        """Stage changes on a branch; the first touch of a key records master's value."""
+        to_set = dict(set or {})
+        to_unset = list(unset)
+        if not to_set and not to_unset:
+            raise InvalidArgument("nothing to change: give keys to set or unset")
+        both = sorted(k for k in to_unset if k in to_set)
+        if both:
+            raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
+
+        async def body(s: AsyncClientSession) -> None:
+            doc = await self._branch(s, branch)
+            app = await self._app(s, application)
+            schema = schema_of(app)
+            values = model.validate_settings(schema, to_set)
+            for key in to_unset:
+                model.require_key(schema, key)
+            master = app["settings"]
+            current = changes_of(doc["changes"].get(application, {}))
+            for key, value in values.items():
+                current[key] = model.touch(current.get(key), master.get(key, ABSENT), Op.SET, value)
+            for key in to_unset:
+                current[key] = model.touch(current.get(key), master.get(key, ABSENT), Op.UNSET)
+            await self.db[BRANCHES].update_one(
+                {"_id": branch},
+                {
+                    "$set": {f"changes.{application}": {k: c.to_doc() for k, c in current.items()}},
+                    "$inc": {"revision": 1},
+                },
+                session=s,
+            )
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
+    async def commit_branch(
+        self,
+        branch: str,
+        *,
+        force: bool = False,
+        created_by: str = "",
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Apply a branch to master for everyone, atomically, or raise `Conflict`.
+
+        One transaction: conflict check per key (``force`` = last write wins), master
+        updated, one new version per touched application, one generation record, the
+        tracking units released, the branch removed.
+        """
+        meta = self._check_metadata(metadata)
+
+        async def body(s: AsyncClientSession) -> tuple[int, dict[str, int], list[str]]:
+            doc = await self._branch(s, branch)
+            apps: dict[str, dict[str, Any]] = {}
+            old: dict[str, dict[str, Any]] = {}
+            new: dict[str, dict[str, Any]] = {}
+            conflicts = []
+            for app_name in sorted(doc["changes"]):
+                changes = changes_of(doc["changes"][app_name])
+                if not changes:
+                    continue
+                app = await self._app(s, app_name)
+                apps[app_name] = app
+                old[app_name] = dict(app["settings"])
+                conflicts.extend(model.find_conflicts(app_name, old[app_name], changes))
+                new[app_name] = model.apply_changes(old[app_name], changes)
+            if conflicts and not force:
+                raise Conflict(f"branch {branch!r}", conflicts)
+            generation, versions = await self._write_versions(
+                s,
+                "commit",
+                new,
+                old,
+                apps,
+                branch=branch,
+                reason=reason or f"commit branch {branch}",
+                created_by=created_by,
+                metadata=meta,
+            )
+            released = await self._release_units(s, branch)
+            await self.db[BRANCHES].delete_one({"_id": branch}, session=s)
+            return generation, versions, released
+
+        (generation, versions, released), revision = await self._transact(body)
+        return WriteResult(revision, generation=generation, versions=versions, units=released)
+
+    async def _release_units(self, s: AsyncClientSession, branch: str) -> list[str]:
+        names = [
+            u["_id"] async for u in self.db[UNITS].find({"branch": branch}, {"_id": 1}, session=s)
+        ]
+        if names:
+            await self.db[UNITS].update_many(
+                {"branch": branch},
+                {"$set": {"branch": None}, "$inc": {"revision": 1}},
+                session=s,
+            )
+        return sorted(names)
+
+    async def abort_branch(self, branch: str, *, force: bool = False) -> WriteResult:
+        """Drop a branch; refused while units track it unless forced (they fall back to master)."""
+
+        async def body(s: AsyncClientSession) -> list[str]:
+            await self._branch(s, branch)
+            if not force:
+                tracking = [
+                    u["_id"]
+                    async for u in self.db[UNITS].find({"branch": branch}, {"_id": 1}, session=s)
+                ]
+                if tracking:
+                    shown = ", ".join(sorted(tracking)[:20])
+                    more = f" and {len(tracking) - 20} more" if len(tracking) > 20 else ""
+                    raise FailedPrecondition(
+                        f"branch {branch!r} is tracked by {len(tracking)} unit(s): {shown}{more}; "
+                        "untrack them, or abort with force to move them back to master"
+                    )
+            released = await self._release_units(s, branch)
+            await self.db[BRANCHES].delete_one({"_id": branch}, session=s)
+            return released
+
+        released, revision = await self._transact(body)
+        return WriteResult(revision, units=released)
+
+    # -- direct reads (history, tests, recomputation) ----------------------
+
+    async def load(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every application, unit and branch document, by collection then _id."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        try:
+            for coll in (APPLICATIONS, UNITS, BRANCHES):
+                out[coll] = {d["_id"]: d async for d in self.db[coll].find({})}
+        except ConnectionFailure as exc:
+            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
+        return out
+
+    async def get_version(self, application: str, version: int) -> dict[str, Any]:
+        doc = await self.db[VERSIONS].find_one({"_id": version_id(application, version)})
+        if doc is None:
+            raise NotFound(f"application {application!r} has no version {version}")
+        return doc
+
+    async def get_generation(self, generation: int) -> dict[str, Any]:
+        doc = await self.db[GENERATIONS].find_one({"_id": generation})
+        if doc is None:
+            raise NotFound(f"generation {generation} not found")
+        return doc
+
+    async def set_applied(
+        self,
+        unit: str,
+        *,
+        hash: str,
+        ok: bool,
+        message: str = "",
+    ) -> WriteResult:
+        """Record an agent's latest applied report on its unit."""
+        report = {"hash": hash, "ok": ok, "message": message[:4096], "at": self.clock()}
+
+        async def body(s: AsyncClientSession) -> None:
+            await self._unit(s, unit)
+            await self.db[UNITS].update_one(
+                {"_id": unit}, {"$set": {"applied": report}, "$inc": {"revision": 1}}, session=s
+            )
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision, units=[unit])
+
+
+def effective_from_docs(app: Mapping[str, Any], branch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A unit's effective config straight from documents (for recomputation checks)."""
+    changes = changes_of(branch["changes"].get(app["_id"], {})) if branch else None
+    return model.effective_config(schema_of(app), app["settings"], changes)
