@@ -1,0 +1,560 @@
+"""The model cache: every read and watch is answered from here.
+
+Exactly one writer, the multiwatcher, calls `load`, `apply` and `advance`, always
+from one task; everything else only reads or subscribes. There are no locks:
+each call runs to completion on the event loop, so a batch is applied
+atomically with respect to every reader.
+
+Effective config depends only on (application, branch), so it is computed and
+memoized once per such *group*, not per unit: an application-wide change costs
+one computation and one hash however many units share it, and every unit of
+the group shares the same `EffectiveConfig` object (and later its encoding).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from genconf import model
+from genconf.deltas import Batch, Delta, Kind, Record
+from genconf.errors import NotFound, OutOfRange
+from genconf.records import Application, Branch, Generation, Unit
+
+DEFAULT_RING_SIZE: Final = 10_000
+DEFAULT_FEED_BUFFER: Final = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveConfig:
+    """The effective config of one (application, branch) group at a revision."""
+
+    application: str
+    branch: str | None
+    config: Mapping[str, Any]
+    hash: str
+    app_version: int
+    revision: int
+    # Memo for encoders (e.g. the API's serialized message): computed once per
+    # distinct config, shared by every subscriber of the group.
+    encoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitConfig:
+    unit: str
+    effective: EffectiveConfig
+
+    @property
+    def hash(self) -> str:
+        return self.effective.hash
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.effective.config
+
+
+class WatchClosed(Exception):
+    """The watch ended: the unit was removed, or the cache shut down."""
+
+    def __init__(self, reason: str, *, removed: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.removed = removed
+
+
+class ConfigWatch:
+    """A unit's watch with latest-state semantics: at most one pending update.
+
+    A slow reader's updates coalesce into the newest, so its memory is bounded
+    and it never slows the writer.
+    """
+
+    __slots__ = ("_cache", "_closed", "_event", "_pending", "coalesced", "delivered", "unit")
+
+    def __init__(self, cache: ModelCache, unit: str) -> None:
+        self._cache = cache
+        self.unit = unit
+        self._pending: EffectiveConfig | None = None
+        self._closed: WatchClosed | None = None
+        self._event = anyio.Event()
+        self.coalesced = 0
+        self.delivered = 0
+
+    def _offer(self, effective: EffectiveConfig) -> None:
+        if self._pending is not None:
+            self.coalesced += 1
+        self._pending = effective
+        self._event.set()
+
+    def _close(self, reason: WatchClosed) -> None:
+        if self._closed is None:
+            self._closed = reason
+            self._event.set()
+
+    @property
+    def pending(self) -> bool:
+        return self._pending is not None
+
+    async def next(self) -> EffectiveConfig:
+        """The newest config not yet returned; raises WatchClosed when the watch ends."""
+        while self._pending is None:
+            if self._closed is not None:
+                raise self._closed
+            await self._event.wait()
+            self._event = anyio.Event()
+        effective, self._pending = self._pending, None
+        self.delivered += 1
+        return effective
+
+    def close(self) -> None:
+        """Unsubscribe; idempotent."""
+        self._cache._unwatch(self)
+        self._close(WatchClosed("closed"))
+
+    def __enter__(self) -> ConfigWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class FeedFilter:
+    kinds: frozenset[Kind] = frozenset()
+    applications: frozenset[str] = frozenset()
+
+    def matches(self, delta: Delta) -> bool:
+        if self.kinds and delta.kind not in self.kinds:
+            return False
+        if self.applications:
+            app = delta.application
+            if delta.kind is Kind.BRANCH:
+                branch = delta.value or delta.previous
+                assert isinstance(branch, Branch)
+                return bool(self.applications & set(branch.changes)) or bool(
+                    self.applications & set(branch.track_applications)
+                )
+            if delta.kind is Kind.GENERATION:
+                gen = delta.value
+                assert isinstance(gen, Generation)
+                return bool(self.applications & set(gen.changes))
+            return app in self.applications
+        return True
+
+
+class FeedOverflow(Exception):
+    """An admin feed subscriber fell more than its buffer behind; resume from a revision."""
+
+
+class FeedSubscription:
+    """A bounded stream of deltas for one admin watcher. Sending never blocks the
+    writer: a subscriber whose buffer is full is closed with FeedOverflow and can
+    resume from the last revision it saw."""
+
+    def __init__(self, cache: ModelCache, flt: FeedFilter, buffer: int) -> None:
+        self._cache = cache
+        self.filter = flt
+        send, receive = anyio.create_memory_object_stream[Batch](buffer)
+        self._send: MemoryObjectSendStream[Batch] = send
+        self._receive: MemoryObjectReceiveStream[Batch] = receive
+        self.overflowed = False
+
+    def _publish(self, batch: Batch) -> None:
+        deltas = tuple(d for d in batch.deltas if self.filter.matches(d))
+        if not deltas or self.overflowed:
+            return
+        try:
+            self._send.send_nowait(Batch(batch.revision, deltas))
+        except anyio.WouldBlock:
+            self.overflowed = True
+            self._send.close()
+        except anyio.BrokenResourceError:
+            pass
+
+    async def next(self) -> Batch:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            if self.overflowed:
+                raise FeedOverflow(
+                    "the admin feed fell too far behind; resume from the last revision seen"
+                ) from None
+            raise
+
+    def close(self) -> None:
+        self._cache._feeds.discard(self)
+        self._send.close()
+        self._receive.close()
+
+    def __enter__(self) -> FeedSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class CacheStats:
+    revision: int = 0
+    batches_applied: int = 0
+    deltas_applied: int = 0
+    groups_recomputed: int = 0
+    notifications: int = 0
+    watchers: int = 0
+    feeds: int = 0
+    ring_size: int = 0
+    resyncs: int = 0
+
+
+class ModelCache:
+    """Applications, units and branches at one revision, with watches.
+
+    Single writer (the multiwatcher); see the module docstring.
+    """
+
+    def __init__(
+        self, *, ring_size: int = DEFAULT_RING_SIZE, feed_buffer: int = DEFAULT_FEED_BUFFER
+    ) -> None:
+        self.applications: dict[str, Application] = {}
+        self.units: dict[str, Unit] = {}
+        self.branches: dict[str, Branch] = {}
+        self.last_generation = 0
+        self.revision = 0
+        self.synced = False
+        self._units_by_app: dict[str, set[str]] = {}
+        self._units_by_branch: dict[str, set[str]] = {}
+        self._groups: dict[tuple[str, str | None], EffectiveConfig] = {}
+        self._watches: dict[str, set[ConfigWatch]] = {}
+        self._feeds: set[FeedSubscription] = set()
+        self._ring: deque[Batch] = deque()
+        self._ring_deltas = 0
+        self._ring_size = ring_size
+        self._feed_buffer = feed_buffer
+        # The oldest revision from which deltas_since can replay without a gap.
+        self.oldest_revision = 0
+        self._waiters: list[tuple[int, int, anyio.Event]] = []
+        self._waiter_seq = itertools.count()
+        self._synced_event = anyio.Event()
+        self.stats = CacheStats()
+
+    # -- reads ---------------------------------------------------------------
+
+    def config(self, unit: str) -> UnitConfig:
+        """The unit's effective config; O(1) when memoized."""
+        record = self.units.get(unit)
+        if record is None:
+            raise NotFound(f"unit {unit!r} not found")
+        effective = self._group(record.application, record.branch)
+        if effective is None:
+            raise NotFound(f"unit {unit!r} has no application (it is being removed)")
+        return UnitConfig(unit, effective)
+
+    def units_of(self, application: str) -> list[Unit]:
+        names = self._units_by_app.get(application, set())
+        return sorted((self.units[n] for n in names), key=lambda u: u.number)
+
+    def tracking(self, branch: str) -> list[Unit]:
+        names = self._units_by_branch.get(branch, set())
+        return sorted((self.units[n] for n in names), key=lambda u: (u.application, u.number))
+
+    def statistics(self) -> CacheStats:
+        self.stats.revision = self.revision
+        self.stats.watchers = sum(len(w) for w in self._watches.values())
+        self.stats.feeds = len(self._feeds)
+        self.stats.ring_size = self._ring_deltas
+        return self.stats
+
+    async def wait_synced(self) -> None:
+        await self._synced_event.wait()
+
+    async def wait_for(self, revision: int) -> None:
+        """Wait until the cache has applied ``revision``: read-your-writes.
+
+        Callers bound the wait (``anyio.fail_after``); cancellation leaves no waiter.
+        """
+        if self.revision >= revision:
+            return
+        event = anyio.Event()
+        entry = (revision, next(self._waiter_seq), event)
+        heapq.heappush(self._waiters, entry)
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():
+                self._waiters.remove(entry)
+                heapq.heapify(self._waiters)
+
+    def deltas_since(self, revision: int) -> list[Batch]:
+        """Every batch after ``revision``; OutOfRange when that is older than the ring."""
+        if revision < self.oldest_revision:
+            raise OutOfRange(
+                f"revision {revision} is older than the oldest retained revision "
+                f"{self.oldest_revision}; take a new Snapshot and watch from its revision"
+            )
+        return [b for b in self._ring if b.revision > revision]
+
+    # -- subscriptions -------------------------------------------------------
+
+    def watch(self, unit: str) -> ConfigWatch:
+        """Subscribe to a unit's effective config changes (hash changes only)."""
+        if unit not in self.units:
+            raise NotFound(f"unit {unit!r} not found")
+        w = ConfigWatch(self, unit)
+        self._watches.setdefault(unit, set()).add(w)
+        return w
+
+    def _unwatch(self, w: ConfigWatch) -> None:
+        watches = self._watches.get(w.unit)
+        if watches is not None:
+            watches.discard(w)
+            if not watches:
+                del self._watches[w.unit]
+
+    def subscribe(
+        self,
+        *,
+        kinds: Iterable[Kind] = (),
+        applications: Iterable[str] = (),
+        since: int | None = None,
+        buffer: int | None = None,
+    ) -> tuple[list[Batch], FeedSubscription]:
+        """Replay from ``since`` (OutOfRange if too old) and subscribe to what follows,
+        with no gap and no duplicate between the two."""
+        flt = FeedFilter(frozenset(kinds), frozenset(applications))
+        replay: list[Batch] = []
+        if since is not None:
+            for batch in self.deltas_since(since):
+                deltas = tuple(d for d in batch.deltas if flt.matches(d))
+                if deltas:
+                    replay.append(Batch(batch.revision, deltas))
+        sub = FeedSubscription(self, flt, buffer or self._feed_buffer)
+        self._feeds.add(sub)
+        return replay, sub
+
+    # -- the single writer ---------------------------------------------------
+
+    def load(
+        self,
+        applications: Iterable[Application],
+        units: Iterable[Unit],
+        branches: Iterable[Branch],
+        last_generation: int,
+        revision: int,
+    ) -> None:
+        """Initial state at ``revision`` (no watchers can exist yet: nothing is notified)."""
+        self.applications = {a.name: a for a in applications}
+        self.units = {u.name: u for u in units}
+        self.branches = {b.name: b for b in branches}
+        self.last_generation = last_generation
+        self._units_by_app = {}
+        self._units_by_branch = {}
+        for u in self.units.values():
+            self._index_unit(u, add=True)
+        self._groups.clear()
+        self.revision = max(self.revision, revision)
+        self.oldest_revision = self.revision
+        self._mark_synced()
+
+    def diff_snapshot(
+        self,
+        applications: Iterable[Application],
+        units: Iterable[Unit],
+        branches: Iterable[Branch],
+        generations: Iterable[Generation],
+        revision: int,
+    ) -> Batch:
+        """The deltas that turn the cache into this snapshot (after history was lost)."""
+        deltas: list[Delta] = []
+        for kind, current, fresh in (
+            (Kind.APPLICATION, self.applications, {a.name: a for a in applications}),
+            (Kind.UNIT, self.units, {u.name: u for u in units}),
+            (Kind.BRANCH, self.branches, {b.name: b for b in branches}),
+        ):
+            for key in sorted(set(current) | set(fresh)):
+                if current.get(key) != fresh.get(key):
+                    deltas.append(Delta(kind, key, revision, fresh.get(key)))
+        for gen in sorted(generations, key=lambda g: g.id):
+            if gen.id > self.last_generation:
+                deltas.append(Delta(Kind.GENERATION, str(gen.id), revision, gen))
+        return Batch(revision, tuple(deltas))
+
+    def apply(self, batch: Batch) -> None:
+        """Apply one transaction's deltas atomically, then notify exactly the units
+        whose effective config hash changed."""
+        # The hash each possibly-affected unit had before the batch, captured just
+        # before the first delta that can change it (None: the unit is new).
+        before: dict[str, str | None] = {}
+        removed_units: list[str] = []
+        applied: list[Delta] = []
+        for delta in batch.deltas:
+            previous = self._apply_one(delta, before, removed_units)
+            applied.append(delta.with_previous(previous))
+        for unit, old_hash in before.items():
+            record = self.units.get(unit)
+            if record is None:
+                continue
+            new = self._group(record.application, record.branch, batch.revision)
+            if new is not None and new.hash != old_hash:
+                for w in self._watches.get(unit, ()):
+                    w._offer(new)
+                    self.stats.notifications += 1
+        for unit in removed_units:
+            for w in list(self._watches.pop(unit, ())):
+                w._close(WatchClosed(f"unit {unit!r} was removed", removed=True))
+        self.stats.batches_applied += 1
+        self.stats.deltas_applied += len(batch.deltas)
+        if applied:
+            enriched = Batch(batch.revision, tuple(applied))
+            self._remember(enriched)
+            for feed in list(self._feeds):
+                feed._publish(enriched)
+        self.advance(batch.revision)
+
+    def advance(self, revision: int) -> None:
+        """Everything up to ``revision`` is applied (also called when the stream is idle)."""
+        if revision > self.revision:
+            self.revision = revision
+        while self._waiters and self._waiters[0][0] <= self.revision:
+            heapq.heappop(self._waiters)[2].set()
+
+    def close_all(self, reason: str) -> None:
+        """End every watch (server shutdown)."""
+        for watches in list(self._watches.values()):
+            for w in list(watches):
+                w._close(WatchClosed(reason))
+        self._watches.clear()
+        for feed in list(self._feeds):
+            feed.close()
+
+    def note_resync(self) -> None:
+        self.stats.resyncs += 1
+
+    # -- internals -------------------------------------------------------------
+
+    def _mark_synced(self) -> None:
+        self.synced = True
+        self._synced_event.set()
+
+    def _group(
+        self, application: str, branch: str | None, revision: int | None = None
+    ) -> EffectiveConfig | None:
+        key = (application, branch)
+        effective = self._groups.get(key)
+        if effective is not None:
+            return effective
+        app = self.applications.get(application)
+        if app is None:
+            return None
+        changes = None
+        if branch is not None and (b := self.branches.get(branch)) is not None:
+            changes = b.changes.get(application)
+        config = model.effective_config(app.schema, app.settings, changes)
+        effective = EffectiveConfig(
+            application,
+            branch,
+            config,
+            model.config_hash(config),
+            app.version,
+            self.revision if revision is None else revision,
+        )
+        self._groups[key] = effective
+        self.stats.groups_recomputed += 1
+        return effective
+
+    def _capture(self, units: Iterable[str], before: dict[str, str | None]) -> None:
+        for unit in units:
+            if unit in before:
+                continue
+            record = self.units.get(unit)
+            effective = self._group(record.application, record.branch) if record else None
+            before[unit] = effective.hash if effective else None
+
+    def _invalidate(self, *, application: str | None = None, branch: str | None = None) -> None:
+        if application is not None:
+            stale = [k for k in self._groups if k[0] == application]
+        else:
+            stale = [k for k in self._groups if k[1] == branch]
+        for key in stale:
+            del self._groups[key]
+
+    def _apply_one(
+        self, delta: Delta, before: dict[str, str | None], removed_units: list[str]
+    ) -> Record | None:
+        """Mutate the state for one delta; return the object it replaces."""
+        previous: Record | None
+        if delta.kind is Kind.APPLICATION:
+            previous = self.applications.get(delta.key)
+            new_app = delta.value if isinstance(delta.value, Application) else None
+            if not _same_config_inputs(previous, new_app):
+                self._capture(self._units_by_app.get(delta.key, ()), before)
+                self._invalidate(application=delta.key)
+            if new_app is None:
+                self.applications.pop(delta.key, None)
+            else:
+                self.applications[delta.key] = new_app
+        elif delta.kind is Kind.UNIT:
+            previous = self.units.get(delta.key)
+            old_unit = previous if isinstance(previous, Unit) else None
+            new_unit = delta.value if isinstance(delta.value, Unit) else None
+            if old_unit is None or new_unit is None or old_unit.branch != new_unit.branch:
+                self._capture((delta.key,), before)
+            if old_unit is not None:
+                self._index_unit(old_unit, add=False)
+            if new_unit is None:
+                self.units.pop(delta.key, None)
+                if old_unit is not None:
+                    removed_units.append(delta.key)
+            else:
+                self.units[delta.key] = new_unit
+                self._index_unit(new_unit, add=True)
+        elif delta.kind is Kind.BRANCH:
+            previous = self.branches.get(delta.key)
+            old_changes = previous.changes if isinstance(previous, Branch) else {}
+            new_branch = delta.value if isinstance(delta.value, Branch) else None
+            if old_changes != (new_branch.changes if new_branch else {}):
+                self._capture(self._units_by_branch.get(delta.key, ()), before)
+                self._invalidate(branch=delta.key)
+            if new_branch is None:
+                self.branches.pop(delta.key, None)
+            else:
+                self.branches[delta.key] = new_branch
+        else:
+            previous = None
+            if isinstance(delta.value, Generation):
+                self.last_generation = max(self.last_generation, delta.value.id)
+        return previous
+
+    def _index_unit(self, unit: Unit, *, add: bool) -> None:
+        pairs = ((self._units_by_app, unit.application), (self._units_by_branch, unit.branch))
+        for index, key in pairs:
+            if key is None:
+                continue
+            if add:
+                index.setdefault(key, set()).add(unit.name)
+            elif (names := index.get(key)) is not None:
+                names.discard(unit.name)
+                if not names:
+                    del index[key]
+
+    def _remember(self, batch: Batch) -> None:
+        self._ring.append(batch)
+        self._ring_deltas += len(batch.deltas)
+        while self._ring_deltas > self._ring_size and len(self._ring) > 1:
+            dropped = self._ring.popleft()
+            self._ring_deltas -= len(dropped.deltas)
+            self.oldest_revision = dropped.revision
+
+
+def _same_config_inputs(a: Record | None, b: Application | None) -> bool:
+    """Whether two application states give every unit the same effective config."""
+    if not isinstance(a, Application) or b is None:
+        return False
+    return (a.schema, a.settings, a.version) == (b.schema, b.settings, b.version)

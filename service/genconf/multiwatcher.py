@@ -1,0 +1,340 @@
+"""The multiwatcher: one change stream per process, the cache's only writer.
+
+Start without a gap: read every collection at one cluster time T (snapshot read
+concern, ``atClusterTime``), load the cache, then open the change stream just
+after T, so each change is applied exactly once. Events of one transaction share
+a cluster time and are applied as one batch, closed when the stream's current
+batch is drained or an event with a later cluster time arrives.
+
+Resume state is data: the last resume token. Resumable errors (network, step
+down, restart) reopen the stream from it with backoff; history lost or an
+invalid token triggers a reload whose differences from the cache are applied as
+ordinary deltas, so no watcher misses a change.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+from bson import Timestamp
+from pymongo.asynchronous.change_stream import AsyncChangeStream
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure, PyMongoError
+
+from genconf.cache import ModelCache
+from genconf.deltas import COLLECTION_KINDS, Batch, Delta, Kind, Record
+from genconf.records import Application, Branch, Generation, Unit
+from genconf.store import APPLICATIONS, BRANCHES, GENERATIONS, UNITS, revision_of
+
+log = logging.getLogger("genconf.multiwatcher")
+
+# Server error codes after which resuming from our token cannot work:
+# ChangeStreamHistoryLost, ChangeStreamFatalError, InvalidResumeToken, CappedPositionLost.
+HISTORY_LOST_CODES: Final = frozenset({286, 280, 260, 136})
+WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS)
+SNAPSHOT_BATCH: Final = 10_000
+
+
+class State(enum.StrEnum):
+    STARTING = "starting"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    RESYNCING = "resyncing"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+@dataclass
+class Tuning:
+    """Knobs tests may change."""
+
+    max_await_ms: int = 500
+    backoff_initial: float = 0.1
+    backoff_max: float = 5.0
+    stream_batch_size: int = 5_000
+
+
+@dataclass
+class WatcherStats:
+    state: State = State.STARTING
+    events: int = 0
+    batches: int = 0
+    resumes: int = 0
+    resyncs: int = 0
+    last_error: str = ""
+    lag_seconds: float = 0.0
+
+
+def token_revision(token: Mapping[str, Any] | None) -> int | None:
+    """The cluster time encoded at the start of a resume token (KeyString CTimestamp)."""
+    if not token:
+        return None
+    data = token.get("_data")
+    if not isinstance(data, str) or len(data) < 18 or not data.startswith("82"):
+        return None
+    raw = bytes.fromhex(data[2:18])
+    return int.from_bytes(raw, "big")
+
+
+def is_history_lost(exc: BaseException) -> bool:
+    """Whether resuming from our token can never work (reload instead)."""
+    if isinstance(exc, OperationFailure):
+        if exc.code in HISTORY_LOST_CODES:
+            return True
+        return "resume token" in str(exc).lower() and "not found" in str(exc).lower()
+    return False
+
+
+def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
+    if kind is Kind.APPLICATION:
+        return Application.from_doc(doc)
+    if kind is Kind.UNIT:
+        return Unit.from_doc(doc)
+    if kind is Kind.BRANCH:
+        return Branch.from_doc(doc)
+    return Generation.from_doc(doc)
+
+
+def delta_of(event: Mapping[str, Any]) -> Delta | None:
+    """A typed delta from one change event (None for events we do not model)."""
+    op = event.get("operationType")
+    ns = event.get("ns") or {}
+    kind = COLLECTION_KINDS.get(ns.get("coll", ""))
+    if kind is None or op not in ("insert", "update", "replace", "delete"):
+        return None
+    key = str(event["documentKey"]["_id"])
+    revision = revision_of(event["clusterTime"])
+    if op == "delete":
+        return Delta(kind, key, revision, None)
+    return Delta(kind, key, revision, record_of(kind, event["fullDocument"]))
+
+
+@dataclass
+class Snapshot:
+    applications: list[Application]
+    units: list[Unit]
+    branches: list[Branch]
+    generations: list[Generation]
+    last_generation: int
+    revision: int
+    timestamp: Timestamp
+
+
+class Multiwatcher:
+    """Feeds the cache from the database's change stream. The only cache writer."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        cache: ModelCache,
+        *,
+        tuning: Tuning | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.cache = cache
+        self.tuning = tuning or Tuning()
+        self.clock = clock
+        self.stats = WatcherStats()
+        self.resume_token: Mapping[str, Any] | None = None
+        self._start_after: Timestamp | None = None
+        # Test seam: a token to resume from on the first open (e.g. an invalid one).
+        self.force_resume_token: Mapping[str, Any] | None = None
+
+    @property
+    def state(self) -> State:
+        return self.stats.state
+
+    async def run(self) -> None:
+        """Load, then follow the stream until cancelled."""
+        backoff = self.tuning.backoff_initial
+        self.stats.state = State.SYNCING
+        try:
+            while True:
+                try:
+                    if self._start_after is None and self.resume_token is None:
+                        await self._load()
+                    await self._follow()
+                except PyMongoError as exc:
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    if is_history_lost(exc):
+                        log.warning("change stream history lost (%s); reloading", exc)
+                        self.stats.state = State.RESYNCING
+                        self.resume_token = None
+                        self._start_after = None
+                        self.force_resume_token = None
+                        backoff = self.tuning.backoff_initial
+                        continue
+                    self.stats.state = State.RECONNECTING
+                    self.stats.resumes += 1
+                    delay = backoff * (0.5 + random.random() / 2)
+                    log.warning("change stream error (%s); resuming in %.2fs", exc, delay)
+                    await anyio.sleep(delay)
+                    backoff = min(backoff * 2, self.tuning.backoff_max)
+                else:  # pragma: no cover - _follow only returns by raising
+                    backoff = self.tuning.backoff_initial
+        finally:
+            self.stats.state = State.STOPPED
+
+    async def read_snapshot(self) -> Snapshot:
+        """Every modelled collection at one cluster time."""
+        at: Timestamp | None = None
+        docs: dict[str, list[dict[str, Any]]] = {}
+        for coll in (APPLICATIONS, UNITS, BRANCHES):
+            docs[coll], at = await self._find_at(coll, {}, at)
+        gens, at = await self._find_at(GENERATIONS, {}, at, sort={"_id": -1}, limit=1)
+        assert at is not None
+        last = int(gens[0]["_id"]) if gens else 0
+        return Snapshot(
+            applications=[Application.from_doc(d) for d in docs[APPLICATIONS]],
+            units=[Unit.from_doc(d) for d in docs[UNITS]],
+            branches=[Branch.from_doc(d) for d in docs[BRANCHES]],
+            generations=[],
+            last_generation=last,
+            revision=revision_of(at),
+            timestamp=at,
+        )
+
+    async def _find_at(
+        self,
+        coll: str,
+        flt: Mapping[str, Any],
+        at: Timestamp | None,
+        *,
+        sort: Mapping[str, int] | None = None,
+        limit: int = 0,
+    ) -> tuple[list[dict[str, Any]], Timestamp]:
+        """A find at cluster time ``at`` (or at a fresh snapshot, whose time it returns)."""
+        read_concern: dict[str, Any] = {"level": "snapshot"}
+        if at is not None:
+            read_concern["atClusterTime"] = at
+        cmd: dict[str, Any] = {
+            "find": coll,
+            "filter": dict(flt),
+            "readConcern": read_concern,
+            "batchSize": SNAPSHOT_BATCH,
+        }
+        if sort:
+            cmd["sort"] = dict(sort)
+        if limit:
+            cmd["limit"] = limit
+            cmd["singleBatch"] = True
+        reply = await self.db.command(cmd)
+        cursor = reply["cursor"]
+        out = list(cursor["firstBatch"])
+        snapshot_at = cursor.get("atClusterTime", at)
+        while cursor.get("id"):
+            reply = await self.db.command(
+                {"getMore": cursor["id"], "collection": coll, "batchSize": SNAPSHOT_BATCH}
+            )
+            cursor = reply["cursor"]
+            out.extend(cursor["nextBatch"])
+        return out, snapshot_at
+
+    async def _load(self) -> None:
+        """(Re)load at one cluster time T; a reload applies its differences as deltas."""
+        snap = await self.read_snapshot()
+        if not self.cache.synced:
+            self.cache.load(
+                snap.applications, snap.units, snap.branches, snap.last_generation, snap.revision
+            )
+        else:
+            newer = await self._generations_after(self.cache.last_generation, snap.timestamp)
+            batch = self.cache.diff_snapshot(
+                snap.applications, snap.units, snap.branches, newer, snap.revision
+            )
+            self.cache.note_resync()
+            self.stats.resyncs += 1
+            log.info("resync at revision %d: %d difference(s)", snap.revision, len(batch.deltas))
+            self.cache.apply(batch)
+        self._start_after = snap.timestamp
+
+    async def _generations_after(self, last: int, at: Timestamp) -> list[Generation]:
+        docs, _ = await self._find_at(GENERATIONS, {"_id": {"$gt": last}}, at, sort={"_id": 1})
+        return [Generation.from_doc(d) for d in docs]
+
+    async def _open(self) -> AsyncChangeStream[dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        token = self.force_resume_token or self.resume_token
+        self.force_resume_token = None
+        if token is not None:
+            kwargs["resume_after"] = token
+        else:
+            assert self._start_after is not None
+            t = self._start_after
+            kwargs["start_at_operation_time"] = Timestamp(t.time, t.inc + 1)
+        return await self.db.watch(
+            [{"$match": {"ns.coll": {"$in": list(WATCHED)}}}],
+            full_document="required",
+            max_await_time_ms=self.tuning.max_await_ms,
+            batch_size=self.tuning.stream_batch_size,
+            **kwargs,
+        )
+
+    async def _follow(self) -> None:
+        async with await self._open() as stream:
+            self.stats.state = State.SYNCED
+            pending: list[Delta] = []
+            pending_rev = 0
+            while True:
+                event = await stream.try_next()
+                if event is None:
+                    self._flush(pending, pending_rev)
+                    pending = []
+                    self._note_idle(stream)
+                    continue
+                self.stats.events += 1
+                rev = revision_of(event["clusterTime"])
+                if event.get("operationType") in ("invalidate", "dropDatabase", "drop"):
+                    self._flush(pending, pending_rev)
+                    pending = []
+                    # The database (or a collection) was dropped: the stream cannot go
+                    # on; reload from a fresh snapshot.
+                    raise OperationFailure("change stream invalidated by a drop", code=280)
+                if pending and rev != pending_rev:
+                    self._flush(pending, pending_rev)
+                    pending = []
+                delta = delta_of(event)
+                if delta is not None:
+                    pending.append(delta)
+                pending_rev = rev
+                self.resume_token = stream.resume_token
+                if not _batch_has_more(stream):
+                    self._flush(pending, pending_rev)
+                    pending = []
+                    self.stats.lag_seconds = max(0.0, self.clock() - (rev >> 32))
+
+    def _flush(self, pending: list[Delta], revision: int) -> None:
+        if not pending:
+            return
+        self.cache.apply(Batch(revision, tuple(pending)))
+        self.stats.batches += 1
+
+    def _note_idle(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
+        """An empty getMore: everything up to the post-batch token has been seen."""
+        token = stream.resume_token
+        if token is not None:
+            self.resume_token = token
+        rev = token_revision(token)
+        if rev is not None:
+            self.cache.advance(rev)
+        self.stats.lag_seconds = 0.0
+
+
+def _batch_has_more(stream: AsyncChangeStream[dict[str, Any]]) -> bool:
+    """Whether the stream's current server batch has more events buffered.
+
+    PyMongo's own change stream asks the same question of its cursor to decide
+    which resume token to keep; a transaction's events arrive in one batch unless
+    the batch is full, so a drained batch closes the transaction.
+    """
+    cursor = getattr(stream, "_cursor", None)
+    has_next = getattr(cursor, "_has_next", None)
+    return bool(has_next()) if callable(has_next) else False

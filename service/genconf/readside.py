@@ -1,0 +1,44 @@
+"""The read side's supervisor: the multiwatcher and the cache it feeds, run as
+one anyio task group that a server (or a test) starts and stops as a unit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from pymongo.asynchronous.database import AsyncDatabase
+
+from genconf.cache import DEFAULT_RING_SIZE, ModelCache
+from genconf.multiwatcher import Multiwatcher, Tuning
+
+
+@dataclass
+class ReadSide:
+    cache: ModelCache
+    watcher: Multiwatcher
+
+    async def wait_synced(self) -> None:
+        """Until the cache holds a full snapshot (bound it with ``anyio.fail_after``)."""
+        await self.cache.wait_synced()
+
+
+@asynccontextmanager
+async def read_side(
+    db: AsyncDatabase[dict[str, Any]],
+    *,
+    tuning: Tuning | None = None,
+    ring_size: int = DEFAULT_RING_SIZE,
+) -> AsyncIterator[ReadSide]:
+    """Run the multiwatcher until the block exits; every watch ends on the way out."""
+    cache = ModelCache(ring_size=ring_size)
+    watcher = Multiwatcher(db, cache, tuning=tuning)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run, name="genconf-multiwatcher")
+        try:
+            yield ReadSide(cache, watcher)
+        finally:
+            tg.cancel_scope.cancel()
+            cache.close_all("the server is shutting down")

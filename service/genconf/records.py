@@ -1,0 +1,124 @@
+"""The model's documents as typed, immutable values.
+
+The multiwatcher builds these from change-stream documents; the cache holds them.
+Equality is structural, so a reload can tell which objects really changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from genconf import model
+from genconf.model import Change
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    name: str
+    charm: str
+    schema: Mapping[str, model.OptionSpec]
+    settings: Mapping[str, Any]
+    version: int
+    next_unit: int
+    revision: int
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Application:
+        return cls(
+            name=doc["_id"],
+            charm=doc.get("charm", ""),
+            schema=model.parse_schema(doc.get("schema", {})),
+            settings=dict(doc.get("settings", {})),
+            version=int(doc.get("version", 1)),
+            next_unit=int(doc.get("next_unit", 0)),
+            revision=int(doc.get("revision", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedReport:
+    """An agent's latest report of what it applied."""
+
+    hash: str
+    ok: bool
+    message: str
+    at: dt.datetime | None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> AppliedReport | None:
+        if not doc:
+            return None
+        return cls(doc.get("hash", ""), bool(doc.get("ok")), doc.get("message", ""), doc.get("at"))
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    name: str
+    application: str
+    number: int
+    branch: str | None
+    applied: AppliedReport | None
+    revision: int
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Unit:
+        return cls(
+            name=doc["_id"],
+            application=doc["application"],
+            number=int(doc["number"]),
+            branch=doc.get("branch"),
+            applied=AppliedReport.from_doc(doc.get("applied")),
+            revision=int(doc.get("revision", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    name: str
+    created_by: str
+    created_at: dt.datetime | None
+    track_applications: tuple[str, ...]
+    changes: Mapping[str, Mapping[str, Change]]
+    revision: int
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Branch:
+        return cls(
+            name=doc["_id"],
+            created_by=doc.get("created_by", ""),
+            created_at=doc.get("created_at"),
+            track_applications=tuple(doc.get("track_applications", ())),
+            changes={
+                app: {key: Change.from_doc(c) for key, c in changes.items()}
+                for app, changes in doc.get("changes", {}).items()
+            },
+            revision=int(doc.get("revision", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    id: int
+    kind: str
+    branch: str | None
+    changes: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    created_by: str
+    created_at: dt.datetime | None
+    reason: str
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Generation:
+        return cls(
+            id=int(doc["_id"]),
+            kind=doc.get("kind", ""),
+            branch=doc.get("branch"),
+            changes=doc.get("changes", {}),
+            created_by=doc.get("created_by", ""),
+            created_at=doc.get("created_at"),
+            reason=doc.get("reason", ""),
+            versions=dict(doc.get("versions", {})),
+        )
