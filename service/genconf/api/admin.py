@@ -1,0 +1,88 @@
+"""AdminService: the whole model, and every change as a resumable stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import grpc
+
+from genconf.api import convert
+from genconf.api.errors import streaming, unary
+from genconf.cache import FeedOverflow, ModelCache
+from genconf.deltas import Batch, Kind
+from genconf.errors import InvalidArgument, OutOfRange, Unavailable
+from genconf.v1 import admin_pb2, admin_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class FeedTooSlow(Unavailable):
+    """An admin feed fell behind its buffer; the client resumes from a revision."""
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, cache: ModelCache) -> None:
+        self.cache = cache
+
+    @unary
+    async def Snapshot(
+        self, request: admin_pb2.SnapshotRequest, context: Context
+    ) -> admin_pb2.SnapshotResponse:
+        cache = self.cache  # read with no await: one consistent revision
+        return admin_pb2.SnapshotResponse(
+            applications=[
+                convert.application_to_proto(a, [u.name for u in cache.units_of(a.name)])
+                for a in sorted(cache.applications.values(), key=lambda a: a.name)
+            ],
+            units=[convert.unit_to_proto(u) for _, u in sorted(cache.units.items())],
+            branches=[
+                convert.branch_to_proto(b, [u.name for u in cache.tracking(b.name)])
+                for _, b in sorted(cache.branches.items())
+            ],
+            last_generation=cache.last_generation,
+            revision=cache.revision,
+        )
+
+    @streaming
+    async def WatchDeltas(
+        self, request: admin_pb2.WatchDeltasRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.DeltaBatch]:
+        try:
+            kinds = [Kind(k) for k in request.kinds]
+        except ValueError:
+            raise InvalidArgument(
+                f"unknown kind in {list(request.kinds)}; use " + ", ".join(k.value for k in Kind)
+            ) from None
+        since = request.since_revision if request.HasField("since_revision") else None
+        if since is not None and since > self.cache.revision:
+            raise OutOfRange(
+                f"since_revision {since} is ahead of this server ({self.cache.revision}); "
+                "retry shortly or on another replica"
+            )
+        replay, feed = self.cache.subscribe(
+            kinds=kinds, applications=list(request.applications), since=since
+        )
+        last = since or 0
+        with feed:
+            for batch in replay:
+                last = batch.revision
+                yield self._encode(batch)
+            while True:
+                try:
+                    batch = await feed.next()
+                except FeedOverflow:
+                    raise FeedTooSlow(
+                        f"this feed fell too far behind; resume with since_revision={last}"
+                    ) from None
+                except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
+                    raise Unavailable("the server is shutting down; resume elsewhere") from exc
+                last = batch.revision
+                yield self._encode(batch)
+
+    def _encode(self, batch: Batch) -> admin_pb2.DeltaBatch:
+        return admin_pb2.DeltaBatch(
+            revision=batch.revision,
+            deltas=[convert.delta_to_proto(d, self.cache) for d in batch.deltas],
+        )

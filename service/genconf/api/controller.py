@@ -1,0 +1,279 @@
+"""ControllerService: thin adapters over the store (writes) and the cache (reads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from genconf import model
+from genconf.api import convert
+from genconf.api.errors import unary
+from genconf.api.reads import await_revision
+from genconf.cache import ModelCache
+from genconf.errors import InvalidArgument, NotFound
+from genconf.model import ABSENT
+from genconf.store import Store
+from genconf.v1 import controller_pb2 as pb
+from genconf.v1 import controller_pb2_grpc, types_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _expected(request: pb.SetConfigRequest) -> int | None:
+    return request.expected_version if request.HasField("expected_version") else None
+
+
+class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
+    def __init__(self, store: Store, cache: ModelCache) -> None:
+        self.store = store
+        self.cache = cache
+
+    # -- applications -------------------------------------------------------
+
+    @unary
+    async def CreateApplication(
+        self, request: pb.CreateApplicationRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.create_application(
+            request.name,
+            charm=request.charm,
+            schema=convert.schema_from_proto(request.schema),
+            units=request.units,
+            created_by=request.created_by,
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def UpdateApplication(
+        self, request: pb.UpdateApplicationRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        if not request.HasField("charm") and not request.replace_schema:
+            raise InvalidArgument(
+                "nothing to update: give a charm, or a schema with replace_schema"
+            )
+        result = await self.store.update_application(
+            request.name,
+            charm=request.charm if request.HasField("charm") else None,
+            schema=convert.schema_from_proto(request.schema) if request.replace_schema else None,
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def RemoveApplication(
+        self, request: pb.RemoveApplicationRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        return convert.write_to_proto(await self.store.remove_application(request.name))
+
+    @unary
+    async def GetApplication(
+        self, request: pb.GetApplicationRequest, context: Context
+    ) -> types_pb2.Application:
+        model.validate_app_name(request.name)
+        await await_revision(self.cache, request.min_revision, context)
+        app = self.cache.applications.get(request.name)
+        if app is None:
+            raise NotFound(f"application {request.name!r} not found")
+        return convert.application_to_proto(app, [u.name for u in self.cache.units_of(app.name)])
+
+    @unary
+    async def ListApplications(
+        self, request: pb.ListApplicationsRequest, context: Context
+    ) -> pb.ListApplicationsResponse:
+        await await_revision(self.cache, request.min_revision, context)
+        cache = self.cache
+        return pb.ListApplicationsResponse(
+            applications=[
+                convert.application_to_proto(a, [u.name for u in cache.units_of(a.name)])
+                for _, a in sorted(cache.applications.items())
+            ],
+            revision=cache.revision,
+        )
+
+    # -- units ----------------------------------------------------------------
+
+    @unary
+    async def AddUnits(
+        self, request: pb.AddUnitsRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.add_units(
+            request.application, count=request.count, names=list(request.names)
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def RemoveUnit(
+        self, request: pb.RemoveUnitRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        return convert.write_to_proto(await self.store.remove_unit(request.name))
+
+    @unary
+    async def ListUnits(
+        self, request: pb.ListUnitsRequest, context: Context
+    ) -> pb.ListUnitsResponse:
+        await await_revision(self.cache, request.min_revision, context)
+        cache = self.cache
+        if request.application:
+            model.validate_app_name(request.application)
+            if request.application not in cache.applications:
+                raise NotFound(f"application {request.application!r} not found")
+            units = cache.units_of(request.application)
+        else:
+            units = sorted(cache.units.values(), key=lambda u: (u.application, u.number))
+        return pb.ListUnitsResponse(
+            units=[convert.unit_to_proto(u) for u in units], revision=cache.revision
+        )
+
+    # -- master config --------------------------------------------------------
+
+    @unary
+    async def SetConfig(
+        self, request: pb.SetConfigRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.set_config(
+            request.application,
+            set=convert.from_struct(request.set),
+            unset=list(request.unset),
+            expected_version=_expected(request),
+            reason=request.reason,
+            created_by=request.created_by,
+            metadata=convert.from_struct(request.metadata),
+        )
+        return convert.write_to_proto(result)
+
+    # -- branches -------------------------------------------------------------
+
+    @unary
+    async def AddBranch(
+        self, request: pb.AddBranchRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.add_branch(request.name, created_by=request.created_by)
+        return convert.write_to_proto(result)
+
+    @unary
+    async def TrackBranch(
+        self, request: pb.TrackBranchRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.track(
+            request.branch,
+            units=list(request.units),
+            applications=list(request.applications),
+            count=request.count,
+            application=request.application or None,
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def UntrackBranch(
+        self, request: pb.UntrackBranchRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.untrack(
+            request.branch, units=list(request.units), applications=list(request.applications)
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def SetBranchConfig(
+        self, request: pb.SetBranchConfigRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.set_branch_config(
+            request.branch,
+            request.application,
+            set=convert.from_struct(request.set),
+            unset=list(request.unset),
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def DiffBranch(
+        self, request: pb.DiffBranchRequest, context: Context
+    ) -> pb.DiffBranchResponse:
+        model.validate_branch_name(request.branch)
+        await await_revision(self.cache, request.min_revision, context)
+        branch = self.cache.branches.get(request.branch)
+        if branch is None:
+            raise NotFound(f"branch {request.branch!r} not found")
+        out = pb.DiffBranchResponse(branch=branch.name, revision=self.cache.revision)
+        for app_name in sorted(branch.changes):
+            app = self.cache.applications.get(app_name)
+            if app is None:
+                continue
+            changes = branch.changes[app_name]
+            before = model.effective_config(app.schema, app.settings)
+            after = model.effective_config(app.schema, app.settings, changes)
+            d = model.diff(before, after)
+            groups = (("added", d.added), ("removed", d.removed), ("changed", d.changed))
+            entries = [_diff_entry(kind, e) for kind, group in groups for e in group]
+            conflicts = [
+                types_pb2.ConflictDetail(
+                    application=k.application,
+                    key=k.key,
+                    current=model.show_value(k.current),
+                    proposed=model.show_value(k.proposed),
+                    **{"from": model.show_value(k.expected)},
+                )
+                for k in model.find_conflicts(app_name, app.settings, changes)
+            ]
+            out.applications.append(
+                pb.ApplicationDiff(application=app_name, entries=entries, conflicts=conflicts)
+            )
+        return out
+
+    @unary
+    async def CommitBranch(
+        self, request: pb.CommitBranchRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.commit_branch(
+            request.branch,
+            force=request.force,
+            created_by=request.created_by,
+            reason=request.reason,
+            metadata=convert.from_struct(request.metadata),
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def AbortBranch(
+        self, request: pb.AbortBranchRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        return convert.write_to_proto(
+            await self.store.abort_branch(request.branch, force=request.force)
+        )
+
+    @unary
+    async def ListBranches(
+        self, request: pb.ListBranchesRequest, context: Context
+    ) -> pb.ListBranchesResponse:
+        await await_revision(self.cache, request.min_revision, context)
+        cache = self.cache
+        return pb.ListBranchesResponse(
+            branches=[
+                convert.branch_to_proto(b, [u.name for u in cache.tracking(b.name)])
+                for _, b in sorted(cache.branches.items())
+            ],
+            revision=cache.revision,
+        )
+
+    @unary
+    async def GetBranch(self, request: pb.GetBranchRequest, context: Context) -> types_pb2.Branch:
+        model.validate_branch_name(request.name)
+        await await_revision(self.cache, request.min_revision, context)
+        branch = self.cache.branches.get(request.name)
+        if branch is None:
+            raise NotFound(f"branch {request.name!r} not found (committed or aborted?)")
+        return convert.branch_to_proto(branch, [u.name for u in self.cache.tracking(branch.name)])
+
+
+def _diff_entry(kind: str, entry: model.DiffEntry) -> pb.DiffEntry:
+    out = pb.DiffEntry(
+        path=entry.path,
+        kind=kind,
+        has_old=entry.old is not ABSENT,
+        has_new=entry.new is not ABSENT,
+        text_diff=entry.text_diff,
+    )
+    if entry.old is not ABSENT:
+        out.old.CopyFrom(convert.to_value(entry.old))
+    if entry.new is not ABSENT:
+        out.new.CopyFrom(convert.to_value(entry.new))
+    return out

@@ -1,0 +1,208 @@
+"""Conversions between genconf's records and the `genconf.v1` messages.
+
+Config values travel as `google.protobuf.Value` (numbers are doubles there), so
+every `Config` also carries the canonical JSON, whose types are exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from genconf import model
+from genconf.cache import EffectiveConfig, ModelCache
+from genconf.deltas import Delta
+from genconf.model import ABSENT
+from genconf.records import Application, AppliedReport, Branch, Generation, Unit
+from genconf.store import WriteResult
+from genconf.v1 import admin_pb2, types_pb2
+
+
+def to_value(value: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    json_format.ParseDict(value, out)
+    return out
+
+
+def _ints(value: Any) -> Any:
+    """protobuf carries every number as a double; JSON does not tell 1 from 1.0, so
+    integral numbers come back as ints and every write path hashes alike."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def from_value(value: struct_pb2.Value) -> Any:
+    return _ints(json_format.MessageToDict(value))
+
+
+def to_struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(dict(values))
+    return out
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return _ints(json_format.MessageToDict(struct))
+
+
+def to_timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if when is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(when.astimezone(dt.UTC) if when.tzinfo else when)
+    return out
+
+
+def schema_from_proto(schema: Mapping[str, types_pb2.OptionSchema]) -> dict[str, Any]:
+    """Protobuf schema to the plain mapping `model.parse_schema` validates."""
+    raw: dict[str, Any] = {}
+    for key, option in schema.items():
+        entry: dict[str, Any] = {
+            "type": option.type,
+            "description": option.description,
+            "secret": option.secret,
+        }
+        if option.HasField("default"):
+            entry["default"] = from_value(option.default)
+        raw[key] = entry
+    return raw
+
+
+def option_to_proto(spec: model.OptionSpec) -> types_pb2.OptionSchema:
+    out = types_pb2.OptionSchema(
+        type=spec.type.value, description=spec.description, secret=spec.secret
+    )
+    if spec.default is not ABSENT:
+        out.default.CopyFrom(to_value(spec.default))
+    return out
+
+
+def application_to_proto(app: Application, units: list[str]) -> types_pb2.Application:
+    return types_pb2.Application(
+        name=app.name,
+        charm=app.charm,
+        schema={k: option_to_proto(s) for k, s in app.schema.items()},
+        settings=to_struct(app.settings),
+        effective=to_struct(model.effective_config(app.schema, app.settings)),
+        version=app.version,
+        units=units,
+    )
+
+
+def applied_to_proto(report: AppliedReport | None) -> types_pb2.AppliedReport | None:
+    if report is None:
+        return None
+    return types_pb2.AppliedReport(
+        hash=report.hash, ok=report.ok, message=report.message, at=to_timestamp(report.at)
+    )
+
+
+def unit_to_proto(unit: Unit) -> types_pb2.Unit:
+    return types_pb2.Unit(
+        name=unit.name,
+        application=unit.application,
+        branch=unit.branch or "",
+        applied=applied_to_proto(unit.applied),
+    )
+
+
+def branch_to_proto(branch: Branch, units: list[str]) -> types_pb2.Branch:
+    changes = []
+    for app in sorted(branch.changes):
+        entries = []
+        for key, change in sorted(branch.changes[app].items()):
+            entry = types_pb2.BranchChange(
+                key=key, op=change.op.value, has_from=change.from_ is not ABSENT
+            )
+            if change.value is not ABSENT:
+                entry.value.CopyFrom(to_value(change.value))
+            if change.from_ is not ABSENT:
+                getattr(entry, "from").CopyFrom(to_value(change.from_))
+            entries.append(entry)
+        changes.append(types_pb2.ApplicationChanges(application=app, changes=entries))
+    return types_pb2.Branch(
+        name=branch.name,
+        created_by=branch.created_by,
+        created_at=to_timestamp(branch.created_at),
+        track_applications=list(branch.track_applications),
+        changes=changes,
+        units=units,
+    )
+
+
+def generation_to_proto(gen: Generation) -> types_pb2.Generation:
+    changes = []
+    for app in sorted(gen.changes):
+        entries = []
+        for key, ft in sorted(gen.changes[app].items()):
+            entry = types_pb2.KeyChange(key=key, has_from="from" in ft, has_to="to" in ft)
+            if "from" in ft:
+                getattr(entry, "from").CopyFrom(to_value(ft["from"]))
+            if "to" in ft:
+                entry.to.CopyFrom(to_value(ft["to"]))
+            entries.append(entry)
+        changes.append(types_pb2.ApplicationKeyChanges(application=app, changes=entries))
+    return types_pb2.Generation(
+        id=gen.id,
+        kind=gen.kind,
+        branch=gen.branch or "",
+        changes=changes,
+        created_by=gen.created_by,
+        created_at=to_timestamp(gen.created_at),
+        reason=gen.reason,
+        versions=dict(gen.versions),
+    )
+
+
+def config_to_proto(unit: str, effective: EffectiveConfig) -> types_pb2.Config:
+    """The unit's Config message; the unit-independent part is encoded once per
+    distinct config and shared by every subscriber of the group."""
+    shared = effective.encoded.get("config")
+    if shared is None:
+        config_json = model.canonical_json(effective.config).decode()
+        shared = types_pb2.Config(
+            application=effective.application,
+            branch=effective.branch or "",
+            config=to_struct(json.loads(config_json)),
+            config_json=config_json,
+            hash=effective.hash,
+            app_version=effective.app_version,
+            revision=effective.revision,
+        )
+        effective.encoded["config"] = shared
+    out = types_pb2.Config()
+    out.CopyFrom(shared)
+    out.unit = unit
+    return out
+
+
+def write_to_proto(result: WriteResult) -> types_pb2.WriteResponse:
+    return types_pb2.WriteResponse(
+        revision=result.revision,
+        generation=result.generation or 0,
+        versions=dict(result.versions),
+        units=list(result.units),
+    )
+
+
+def delta_to_proto(delta: Delta, cache: ModelCache) -> admin_pb2.Delta:
+    out = admin_pb2.Delta(kind=delta.kind.value, key=delta.key, removed=delta.removed)
+    value = delta.value
+    if isinstance(value, Application):
+        out.application.CopyFrom(application_to_proto(value, []))
+    elif isinstance(value, Unit):
+        out.unit.CopyFrom(unit_to_proto(value))
+    elif isinstance(value, Branch):
+        out.branch.CopyFrom(branch_to_proto(value, []))
+    elif isinstance(value, Generation):
+        out.generation.CopyFrom(generation_to_proto(value))
+    return out

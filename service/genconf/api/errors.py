@@ -1,0 +1,101 @@
+"""The one place genconf errors become gRPC statuses.
+
+Each error keeps its actionable message; details a client acts on (expected and
+actual version, conflicting keys, units) travel as an `ErrorDetail` message in
+the trailing metadata key ``genconf-error-bin``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import grpc
+
+from genconf import errors, model
+from genconf.v1 import types_pb2
+
+log = logging.getLogger("genconf.api")
+
+DETAIL_KEY: Final = "genconf-error-bin"
+
+STATUS: Final[dict[type[errors.GenconfError], grpc.StatusCode]] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.VersionMismatch: grpc.StatusCode.ABORTED,
+    errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_of(exc: errors.GenconfError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def detail_of(exc: errors.GenconfError) -> types_pb2.ErrorDetail:
+    detail = types_pb2.ErrorDetail(code=type(exc).__name__)
+    if isinstance(exc, errors.VersionMismatch):
+        detail.expected_version = exc.expected
+        detail.actual_version = exc.actual
+    if isinstance(exc, errors.Conflict):
+        for k in exc.keys:
+            detail.conflicts.append(
+                types_pb2.ConflictDetail(
+                    application=k.application,
+                    key=k.key,
+                    current=model.show_value(k.current),
+                    proposed=model.show_value(k.proposed),
+                    **{"from": model.show_value(k.expected)},
+                )
+            )
+    units = getattr(exc, "units", None)
+    if units:
+        detail.units.extend(units)
+    return detail
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], exc: errors.GenconfError) -> None:
+    context.set_trailing_metadata(((DETAIL_KEY, detail_of(exc).SerializeToString()),))
+    await context.abort(status_of(exc), exc.message)
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def unary(method: F) -> F:
+    """Map GenconfError raised by a unary handler to its status and details."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await method(self, request, context)
+        except errors.GenconfError as exc:
+            await abort_with(context, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def streaming(
+    method: Callable[..., AsyncIterator[Any]],
+) -> Callable[..., AsyncIterator[Any]]:
+    """The same mapping for server-streaming handlers."""
+
+    @functools.wraps(method)
+    async def wrapper(
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except errors.GenconfError as exc:
+            await abort_with(context, exc)
+
+    return wrapper

@@ -1,0 +1,502 @@
+"""The Python client: `Client` (async) and `SyncClient` (blocking), same method names.
+
+Errors arrive as `ClientError`, carrying the gRPC status code, the server's
+actionable message and its structured details (expected/actual version,
+conflicting keys). `watch_config` survives server restarts: it reconnects with
+backoff and resumes with the last hash it saw, so a caller sees every distinct
+config exactly once and never an older one after a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from genconf.api.convert import from_struct, to_struct, to_value
+from genconf.api.errors import DETAIL_KEY
+from genconf.errors import GenconfError
+from genconf.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    controller_pb2_grpc,
+    types_pb2,
+)
+from genconf.v1 import controller_pb2 as cpb
+
+RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+T = TypeVar("T")
+
+
+class ClientError(GenconfError):
+    """A call failed; ``code`` is the gRPC status, ``detail`` the structured details."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, detail: types_pb2.ErrorDetail) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+    @property
+    def expected_version(self) -> int:
+        return self.detail.expected_version
+
+    @property
+    def actual_version(self) -> int:
+        return self.detail.actual_version
+
+    @property
+    def conflicts(self) -> list[types_pb2.ConflictDetail]:
+        return list(self.detail.conflicts)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def _client_error(exc: grpc.aio.AioRpcError) -> ClientError:
+    detail = types_pb2.ErrorDetail()
+    for key, value in exc.trailing_metadata() or ():
+        if key == DETAIL_KEY and isinstance(value, bytes):
+            detail.ParseFromString(value)
+    return ClientError(exc.code(), exc.details() or "", detail)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    revision: int
+    generation: int = 0
+    versions: Mapping[str, int] = field(default_factory=dict)
+    units: Sequence[str] = ()
+
+    @classmethod
+    def from_proto(cls, msg: types_pb2.WriteResponse) -> WriteResult:
+        return cls(msg.revision, msg.generation, dict(msg.versions), list(msg.units))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A unit's effective config with exact JSON types."""
+
+    unit: str
+    application: str
+    branch: str
+    config: Mapping[str, Any]
+    hash: str
+    app_version: int
+    revision: int
+
+    @classmethod
+    def from_proto(cls, msg: types_pb2.Config) -> Config:
+        return cls(
+            unit=msg.unit,
+            application=msg.application,
+            branch=msg.branch,
+            config=json.loads(msg.config_json) if msg.config_json else from_struct(msg.config),
+            hash=msg.hash,
+            app_version=msg.app_version,
+            revision=msg.revision,
+        )
+
+
+def schema_to_proto(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, types_pb2.OptionSchema]:
+    out = {}
+    for key, option in schema.items():
+        msg = types_pb2.OptionSchema(
+            type=str(option.get("type", "")),
+            description=str(option.get("description", "")),
+            secret=bool(option.get("secret", False)),
+        )
+        if option.get("default") is not None:
+            msg.default.CopyFrom(to_value(option["default"]))
+        out[key] = msg
+    return out
+
+
+@dataclass
+class Backoff:
+    initial: float = 0.1
+    maximum: float = 5.0
+    factor: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay * (0.5 + random.random() / 2)
+            delay = min(delay * self.factor, self.maximum)
+
+
+class Client:
+    """Async genconf client over one gRPC channel."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float | None = 30.0,
+        backoff: Backoff | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.backoff = backoff or Backoff()
+        self.channel = channel or grpc.aio.insecure_channel(target)
+        self._agent = agent_pb2_grpc.AgentServiceStub(self.channel)
+        self._controller = controller_pb2_grpc.ControllerServiceStub(self.channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def aclose(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+
+    async def _write(self, method: Callable[..., Awaitable[Any]], request: Any) -> WriteResult:
+        return WriteResult.from_proto(await self._call(method, request))
+
+    # -- health -------------------------------------------------------------
+
+    async def health(self, service: str = "") -> str:
+        reply = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    # -- applications and units ---------------------------------------------
+
+    async def create_application(
+        self,
+        name: str,
+        *,
+        charm: str = "",
+        schema: Mapping[str, Mapping[str, Any]] | None = None,
+        units: int = 0,
+        created_by: str = "",
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.CreateApplication,
+            cpb.CreateApplicationRequest(
+                name=name,
+                charm=charm,
+                schema=schema_to_proto(schema or {}),
+                units=units,
+                created_by=created_by,
+            ),
+        )
+
+    async def update_application(
+        self,
+        name: str,
+        *,
+        charm: str | None = None,
+        schema: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> WriteResult:
+        request = cpb.UpdateApplicationRequest(name=name, replace_schema=schema is not None)
+        if charm is not None:
+            request.charm = charm
+        if schema is not None:
+            for key, option in schema_to_proto(schema).items():
+                request.schema[key].CopyFrom(option)
+        return await self._write(self._controller.UpdateApplication, request)
+
+    async def remove_application(self, name: str) -> WriteResult:
+        return await self._write(
+            self._controller.RemoveApplication, cpb.RemoveApplicationRequest(name=name)
+        )
+
+    async def get_application(self, name: str, *, min_revision: int = 0) -> types_pb2.Application:
+        return await self._call(
+            self._controller.GetApplication,
+            cpb.GetApplicationRequest(name=name, min_revision=min_revision),
+        )
+
+    async def list_applications(self, *, min_revision: int = 0) -> list[types_pb2.Application]:
+        reply = await self._call(
+            self._controller.ListApplications,
+            cpb.ListApplicationsRequest(min_revision=min_revision),
+        )
+        return list(reply.applications)
+
+    async def add_units(
+        self, application: str, *, count: int = 0, names: Sequence[str] = ()
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.AddUnits,
+            cpb.AddUnitsRequest(application=application, count=count, names=list(names)),
+        )
+
+    async def remove_unit(self, name: str) -> WriteResult:
+        return await self._write(self._controller.RemoveUnit, cpb.RemoveUnitRequest(name=name))
+
+    async def list_units(
+        self, application: str = "", *, min_revision: int = 0
+    ) -> list[types_pb2.Unit]:
+        reply = await self._call(
+            self._controller.ListUnits,
+            cpb.ListUnitsRequest(application=application, min_revision=min_revision),
+        )
+        return list(reply.units)
+
+    # -- master config -------------------------------------------------------
+
+    async def set_config(
+        self,
+        application: str,
+        set: Mapping[str, Any] | None = None,
+        *,
+        unset: Sequence[str] = (),
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        request = cpb.SetConfigRequest(
+            application=application,
+            set=to_struct(set or {}),
+            unset=list(unset),
+            reason=reason,
+            created_by=created_by,
+            metadata=to_struct(metadata or {}),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return await self._write(self._controller.SetConfig, request)
+
+    # -- branches --------------------------------------------------------------
+
+    async def add_branch(self, name: str, *, created_by: str = "") -> WriteResult:
+        return await self._write(
+            self._controller.AddBranch, cpb.AddBranchRequest(name=name, created_by=created_by)
+        )
+
+    async def track_branch(
+        self,
+        branch: str,
+        *,
+        units: Sequence[str] = (),
+        applications: Sequence[str] = (),
+        count: int = 0,
+        application: str = "",
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.TrackBranch,
+            cpb.TrackBranchRequest(
+                branch=branch,
+                units=list(units),
+                applications=list(applications),
+                count=count,
+                application=application,
+            ),
+        )
+
+    async def untrack_branch(
+        self, branch: str, *, units: Sequence[str] = (), applications: Sequence[str] = ()
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.UntrackBranch,
+            cpb.UntrackBranchRequest(
+                branch=branch, units=list(units), applications=list(applications)
+            ),
+        )
+
+    async def set_branch_config(
+        self,
+        branch: str,
+        application: str,
+        set: Mapping[str, Any] | None = None,
+        *,
+        unset: Sequence[str] = (),
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.SetBranchConfig,
+            cpb.SetBranchConfigRequest(
+                branch=branch, application=application, set=to_struct(set or {}), unset=list(unset)
+            ),
+        )
+
+    async def diff_branch(self, branch: str, *, min_revision: int = 0) -> cpb.DiffBranchResponse:
+        return await self._call(
+            self._controller.DiffBranch,
+            cpb.DiffBranchRequest(branch=branch, min_revision=min_revision),
+        )
+
+    async def commit_branch(
+        self, branch: str, *, force: bool = False, created_by: str = "", reason: str = ""
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.CommitBranch,
+            cpb.CommitBranchRequest(
+                branch=branch, force=force, created_by=created_by, reason=reason
+            ),
+        )
+
+    async def abort_branch(self, branch: str, *, force: bool = False) -> WriteResult:
+        return await self._write(
+            self._controller.AbortBranch, cpb.AbortBranchRequest(branch=branch, force=force)
+        )
+
+    async def list_branches(self, *, min_revision: int = 0) -> list[types_pb2.Branch]:
+        reply = await self._call(
+            self._controller.ListBranches, cpb.ListBranchesRequest(min_revision=min_revision)
+        )
+        return list(reply.branches)
+
+    async def get_branch(self, name: str, *, min_revision: int = 0) -> types_pb2.Branch:
+        return await self._call(
+            self._controller.GetBranch, cpb.GetBranchRequest(name=name, min_revision=min_revision)
+        )
+
+    # -- agents ------------------------------------------------------------------
+
+    async def get_config(self, unit: str, *, min_revision: int = 0) -> Config:
+        reply = await self._call(
+            self._agent.GetConfig, agent_pb2.GetConfigRequest(unit=unit, min_revision=min_revision)
+        )
+        return Config.from_proto(reply)
+
+    async def report_applied(
+        self, unit: str, hash: str, *, ok: bool = True, message: str = ""
+    ) -> WriteResult:
+        return await self._write(
+            self._agent.ReportApplied,
+            agent_pb2.ReportAppliedRequest(unit=unit, hash=hash, ok=ok, message=message),
+        )
+
+    async def watch_config(
+        self, unit: str, *, known_hash: str = "", reconnect: bool = True
+    ) -> AsyncIterator[Config]:
+        """Every distinct config of ``unit``, in order, across reconnects.
+
+        Bookmarks are consumed here. On UNAVAILABLE (restart, shutdown, network)
+        the watch reconnects with backoff, resuming with the last hash, so the
+        server sends nothing when nothing changed meanwhile.
+        """
+        last_hash = known_hash
+        # The newest revision seen: a server reconnected to first catches up to it,
+        # so a lagging replica can never take the caller back to an older config.
+        seen_revision = 0
+        delays = self.backoff.delays()
+        while True:
+            call = self._agent.WatchConfig(
+                agent_pb2.WatchConfigRequest(
+                    unit=unit, known_hash=last_hash, min_revision=seen_revision
+                )
+            )
+            try:
+                async for message in call:
+                    delays = self.backoff.delays()
+                    if message.HasField("bookmark"):
+                        seen_revision = max(seen_revision, message.bookmark.revision)
+                        continue
+                    config = message.config
+                    seen_revision = max(seen_revision, config.revision)
+                    if config.hash == last_hash:
+                        continue
+                    last_hash = config.hash
+                    yield Config.from_proto(config)
+                if not reconnect:
+                    return
+            except grpc.aio.AioRpcError as exc:
+                if not reconnect or exc.code() not in RETRYABLE:
+                    raise _client_error(exc) from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(next(delays))
+
+    # -- admin -------------------------------------------------------------------
+
+    async def snapshot(self) -> admin_pb2.SnapshotResponse:
+        return await self._call(self._admin.Snapshot, admin_pb2.SnapshotRequest())
+
+    async def watch_deltas(
+        self,
+        *,
+        since_revision: int | None = None,
+        kinds: Sequence[str] = (),
+        applications: Sequence[str] = (),
+    ) -> AsyncIterator[admin_pb2.DeltaBatch]:
+        request = admin_pb2.WatchDeltasRequest(kinds=list(kinds), applications=list(applications))
+        if since_revision is not None:
+            request.since_revision = since_revision
+        call = self._admin.WatchDeltas(request)
+        try:
+            async for batch in call:
+                yield batch
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+        finally:
+            call.cancel()
+
+
+class SyncClient:
+    """Blocking facade over `Client`: the same methods, run on a private event loop
+    in a background thread (so it works from any thread, inside or outside asyncio)."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client: Client = self._run(self._make(target, kwargs))
+
+    @staticmethod
+    async def _make(target: str, kwargs: dict[str, Any]) -> Client:
+        return Client(target, **kwargs)
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self._client.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    yield self._run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(agen.aclose())  # type: ignore[attr-defined]
+
+    def watch_config(self, unit: str, **kwargs: Any) -> Iterator[Config]:
+        return self._iterate(self._client.watch_config(unit, **kwargs))
+
+    def watch_deltas(self, **kwargs: Any) -> Iterator[admin_pb2.DeltaBatch]:
+        return self._iterate(self._client.watch_deltas(**kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+        if not callable(method) or name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._run(method(*args, **kwargs))
+
+        call.__name__ = name
+        call.__doc__ = method.__doc__
+        return call

@@ -1,0 +1,44 @@
+"""The demo model `make run` loads on first run, and what to try next."""
+
+from __future__ import annotations
+
+from genconf.errors import AlreadyExists
+from genconf.store import Store
+
+WEB_SCHEMA = {
+    "port": {"type": "int", "default": 8080, "description": "port to listen on"},
+    "log-level": {"type": "string", "default": "info", "description": "debug|info|warning"},
+    "workers": {"type": "int", "default": 2, "description": "worker processes"},
+    "features": {"type": "object", "default": {"search": False}, "description": "flags"},
+}
+DB_SCHEMA = {
+    "max-connections": {"type": "int", "default": 100, "description": "connection limit"},
+    "replicas": {"type": "list", "default": [], "description": "replica hosts"},
+    "tls": {"type": "boolean", "default": False, "description": "require TLS"},
+}
+
+
+async def load(store: Store) -> bool:
+    """Create the demo model unless it exists; True when it was created now."""
+    try:
+        await store.create_application("web", charm="web-app", schema=WEB_SCHEMA, units=3)
+    except AlreadyExists:
+        return False
+    await store.create_application("db", charm="postgres", schema=DB_SCHEMA, units=2)
+    await store.set_config("web", set={"workers": 4}, reason="demo", created_by="demo")
+    await store.add_branch("canary", created_by="demo")
+    await store.track("canary", units=["web/0"])
+    await store.set_branch_config("canary", "web", set={"log-level": "debug"})
+    return True
+
+
+def banner(address: str, created: bool) -> str:
+    state = "loaded the demo model" if created else "the demo model is already loaded"
+    return (
+        f"{state}: applications web (3 units) and db (2 units); branch 'canary' "
+        "tracked by web/0\n"
+        "try next:\n"
+        f"  .venv/bin/python -m genconf.tryit --server {address} config web/0\n"
+        f"  .venv/bin/python -m genconf.tryit --server {address} config web/1\n"
+        f"  .venv/bin/python -m genconf.tryit --server {address} branches"
+    )
