@@ -7,13 +7,18 @@ printed), 2 usage.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 import anyio
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
+from genconf.client import Client
 from genconf.errors import GenconfError
 from genconf.multiwatcher import Tuning
 from genconf.server import DEFAULT_LISTEN, ServerConfig, serve
@@ -56,6 +61,45 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _message(msg: Message) -> dict[str, object]:
+    return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+
+
+async def _config_get(args: argparse.Namespace) -> int:
+    async with Client(args.server) as client:
+        if "/" in args.target:
+            config = await client.get_config(args.target)
+            _print(
+                {
+                    "unit": config.unit,
+                    "branch": config.branch or None,
+                    "config": config.config,
+                    "hash": config.hash,
+                    "app_version": config.app_version,
+                }
+            )
+        else:
+            app = await client.get_application(args.target)
+            _print({"application": app.name, "version": app.version, **_message(app)})
+    return 0
+
+
+async def _app_list(args: argparse.Namespace) -> int:
+    async with Client(args.server) as client:
+        _print([_message(a) for a in await client.list_applications()])
+    return 0
+
+
+async def _branch_list(args: argparse.Namespace) -> int:
+    async with Client(args.server) as client:
+        _print([_message(b) for b in await client.list_branches()])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genconf",
@@ -63,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: genconf serve --listen 127.0.0.1:50051",
     )
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("GENCONF_SERVER", DEFAULT_LISTEN),
+        help="server address (env GENCONF_SERVER)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -83,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--demo", action="store_true", help="load a small demo model on first run")
     p.set_defaults(func=_serve)
+
+    c = sub.add_parser("config", help="read config").add_subparsers(dest="action", required=True)
+    g = c.add_parser("get", help="an application's or a unit's config (APP or APP/N)")
+    g.add_argument("target")
+    g.set_defaults(func=_config_get)
+    a = sub.add_parser("app", help="applications").add_subparsers(dest="action", required=True)
+    a.add_parser("list", help="every application").set_defaults(func=_app_list)
+    br = sub.add_parser("branch", help="branches").add_subparsers(dest="action", required=True)
+    br.add_parser("list", help="active branches").set_defaults(func=_branch_list)
 
     b = sub.add_parser("bench", help="benchmarks (figures with a same-run baseline)")
     b.add_argument("workload", choices=["ingest"])

@@ -38,7 +38,7 @@ def banner(address: str, created: bool) -> str:
         f"{state}: applications web (3 units) and db (2 units); branch 'canary' "
         "tracked by web/0\n"
         "try next:\n"
-        f"  .venv/bin/python -m genconf.tryit --server {address} config web/0\n"
-        f"  .venv/bin/python -m genconf.tryit --server {address} config web/1\n"
-        f"  .venv/bin/python -m genconf.tryit --server {address} branches"
+        f"  .venv/bin/genconf --server {address} config get web/0\n"
+        f"  .venv/bin/genconf --server {address} config get web/1\n"
+        f"  .venv/bin/genconf --server {address} branch list"
     )
