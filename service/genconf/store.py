@@ -23,6 +23,7 @@ which a reader passes as ``min_revision`` to read its own write.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,13 @@ from bson import Timestamp
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    WTimeoutError,
+)
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -58,6 +65,10 @@ TOKENS: Final = "tokens"
 COLLECTIONS: Final = (APPLICATIONS, UNITS, BRANCHES, VERSIONS, GENERATIONS, TOKENS)
 
 MAX_UNITS_PER_CALL: Final = 1000
+# BSONObjectTooLarge and friends: a document over 16 MB.
+DOCUMENT_TOO_LARGE: Final = frozenset({10334, 17419, 17420})
+# NotWritablePrimary, InterruptedDueToReplStateChange, PrimarySteppedDown, ShutdownInProgress.
+UNAVAILABLE_CODES: Final = frozenset({10107, 11602, 189, 91, 13435})
 
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
@@ -181,10 +192,17 @@ class Store:
             raise
         except DuplicateKeyError as exc:
             raise AlreadyExists(f"already exists: {exc.details or exc}") from exc
-        except ConnectionFailure as exc:
+        except OperationFailure as exc:
+            if exc.code in DOCUMENT_TOO_LARGE:
+                raise InvalidArgument(
+                    "the write would make a document larger than MongoDB allows (16 MB); "
+                    "store less in one application or branch"
+                ) from exc
+            if exc.has_error_label("RetryableWriteError") or exc.code in UNAVAILABLE_CODES:
+                raise Unavailable(f"MongoDB cannot take writes now: {exc}") from exc
+            raise  # a server error we do not expect: a bug, reported as such
+        except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
             raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
-        except PyMongoError as exc:
-            raise Unavailable(f"MongoDB error: {exc}") from exc
         if op_time is None:  # pragma: no cover - servers always return operationTime
             raise Unavailable("MongoDB did not report the commit's cluster time")
         return result, revision_of(op_time)
@@ -364,27 +382,50 @@ class Store:
             if charm is not None:
                 update["charm"] = charm
             if parsed is not None:
+                # Values in use must fit the new schema; those that do are stored
+                # in its types (an int option turned float holds 2.0, not 2), so
+                # later conflict checks compare like with like.
                 problems = []
+                settings = {}
                 for key, value in app["settings"].items():
                     try:
-                        model.coerce_value(key, model.require_key(parsed, key), value)
+                        settings[key] = model.coerce_value(
+                            key, model.require_key(parsed, key), value
+                        )
                     except InvalidArgument as exc:
                         problems.append(f"master: {exc.message}")
+                branch_updates: dict[str, dict[str, Any]] = {}
                 async for branch in self.db[BRANCHES].find(
                     {f"changes.{name}": {"$exists": True}}, session=s
                 ):
+                    changes = {}
                     for key, change in branch["changes"][name].items():
                         try:
                             spec = model.require_key(parsed, key)
+                            changes[key] = dict(change)
                             if "value" in change:
-                                model.coerce_value(key, spec, change["value"])
+                                changes[key]["value"] = model.coerce_value(
+                                    key, spec, change["value"]
+                                )
                         except InvalidArgument as exc:
                             problems.append(f"branch {branch['_id']!r}: {exc.message}")
+                            continue
+                        if "from" in change:
+                            with contextlib.suppress(InvalidArgument):
+                                changes[key]["from"] = model.coerce_value(key, spec, change["from"])
+                    branch_updates[branch["_id"]] = changes
                 if problems:
                     raise FailedPrecondition(
                         f"the new schema of {name!r} does not fit values in use: "
                         + "; ".join(problems)
                         + ". Unset or change those values first"
+                    )
+                update["settings"] = settings
+                for branch_name, changes in branch_updates.items():
+                    await self.db[BRANCHES].update_one(
+                        {"_id": branch_name},
+                        {"$set": {f"changes.{name}": changes}, "$inc": {"revision": 1}},
+                        session=s,
                     )
                 update["schema"] = model.schema_to_doc(parsed)
             await self.db[APPLICATIONS].update_one(

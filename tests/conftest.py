@@ -1,0 +1,75 @@
+"""Shared fixtures: one real mongod for the session, a fresh database per test.
+
+Tests run against a real single-node replica set (change streams and transactions
+need one). Set GENCONF_TEST_MONGO_URI to use an existing MongoDB 6.0+ replica set
+instead of the embedded one for the `mongo_uri`-based fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from hypothesis import settings
+from pymongo import MongoClient
+
+from genconf.embedded import EmbeddedMongo, EmbeddedReplicaSet
+
+# Real I/O makes timings noisy; a deadline would only produce flaky failures.
+settings.register_profile("ci", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
+    """A single-node replica set shared by the whole session, stopped at the end."""
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(request: pytest.FixtureRequest) -> str:
+    """URI of the session's replica set (the embedded one unless overridden)."""
+    external = os.environ.get("GENCONF_TEST_MONGO_URI")
+    if external:
+        return external
+    server: EmbeddedMongo = request.getfixturevalue("mongo")
+    return server.uri
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
+    """A sync client for test setup and assertions (the service uses its own)."""
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, serverSelectionTimeoutMS=10_000)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def db_name(mongo_client: MongoClient[dict[str, Any]]) -> Iterator[str]:
+    """A database name no other test uses; the database is dropped afterwards."""
+    name = "t_" + uuid4().hex[:12]
+    try:
+        yield name
+    finally:
+        mongo_client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def replica_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedReplicaSet]:
+    """A three-node replica set for failover tests; only started if a test asks."""
+    rs = EmbeddedReplicaSet(tmp_path_factory.mktemp("replset"))
+    try:
+        rs.start()
+        yield rs
+    finally:
+        rs.stop()
