@@ -9,10 +9,29 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from genconf import model
 from genconf.model import Change
+
+_SCHEMA_MEMO_LIMIT: Final = 1024
+_schema_memo: dict[str, Mapping[str, model.OptionSpec]] = {}
+
+
+def parsed_schema(doc: Mapping[str, Any]) -> Mapping[str, model.OptionSpec]:
+    """The parsed schema, validated once per distinct stored schema.
+
+    Every application event carries the schema, but it rarely changes; full
+    validation per event was half of the multiwatcher's cost (bench ingest).
+    Sharing one parsed object also makes equality checks between app states cheap.
+    """
+    key = repr(doc)
+    schema = _schema_memo.get(key)
+    if schema is None:
+        if len(_schema_memo) >= _SCHEMA_MEMO_LIMIT:
+            _schema_memo.clear()
+        schema = _schema_memo[key] = model.parse_schema(doc)
+    return schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +49,7 @@ class Application:
         return cls(
             name=doc["_id"],
             charm=doc.get("charm", ""),
-            schema=model.parse_schema(doc.get("schema", {})),
+            schema=parsed_schema(doc.get("schema", {})),
             settings=dict(doc.get("settings", {})),
             version=int(doc.get("version", 1)),
             next_unit=int(doc.get("next_unit", 0)),

@@ -1,0 +1,9 @@
+"""Benchmarks of genconf's hot paths, runnable against an embedded or given MongoDB.
+
+Each benchmark measures genconf next to a baseline taken in the same run (same
+machine, same MongoDB, same data), so the figure that matters is the ratio, not
+an absolute rate that depends on the host.
+
+- `genconf.bench.ingest`: change events applied to the model cache per second,
+  against a raw change-stream read of the same events.
+"""
