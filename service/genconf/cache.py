@@ -359,9 +359,12 @@ class ModelCache:
         for u in self.units.values():
             self._index_unit(u, add=True)
         self._groups.clear()
-        self.revision = max(self.revision, revision)
-        self.oldest_revision = self.revision
+        self.oldest_revision = max(self.revision, revision)
         self._mark_synced()
+        # Readers that asked for a revision the snapshot already covers (e.g. a
+        # write made while the read side was starting) are answered now, not at
+        # the next batch or idle getMore.
+        self.advance(revision)
 
     def diff_snapshot(
         self,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
+import anyio.lowlevel
 from bson import Timestamp
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
@@ -145,6 +146,8 @@ class Multiwatcher:
         self.stats = WatcherStats()
         self.resume_token: Mapping[str, Any] | None = None
         self._start_after: Timestamp | None = None
+        # Delay before the next resume; back to the initial value once a stream works.
+        self._backoff = self.tuning.backoff_initial
         # Test seam: a token to resume from on the first open (e.g. an invalid one).
         self.force_resume_token: Mapping[str, Any] | None = None
 
@@ -154,7 +157,7 @@ class Multiwatcher:
 
     async def run(self) -> None:
         """Load, then follow the stream until cancelled."""
-        backoff = self.tuning.backoff_initial
+        self._backoff = self.tuning.backoff_initial
         self.stats.state = State.SYNCING
         try:
             while True:
@@ -170,16 +173,14 @@ class Multiwatcher:
                         self.resume_token = None
                         self._start_after = None
                         self.force_resume_token = None
-                        backoff = self.tuning.backoff_initial
+                        self._backoff = self.tuning.backoff_initial
                         continue
                     self.stats.state = State.RECONNECTING
                     self.stats.resumes += 1
-                    delay = backoff * (0.5 + random.random() / 2)
+                    delay = self._backoff * (0.5 + random.random() / 2)
                     log.warning("change stream error (%s); resuming in %.2fs", exc, delay)
                     await anyio.sleep(delay)
-                    backoff = min(backoff * 2, self.tuning.backoff_max)
-                else:  # pragma: no cover - _follow only returns by raising
-                    backoff = self.tuning.backoff_initial
+                    self._backoff = min(self._backoff * 2, self.tuning.backoff_max)
         finally:
             self.stats.state = State.STOPPED
 
@@ -285,6 +286,8 @@ class Multiwatcher:
             pending_rev = 0
             while True:
                 event = await stream.try_next()
+                # The stream works again: the next failure starts from a short delay.
+                self._backoff = self.tuning.backoff_initial
                 if event is None:
                     self._flush(pending, pending_rev)
                     pending = []
@@ -301,6 +304,11 @@ class Multiwatcher:
                 if pending and rev != pending_rev:
                     self._flush(pending, pending_rev)
                     pending = []
+                    # A server batch holds up to stream_batch_size events: let the
+                    # watchers and the API run between transactions rather than after
+                    # the whole batch. (The event in hand is not yet in the resume token,
+                    # so a cancellation here loses nothing.)
+                    await anyio.lowlevel.checkpoint()
                 delta = delta_of(event)
                 if delta is not None:
                     pending.append(delta)

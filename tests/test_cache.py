@@ -1,0 +1,625 @@
+"""The model cache (`genconf.cache`) fed `Batch`es of `records` directly: no I/O.
+
+The fixture model, loaded at revision 100:
+
+    application a: units a/0, a/1 (master) and a/2 (tracks branch b)
+    application c: units c/0 (master) and c/1 (tracks branch b)
+    branch b:      a.k = 10 (from master's absent)
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import anyio
+import pytest
+
+from genconf import model
+from genconf.cache import (
+    ConfigWatch,
+    EffectiveConfig,
+    FeedOverflow,
+    ModelCache,
+    WatchClosed,
+)
+from genconf.deltas import Batch, Delta, Kind, Record
+from genconf.errors import NotFound, OutOfRange
+from genconf.model import Change, Op
+from genconf.records import Application, Branch, Generation, Unit
+
+SCHEMA = model.parse_schema(
+    {"k": {"type": "int", "default": 1}, "s": {"type": "string", "default": "x"}}
+)
+START = 100
+
+KINDS: dict[type, Kind] = {
+    Application: Kind.APPLICATION,
+    Unit: Kind.UNIT,
+    Branch: Kind.BRANCH,
+    Generation: Kind.GENERATION,
+}
+
+
+def app(name: str, version: int = 1, **settings: Any) -> Application:
+    return Application(name, name, SCHEMA, settings, version, 10, version)
+
+
+def unit(application: str, number: int, branch: str | None = None) -> Unit:
+    return Unit(f"{application}/{number}", application, number, branch, None, 1)
+
+
+def branch(name: str, track: tuple[str, ...] = (), **changes: dict[str, Any]) -> Branch:
+    """``branch("b", a={"k": 10, "s": None})``: set k, unset s on application a."""
+    return Branch(
+        name,
+        "tester",
+        None,
+        track,
+        {
+            application: {
+                key: Change(Op.SET, v) if v is not None else Change(Op.UNSET)
+                for key, v in keys.items()
+            }
+            for application, keys in changes.items()
+        },
+        1,
+    )
+
+
+def generation(gid: int, **changes: dict[str, Any]) -> Generation:
+    return Generation(gid, "set", None, changes, "tester", None, "")
+
+
+def up(record: Record, revision: int) -> Delta:
+    key = str(record.id) if isinstance(record, Generation) else record.name
+    return Delta(KINDS[type(record)], key, revision, record)
+
+
+def rm(kind: Kind, key: str, revision: int) -> Delta:
+    return Delta(kind, key, revision, None)
+
+
+def batch(revision: int, *records_or_deltas: Record | Delta) -> Batch:
+    deltas = tuple(r if isinstance(r, Delta) else up(r, revision) for r in records_or_deltas)
+    return Batch(revision, deltas)
+
+
+def fixture_model() -> tuple[list[Application], list[Unit], list[Branch]]:
+    return (
+        [app("a"), app("c")],
+        [unit("a", 0), unit("a", 1), unit("a", 2, "b"), unit("c", 0), unit("c", 1, "b")],
+        [branch("b", a={"k": 10})],
+    )
+
+
+@pytest.fixture
+async def cache() -> ModelCache:
+    c = ModelCache()
+    apps, units, branches = fixture_model()
+    c.load(apps, units, branches, last_generation=2, revision=START)
+    return c
+
+
+def config_of(cache: ModelCache, name: str) -> dict[str, Any]:
+    return dict(cache.config(name).config)
+
+
+async def take(w: ConfigWatch) -> EffectiveConfig:
+    """The watch's pending update, which must be there already."""
+    assert w.pending, f"{w.unit} has no pending update"
+    with anyio.fail_after(1):
+        return await w.next()
+
+
+# -- effective config and memoization ------------------------------------------
+
+
+async def test_load_computes_effective_config_per_unit(cache: ModelCache) -> None:
+    assert config_of(cache, "a/0") == {"k": 1, "s": "x"}
+    assert config_of(cache, "a/2") == {"k": 10, "s": "x"}
+    assert config_of(cache, "c/1") == {"k": 1, "s": "x"}  # b changes nothing of c
+    assert cache.config("a/2").hash == model.config_hash({"k": 10, "s": "x"})
+    assert cache.synced and cache.revision == START
+    with pytest.raises(NotFound):
+        cache.config("a/9")
+
+
+async def test_units_of_one_group_share_one_effective_config(cache: ModelCache) -> None:
+    before = cache.stats.groups_recomputed
+    first, second = cache.config("a/0"), cache.config("a/1")
+    assert first.effective is second.effective
+    assert cache.config("a/2").effective is not first.effective
+    assert cache.stats.groups_recomputed == before + 2  # (a, None) and (a, b), once each
+
+    cache.apply(batch(START + 1, app("a", version=2, k=5)))
+    recomputed = cache.stats.groups_recomputed
+    assert cache.config("a/0").effective is cache.config("a/1").effective
+    assert cache.config("a/0").config == {"k": 5, "s": "x"}
+    assert cache.config("a/0").effective.app_version == 2
+    assert cache.stats.groups_recomputed == recomputed  # read after apply: already memoized
+    assert cache.config("a/0").effective is not first.effective
+
+
+async def test_app_change_notifies_each_unit_once(cache: ModelCache) -> None:
+    watches = {name: cache.watch(name) for name in ("a/0", "a/1", "a/2", "c/0", "c/1")}
+    cache.apply(batch(START + 1, app("a", version=2, s="y")))
+    for name in ("a/0", "a/1", "a/2"):
+        eff = await take(watches[name])
+        assert eff.config["s"] == "y" and eff.revision == START + 1
+        assert not watches[name].pending and watches[name].coalesced == 0
+    assert not watches["c/0"].pending and not watches["c/1"].pending
+    assert cache.stats.notifications == 3
+
+
+async def test_master_change_overridden_by_branch_notifies_only_master_units(
+    cache: ModelCache,
+) -> None:
+    w_master, w_branch = cache.watch("a/0"), cache.watch("a/2")
+    cache.apply(batch(START + 1, app("a", version=2, k=7)))
+    assert (await take(w_master)).config["k"] == 7
+    assert not w_branch.pending  # b sets k = 10 for a/2 whatever master says
+    assert config_of(cache, "a/2")["k"] == 10
+
+
+async def test_schema_change_notifies_units_whose_default_changes(cache: ModelCache) -> None:
+    w0, w1 = cache.watch("a/0"), cache.watch("a/1")
+    cache.apply(batch(START + 1, Unit("a/1", "a", 1, None, None, 2)))  # same group
+    cache.apply(batch(START + 2, app("c", version=2, k=3)))
+    assert not w0.pending and not w1.pending
+    new_schema = model.parse_schema(
+        {"k": {"type": "int", "default": 2}, "s": {"type": "string", "default": "x"}}
+    )
+    wc = cache.watch("c/0")
+    cache.apply(batch(START + 3, Application("a", "a", new_schema, {}, 1, 10, 2)))
+    cache.apply(batch(START + 3, Application("c", "c", new_schema, {"k": 3}, 2, 10, 3)))
+    assert (await take(w0)).config == {"k": 2, "s": "x"}
+    assert (await take(w1)).config == {"k": 2, "s": "x"}
+    assert not wc.pending  # c sets k in master: the new default does not show
+
+
+async def test_change_with_equal_effective_config_notifies_nobody(cache: ModelCache) -> None:
+    watches = [cache.watch(n) for n in ("a/0", "a/1", "a/2")]
+    # Setting k to its default in master: a new version, the same effective config.
+    cache.apply(batch(START + 1, app("a", version=2, k=1)))
+    # A charm-only change does not even recompute.
+    recomputed = cache.stats.groups_recomputed
+    changed_charm = Application("a", "other-charm", SCHEMA, {"k": 1}, 2, 10, 3)
+    cache.apply(batch(START + 2, changed_charm))
+    assert cache.config("a/0").effective.app_version == 2
+    assert cache.stats.groups_recomputed == recomputed
+    assert not any(w.pending for w in watches)
+    assert cache.stats.notifications == 0
+
+
+async def test_unit_switching_branch_is_notified_only_if_its_hash_changes(
+    cache: ModelCache,
+) -> None:
+    cache.apply(batch(START + 1, branch("same", a={"k": 1}), branch("empty")))
+    w = cache.watch("a/0")
+    # Both branches leave a/0's effective config as it is on master.
+    cache.apply(batch(START + 2, unit("a", 0, "same")))
+    cache.apply(batch(START + 3, unit("a", 0, "empty")))
+    cache.apply(batch(START + 4, unit("a", 0, None)))
+    assert not w.pending
+    # b really changes it, and back to master changes it again.
+    cache.apply(batch(START + 5, unit("a", 0, "b")))
+    assert (await take(w)).config["k"] == 10
+    cache.apply(batch(START + 6, unit("a", 0, None)))
+    assert (await take(w)).config["k"] == 1
+    assert cache.stats.notifications == 2
+    assert [u.name for u in cache.tracking("b")] == ["a/2", "c/1"]
+
+
+async def test_branch_change_notifies_only_tracking_units_of_affected_apps(
+    cache: ModelCache,
+) -> None:
+    watches = {name: cache.watch(name) for name in ("a/0", "a/1", "a/2", "c/0", "c/1")}
+    cache.apply(batch(START + 1, branch("b", a={"k": 10, "s": "z"})))
+    assert (await take(watches["a/2"])).config == {"k": 10, "s": "z"}
+    assert not any(w.pending for w in watches.values())
+    # Now b touches c too: only c/1 (the tracking unit of c) hears of it.
+    cache.apply(batch(START + 2, branch("b", a={"k": 10, "s": "z"}, c={"k": 3})))
+    assert (await take(watches["c/1"])).config == {"k": 3, "s": "x"}
+    assert not any(w.pending for w in watches.values())
+    # A branch edit that changes nothing effective (k=1 is c's default) is silent.
+    cache.apply(batch(START + 3, branch("b", a={"k": 10, "s": "z"}, c={"k": 1})))
+    assert (await take(watches["c/1"])).config == {"k": 1, "s": "x"}
+    cache.apply(batch(START + 4, branch("b", a={"k": 10, "s": "z"}, c={"k": None})))
+    assert not any(w.pending for w in watches.values())  # unset k: the default, 1 again
+    assert cache.stats.notifications == 3
+
+
+async def test_commit_batch_notifies_other_units_once_and_tracking_units_never(
+    cache: ModelCache,
+) -> None:
+    """A commit's deltas in one batch: master takes b's value, a/2 is released."""
+    watches = {name: cache.watch(name) for name in ("a/0", "a/1", "a/2", "c/0", "c/1")}
+    cache.apply(
+        batch(
+            START + 1,
+            app("a", version=2, k=10),
+            generation(3, a={"k": {"to": 10}}),
+            unit("a", 2, None),
+            unit("c", 1, None),
+            rm(Kind.BRANCH, "b", START + 1),
+        )
+    )
+    assert (await take(watches["a/0"])).config["k"] == 10
+    assert (await take(watches["a/1"])).config["k"] == 10
+    assert not any(w.pending for w in watches.values())
+    assert cache.config("a/2").effective is cache.config("a/0").effective
+    assert cache.last_generation == 3 and "b" not in cache.branches
+    assert cache.tracking("b") == []
+
+
+async def test_unit_removal_closes_its_watch(cache: ModelCache) -> None:
+    w, other = cache.watch("a/1"), cache.watch("a/0")
+    cache.apply(batch(START + 1, rm(Kind.UNIT, "a/1", START + 1)))
+    with pytest.raises(WatchClosed) as info, anyio.fail_after(1):
+        await w.next()
+    assert info.value.removed
+    assert not other.pending
+    with pytest.raises(NotFound):
+        cache.watch("a/1")
+    with pytest.raises(NotFound):
+        cache.config("a/1")
+    assert [u.name for u in cache.units_of("a")] == ["a/0", "a/2"]
+    assert cache.statistics().watchers == 1
+
+
+async def test_application_removal_closes_every_unit_watch(cache: ModelCache) -> None:
+    watches = [cache.watch(n) for n in ("c/0", "c/1")]
+    cache.apply(
+        batch(
+            START + 1,
+            rm(Kind.UNIT, "c/0", START + 1),
+            rm(Kind.UNIT, "c/1", START + 1),
+            rm(Kind.APPLICATION, "c", START + 1),
+        )
+    )
+    for w in watches:
+        with pytest.raises(WatchClosed) as info, anyio.fail_after(1):
+            await w.next()
+        assert info.value.removed
+    assert cache.units_of("c") == [] and "c" not in cache.applications
+
+
+async def test_close_all_ends_watches_not_as_removed(cache: ModelCache) -> None:
+    w = cache.watch("a/0")
+    cache.close_all("shutting down")
+    with pytest.raises(WatchClosed) as info, anyio.fail_after(1):
+        await w.next()
+    assert not info.value.removed and info.value.reason == "shutting down"
+
+
+async def test_watch_close_unsubscribes(cache: ModelCache) -> None:
+    with cache.watch("a/0") as w:
+        assert cache.statistics().watchers == 1
+    assert cache.statistics().watchers == 0
+    cache.apply(batch(START + 1, app("a", version=2, k=5)))
+    assert not w.pending
+    with pytest.raises(WatchClosed):
+        await w.next()
+
+
+# -- latest-state coalescing -----------------------------------------------------
+
+
+async def test_slow_watch_holds_one_pending_update_however_many_arrive(
+    cache: ModelCache,
+) -> None:
+    slow = cache.watch("a/0")
+    n = 10_000
+    for i in range(1, n + 1):
+        cache.apply(batch(START + i, app("a", version=1 + i, k=1000 + i)))
+    assert slow.pending
+    assert slow.coalesced == n - 1
+    assert slow.delivered == 0
+    latest = await take(slow)
+    assert latest.config["k"] == 1000 + n and latest.revision == START + n
+    assert not slow.pending and slow.delivered == 1
+    assert cache.stats.notifications == n
+
+
+async def test_reader_waiting_in_next_is_woken_by_an_update(cache: ModelCache) -> None:
+    w = cache.watch("a/0")
+    got: list[EffectiveConfig] = []
+
+    async def reader() -> None:
+        got.append(await w.next())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            assert got == []
+            cache.apply(batch(START + 1, app("a", version=2, k=2)))
+    assert [e.config["k"] for e in got] == [2]
+
+
+# -- ring buffer and the admin feed ------------------------------------------------
+
+
+def fill(cache: ModelCache, count: int, first: int = START + 1) -> list[int]:
+    """``count`` single-delta batches changing c's master; their revisions."""
+    revisions = []
+    for i in range(count):
+        rev = first + i
+        cache.apply(batch(rev, app("c", version=2 + rev - first, k=rev)))
+        revisions.append(rev)
+    return revisions
+
+
+async def test_deltas_since_replays_the_ring_and_refuses_what_it_dropped() -> None:
+    cache = ModelCache(ring_size=5)
+    apps, units, branches = fixture_model()
+    cache.load(apps, units, branches, last_generation=0, revision=START)
+    assert cache.deltas_since(START) == []
+    revs = fill(cache, 12)
+    assert cache.statistics().ring_size == 5
+    assert [b.revision for b in cache.deltas_since(cache.oldest_revision)] == revs[-5:]
+    assert [b.revision for b in cache.deltas_since(revs[-3])] == revs[-2:]
+    assert cache.deltas_since(revs[-1]) == []
+    with pytest.raises(OutOfRange):
+        cache.deltas_since(cache.oldest_revision - 1)
+    with pytest.raises(OutOfRange):
+        cache.deltas_since(START)
+    # Replayed deltas carry the object they replaced.
+    last = cache.deltas_since(revs[-2])[0].deltas[0]
+    assert isinstance(last.previous, Application) and last.previous.settings == {"k": revs[-2]}
+
+
+async def test_ring_counts_deltas_and_keeps_whole_batches() -> None:
+    cache = ModelCache(ring_size=3)
+    cache.load([app("a")], [], [], 0, START)
+    cache.apply(batch(START + 1, unit("a", 0), unit("a", 1)))
+    cache.apply(batch(START + 2, unit("a", 2), unit("a", 3)))
+    # 4 deltas > 3: the first batch goes whole; replay after it has no gap.
+    assert cache.oldest_revision == START + 1
+    assert [len(b.deltas) for b in cache.deltas_since(START + 1)] == [2]
+    big = batch(START + 3, *(unit("a", n) for n in range(4, 9)))
+    cache.apply(big)  # larger than the ring on its own: kept, alone
+    assert [b.revision for b in cache.deltas_since(cache.oldest_revision)] == [START + 3]
+
+
+async def test_subscribe_replays_then_goes_live_without_gap_or_duplicate(
+    cache: ModelCache,
+) -> None:
+    revs = fill(cache, 5)
+    replay, sub = cache.subscribe(since=revs[1])
+    assert [b.revision for b in replay] == revs[2:]
+    more = fill(cache, 3, first=revs[-1] + 1)
+    seen = [b.revision for b in replay]
+    with anyio.fail_after(1):
+        for _ in more:
+            seen.append((await sub.next()).revision)
+    assert seen == revs[2:] + more
+    assert sub._receive.statistics().current_buffer_used == 0  # nothing more queued
+    sub.close()
+    assert cache.statistics().feeds == 0
+
+
+async def test_subscribe_too_old_is_out_of_range() -> None:
+    cache = ModelCache(ring_size=2)
+    cache.load([app("c")], [], [], 0, START)
+    fill(cache, 5)
+    with pytest.raises(OutOfRange):
+        cache.subscribe(since=START)
+    assert cache.statistics().feeds == 0
+
+
+async def test_subscribe_filters_by_kind_and_application(cache: ModelCache) -> None:
+    _, units_c = cache.subscribe(kinds=[Kind.UNIT], applications=["c"])
+    _, apps_only = cache.subscribe(kinds=[Kind.APPLICATION])
+    _, of_a = cache.subscribe(applications=["a"])
+    _, everything = cache.subscribe()
+    cache.apply(batch(START + 1, app("c", version=2, k=3), unit("c", 2)))
+    cache.apply(batch(START + 2, unit("a", 3), branch("b2", a={"s": "q"})))
+    cache.apply(batch(START + 3, generation(3, a={"s": {"to": "q"}})))
+    cache.apply(batch(START + 4, branch("b3", c={"k": 2})))
+
+    async def drain(sub: Any) -> list[tuple[int, list[tuple[str, str]]]]:
+        out = []
+        while sub._receive.statistics().current_buffer_used:
+            with anyio.fail_after(1):
+                b = await sub.next()
+            out.append((b.revision, [(d.kind.value, d.key) for d in b.deltas]))
+        return out
+
+    assert await drain(units_c) == [(START + 1, [("unit", "c/2")])]
+    assert await drain(apps_only) == [(START + 1, [("application", "c")])]
+    assert await drain(of_a) == [
+        (START + 2, [("unit", "a/3"), ("branch", "b2")]),
+        (START + 3, [("generation", "3")]),
+    ]
+    assert len(await drain(everything)) == 4
+
+
+async def test_feed_subscriber_that_falls_behind_gets_feed_overflow(cache: ModelCache) -> None:
+    _, slow = cache.subscribe(buffer=2)
+    _, fast = cache.subscribe(buffer=2)
+    revs = fill(cache, 2)
+    with anyio.fail_after(1):
+        assert [(await fast.next()).revision for _ in revs] == revs
+    fill(cache, 1, first=revs[-1] + 1)  # the third batch does not fit in slow's buffer
+    with anyio.fail_after(1):
+        assert [(await slow.next()).revision for _ in revs] == revs
+        with pytest.raises(FeedOverflow):
+            await slow.next()
+        assert (await fast.next()).revision == revs[-1] + 1  # the others go on
+    assert slow.overflowed and not fast.overflowed
+
+
+# -- read-your-writes -----------------------------------------------------------------
+
+
+async def test_wait_for_wakes_on_advance_in_revision_order(cache: ModelCache) -> None:
+    woke: list[int] = []
+
+    async def waiter(revision: int) -> None:
+        await cache.wait_for(revision)
+        woke.append(revision)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for rev in (START + 30, START + 10, START + 20):
+                tg.start_soon(waiter, rev)
+            await anyio.wait_all_tasks_blocked()
+            assert len(cache._waiters) == 3
+            cache.advance(START + 9)
+            await anyio.wait_all_tasks_blocked()
+            assert woke == []
+            cache.advance(START + 20)
+            await anyio.wait_all_tasks_blocked()
+            assert woke == [START + 10, START + 20]
+            cache.apply(batch(START + 30, app("c", version=2, k=9)))
+    assert woke == [START + 10, START + 20, START + 30]
+    assert cache._waiters == []
+    await cache.wait_for(START + 30)  # already there: returns at once
+
+
+async def test_cancelled_wait_for_leaves_no_waiter(cache: ModelCache) -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cache.wait_for, START + 50)
+        tg.start_soon(cache.wait_for, START + 60)
+        await anyio.wait_all_tasks_blocked()
+        assert len(cache._waiters) == 2
+        tg.cancel_scope.cancel()
+    assert cache._waiters == []
+    with anyio.move_on_after(0.01):  # the timeout is the cancellation under test
+        await cache.wait_for(START + 70)
+    assert cache._waiters == []
+    cache.advance(START + 100)  # nothing stale to pop
+    assert cache.revision == START + 100
+
+
+async def test_load_wakes_waiters_it_satisfies() -> None:
+    cache = ModelCache()
+    woke: list[int] = []
+
+    async def waiter(revision: int) -> None:
+        await cache.wait_for(revision)
+        woke.append(revision)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, START)
+            tg.start_soon(cache.wait_synced)
+            await anyio.wait_all_tasks_blocked()
+            cache.load([app("a")], [unit("a", 0)], [], 0, START)
+    assert woke == [START]
+
+
+# -- resync -----------------------------------------------------------------------------
+
+
+async def test_diff_snapshot_emits_exactly_the_differing_objects(cache: ModelCache) -> None:
+    apps, units, branches = fixture_model()
+    unchanged = cache.diff_snapshot(apps, units, branches, [generation(1), generation(2)], 500)
+    assert unchanged == Batch(500, ())
+
+    fresh_apps = [app("a"), app("c", version=2, k=4), app("d")]
+    fresh_units = [
+        unit("a", 0),
+        unit("a", 2, "b"),  # a/1 is gone
+        unit("c", 0, "b2"),  # moved to a new branch
+        unit("c", 1, "b"),
+        unit("d", 0),
+    ]
+    fresh_branches = [branch("b", a={"k": 11}), branch("b2", c={"s": "w"})]
+    gens = [generation(g) for g in (1, 2, 3, 4)]
+    diff = cache.diff_snapshot(fresh_apps, fresh_units, fresh_branches, gens, 500)
+    assert diff.revision == 500
+    assert all(d.revision == 500 for d in diff.deltas)
+    assert {(d.kind.value, d.key, d.removed) for d in diff.deltas} == {
+        ("application", "c", False),
+        ("application", "d", False),
+        ("unit", "a/1", True),
+        ("unit", "c/0", False),
+        ("unit", "d/0", False),
+        ("branch", "b", False),
+        ("branch", "b2", False),
+        ("generation", "3", False),
+        ("generation", "4", False),
+    }
+
+    watches = {n: cache.watch(n) for n in ("a/0", "a/1", "a/2", "c/0", "c/1")}
+    cache.apply(diff)
+    assert (await take(watches["a/2"])).config == {"k": 11, "s": "x"}
+    assert (await take(watches["c/0"])).config == {"k": 4, "s": "w"}
+    assert (await take(watches["c/1"])).config == {"k": 4, "s": "x"}
+    assert not watches["a/0"].pending
+    with pytest.raises(WatchClosed), anyio.fail_after(1):
+        await watches["a/1"].next()
+    assert cache.last_generation == 4
+    # Applying the snapshot makes the cache equal to it.
+    again = cache.diff_snapshot(fresh_apps, fresh_units, fresh_branches, gens, 501)
+    assert again.deltas == ()
+
+
+async def test_cache_matches_recomputation_after_random_batches() -> None:
+    """Every unit's memoized config equals a from-scratch computation, batch after batch."""
+    rng = random.Random(7)
+    cache = ModelCache()
+    apps_ = {n: app(n) for n in ("a", "c")}
+    units_ = {u.name: u for u in (unit("a", n) for n in range(4))}
+    units_ |= {u.name: u for u in (unit("c", n) for n in range(3))}
+    branches_: dict[str, Branch] = {}
+    cache.load(apps_.values(), units_.values(), [], 0, START)
+    watches = {n: cache.watch(n) for n in units_}
+    last_seen = {n: cache.config(n).hash for n in units_}
+    rev = itertools.count(START + 1)
+    for _ in range(400):
+        deltas: list[Delta] = []
+        r = next(rev)
+        for _ in range(rng.randint(1, 3)):
+            choice = rng.random()
+            if choice < 0.3:
+                name = rng.choice(sorted(apps_))
+                old = apps_[name]
+                key = rng.choice("ks")
+                settings = dict(old.settings)
+                if rng.random() < 0.3:
+                    settings.pop(key, None)
+                else:
+                    settings[key] = rng.randint(1, 3) if key == "k" else rng.choice("xy")
+                apps_[name] = app(name, old.version + 1, **settings)
+                deltas.append(up(apps_[name], r))
+            elif choice < 0.6:
+                name = rng.choice(sorted(units_))
+                u = units_[name]
+                target = rng.choice([None, *sorted(branches_)])
+                units_[name] = Unit(u.name, u.application, u.number, target, None, u.revision + 1)
+                deltas.append(up(units_[name], r))
+            elif choice < 0.9 or not branches_:
+                name = rng.choice(["b1", "b2"])
+                changes = {
+                    a: {
+                        k: (rng.randint(1, 3) if k == "k" else rng.choice("xy"))
+                        if rng.random() < 0.8
+                        else None
+                        for k in rng.sample("ks", rng.randint(0, 2))
+                    }
+                    for a in rng.sample(["a", "c"], rng.randint(0, 2))
+                }
+                branches_[name] = branch(name, **changes)
+                deltas.append(up(branches_[name], r))
+            else:
+                name = rng.choice(sorted(branches_))
+                del branches_[name]
+                deltas.append(rm(Kind.BRANCH, name, r))
+        cache.apply(Batch(r, tuple(deltas)))
+        for name, u in units_.items():
+            b = branches_.get(u.branch) if u.branch else None
+            a = apps_[u.application]
+            changes = b.changes.get(u.application) if b else None
+            expected = model.effective_config(SCHEMA, a.settings, changes)
+            assert cache.config(name).config == expected, name
+            h = model.config_hash(expected)
+            w = watches[name]
+            if h != last_seen[name]:
+                assert (await take(w)).hash == h
+                last_seen[name] = h
+            assert not w.pending
