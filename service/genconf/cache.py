@@ -176,6 +176,7 @@ class FeedSubscription:
         except anyio.WouldBlock:
             self.overflowed = True
             self._send.close()
+            self._cache._feeds.discard(self)
         except anyio.BrokenResourceError:
             pass
 
@@ -473,12 +474,19 @@ class ModelCache:
         return effective
 
     def _capture(self, units: Iterable[str], before: dict[str, str | None]) -> None:
+        hashes: dict[tuple[str, str | None], str | None] = {}
         for unit in units:
             if unit in before:
                 continue
             record = self.units.get(unit)
-            effective = self._group(record.application, record.branch) if record else None
-            before[unit] = effective.hash if effective else None
+            if record is None:
+                before[unit] = None
+                continue
+            key = (record.application, record.branch)
+            if key not in hashes:
+                effective = self._group(*key)
+                hashes[key] = effective.hash if effective else None
+            before[unit] = hashes[key]
 
     def _invalidate(self, *, application: str | None = None, branch: str | None = None) -> None:
         if application is not None:
@@ -560,4 +568,7 @@ def _same_config_inputs(a: Record | None, b: Application | None) -> bool:
     """Whether two application states give every unit the same effective config."""
     if not isinstance(a, Application) or b is None:
         return False
-    return (a.schema, a.settings, a.version) == (b.schema, b.settings, b.version)
+    if a.version != b.version or a.settings != b.settings:
+        return False
+    # Parsed schemas are shared per distinct stored schema (records.parsed_schema).
+    return a.schema is b.schema or a.schema == b.schema

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from genconf.client import Client
 from genconf.errors import GenconfError
 from genconf.multiwatcher import Tuning
+from genconf.readside import tune_gc
 from genconf.server import DEFAULT_LISTEN, ServerConfig, serve
 
 log = logging.getLogger("genconf")
@@ -37,6 +38,7 @@ def _setup_logging(level: str) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    tune_gc()
     config = ServerConfig(
         mongo_uri=args.mongo_uri,
         data_dir=Path(args.data_dir),

@@ -60,6 +60,8 @@ class Tuning:
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     stream_batch_size: int = 5_000
+    # Longest stretch of applying a server batch before readers get a turn.
+    yield_interval: float = 0.005
 
 
 @dataclass
@@ -282,48 +284,58 @@ class Multiwatcher:
     async def _follow(self) -> None:
         async with await self._open() as stream:
             self.stats.state = State.SYNCED
+            # The transaction being gathered: its deltas, cluster time, and the
+            # resume token of its last event. The resume token moves only when a
+            # transaction is applied, so a failure mid-way re-reads it whole.
             pending: list[Delta] = []
             pending_rev = 0
+            pending_token: Mapping[str, Any] | None = None
+            last_yield = time.perf_counter()
             while True:
                 event = await stream.try_next()
                 # The stream works again: the next failure starts from a short delay.
                 self._backoff = self.tuning.backoff_initial
                 if event is None:
-                    self._flush(pending, pending_rev)
-                    pending = []
+                    self._flush(pending, pending_rev, pending_token)
+                    pending, pending_token = [], None
                     self._note_idle(stream)
                     continue
                 self.stats.events += 1
                 rev = revision_of(event["clusterTime"])
                 if event.get("operationType") in ("invalidate", "dropDatabase", "drop"):
-                    self._flush(pending, pending_rev)
-                    pending = []
+                    self._flush(pending, pending_rev, pending_token)
                     # The database (or a collection) was dropped: the stream cannot go
                     # on; reload from a fresh snapshot.
                     raise OperationFailure("change stream invalidated by a drop", code=280)
-                if pending and rev != pending_rev:
-                    self._flush(pending, pending_rev)
-                    pending = []
+                if pending_token is not None and rev != pending_rev:
+                    self._flush(pending, pending_rev, pending_token)
+                    pending, pending_token = [], None
                     # A server batch holds up to stream_batch_size events: let the
-                    # watchers and the API run between transactions rather than after
-                    # the whole batch. (The event in hand is not yet in the resume token,
-                    # so a cancellation here loses nothing.)
-                    await anyio.lowlevel.checkpoint()
+                    # watchers and the API run between transactions, at most every
+                    # yield_interval (a turn of the event loop per event would cost
+                    # as much as applying it).
+                    now = time.perf_counter()
+                    if now - last_yield >= self.tuning.yield_interval:
+                        await anyio.lowlevel.checkpoint()
+                        last_yield = time.perf_counter()
                 delta = delta_of(event)
                 if delta is not None:
                     pending.append(delta)
                 pending_rev = rev
-                self.resume_token = stream.resume_token
+                # The event's own _id is its resume token (PyMongo's property copies it).
+                pending_token = event["_id"]
                 if not _batch_has_more(stream):
-                    self._flush(pending, pending_rev)
-                    pending = []
+                    self._flush(pending, pending_rev, pending_token)
+                    pending, pending_token = [], None
                     self.stats.lag_seconds = max(0.0, self.clock() - (rev >> 32))
 
-    def _flush(self, pending: list[Delta], revision: int) -> None:
-        if not pending:
-            return
-        self.cache.apply(Batch(revision, tuple(pending)))
-        self.stats.batches += 1
+    def _flush(self, pending: list[Delta], revision: int, token: Mapping[str, Any] | None) -> None:
+        """Apply one transaction, then move the resume token past it."""
+        if pending:
+            self.cache.apply(Batch(revision, tuple(pending)))
+            self.stats.batches += 1
+        if token is not None:
+            self.resume_token = token
 
     def _note_idle(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
         """An empty getMore: everything up to the post-batch token has been seen."""

@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
+from genconf.cache import DEFAULT_RING_SIZE
 from genconf.embedded import EmbeddedMongo
 from genconf.multiwatcher import Tuning
 from genconf.readside import ReadSide, read_side
@@ -65,6 +66,7 @@ class ServerConfig:
     bookmark_interval: float = 30.0
     shutdown_grace: float = 5.0
     tuning: Tuning = field(default_factory=Tuning)
+    ring_size: int = DEFAULT_RING_SIZE  # deltas the admin feed keeps for resume
 
 
 @dataclass
@@ -118,7 +120,9 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         store = Store.connect(mongo_uri, config.database)
         stack.push_async_callback(store.aclose)
         await store.ensure_schema()
-        read = await stack.enter_async_context(read_side(store.db, tuning=config.tuning))
+        read = await stack.enter_async_context(
+            read_side(store.db, tuning=config.tuning, ring_size=config.ring_size)
+        )
 
         health = HealthServicer()
         for name in ("", *SERVICE_NAMES):
@@ -133,8 +137,11 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(read.cache), server)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             server,
         )
         port = server.add_insecure_port(config.listen)

@@ -12,7 +12,7 @@ from genconf import model
 from genconf.api import convert
 from genconf.api.errors import streaming, unary
 from genconf.api.reads import await_revision
-from genconf.cache import ModelCache, WatchClosed
+from genconf.cache import EffectiveConfig, ModelCache, WatchClosed
 from genconf.errors import InvalidArgument, NotFound, Unavailable
 from genconf.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -33,7 +33,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         model.parse_unit_name(request.unit)
         await await_revision(self.cache, request.min_revision, context)
         current = self.cache.config(request.unit)
-        return convert.config_to_proto(current.unit, current.effective)
+        return self._config(current.unit, current.effective)
 
     @streaming
     async def WatchConfig(
@@ -51,9 +51,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             if request.known_hash == last_hash:
                 yield self._bookmark(last_hash)
             else:
-                yield agent_pb2.WatchConfigResponse(
-                    config=convert.config_to_proto(unit, current.effective)
-                )
+                yield agent_pb2.WatchConfigResponse(config=self._config(unit, current.effective))
             while True:
                 effective = None
                 try:
@@ -66,12 +64,29 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                         f"the watch ended ({closed.reason}); reconnect with known_hash"
                     ) from None
                 if effective is None:
+                    if watch.pending:
+                        # A change landed between the timeout and now: send it
+                        # first, so a bookmark's hash is the config at its revision.
+                        continue
                     yield self._bookmark(last_hash)
                 elif effective.hash != last_hash:
                     last_hash = effective.hash
                     yield agent_pb2.WatchConfigResponse(
-                        config=convert.config_to_proto(unit, effective)
+                        config=self._config(unit, effective, current=not watch.pending)
                     )
+
+    def _config(
+        self, unit: str, effective: EffectiveConfig, *, current: bool = True
+    ) -> types_pb2.Config:
+        """The unit's Config. When it is the unit's config at the cache's revision
+        (``current``: nothing newer pending), it carries that revision: a memoized
+        group's own revision can be older than the change that moved the unit into
+        it, and a client resumes from this revision (a replica behind it could
+        otherwise hand back the config from before that change)."""
+        out = convert.config_to_proto(unit, effective)
+        if current:
+            out.revision = max(out.revision, self.cache.revision)
+        return out
 
     def _bookmark(self, hash_: str) -> agent_pb2.WatchConfigResponse:
         return agent_pb2.WatchConfigResponse(

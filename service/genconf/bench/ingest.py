@@ -70,6 +70,7 @@ from genconf.cache import ModelCache
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import GenconfError
 from genconf.multiwatcher import WATCHED, Multiwatcher, Snapshot, Tuning
+from genconf.readside import tune_gc
 from genconf.store import APPLICATIONS, Store, revision_of
 
 __all__ = ["TARGET", "IngestResult", "main", "run_ingest"]
@@ -478,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
+    # The same process-wide GC settings as `genconf serve`, for both sides alike.
+    tune_gc()
     try:
         result = asyncio.run(
             run_ingest(
