@@ -8,15 +8,18 @@ instead of the embedded one for the `mongo_uri`-based fixtures.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from hypothesis import settings
 from pymongo import MongoClient
+from servers import background_server
 
+from genconf.client import Client
 from genconf.embedded import EmbeddedMongo, EmbeddedReplicaSet
+from genconf.server import RunningServer
 
 # Real I/O makes timings noisy; a deadline would only produce flaky failures.
 settings.register_profile("ci", deadline=None)
@@ -73,3 +76,16 @@ def replica_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRe
         yield rs
     finally:
         rs.stop()
+
+
+@pytest.fixture
+async def srv(mongo_uri: str, db_name: str) -> AsyncIterator[RunningServer]:
+    """A genconf server on loopback over this test's database, stopped afterwards."""
+    async with background_server(mongo_uri, db_name) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(srv: RunningServer) -> AsyncIterator[Client]:
+    async with Client(srv.address, timeout=10) as c:
+        yield c

@@ -12,13 +12,11 @@ import pytest
 from servers import (
     apply_batch,
     assert_code,
-    background_server,
     running_server,
     snapshot_model,
 )
 
 from genconf.client import Client, ClientError
-from genconf.server import RunningServer
 from genconf.v1 import admin_pb2
 
 SCHEMA: dict[str, Any] = {
@@ -26,18 +24,6 @@ SCHEMA: dict[str, Any] = {
     "s": {"type": "string", "default": "x"},
 }
 HASH = "ab" * 32
-
-
-@pytest.fixture
-async def srv(mongo_uri: str, db_name: str) -> AsyncIterator[RunningServer]:
-    async with background_server(mongo_uri, db_name) as s:
-        yield s
-
-
-@pytest.fixture
-async def client(srv: RunningServer) -> AsyncIterator[Client]:
-    async with Client(srv.address, timeout=10) as c:
-        yield c
 
 
 async def collect_until(

@@ -11,14 +11,13 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import grpc
 import pytest
 from google.protobuf import json_format
-from servers import BOOKMARK_INTERVAL, assert_code, background_server, settled_model
+from servers import BOOKMARK_INTERVAL, assert_code, settled_model
 
 from genconf.client import Client, ClientError
 from genconf.server import RunningServer
@@ -30,18 +29,6 @@ SCHEMA: dict[str, Any] = {
 }
 HASH = hashlib.sha256(b"applied").hexdigest()
 FAR = 3600 << 32  # an hour of cluster time: a revision no server has reached
-
-
-@pytest.fixture
-async def srv(mongo_uri: str, db_name: str) -> AsyncIterator[RunningServer]:
-    async with background_server(mongo_uri, db_name) as s:
-        yield s
-
-
-@pytest.fixture
-async def client(srv: RunningServer) -> AsyncIterator[Client]:
-    async with Client(srv.address, timeout=10) as c:
-        yield c
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ through Snapshot after a barrier write, is unchanged).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import anyio
 import grpc
 import pytest
 from google.protobuf import json_format
-from servers import assert_code, background_server, settled_model
+from servers import assert_code, settled_model
 
 from genconf.client import Client, ClientError
 from genconf.server import RunningServer
@@ -32,18 +32,6 @@ EXISTS = grpc.StatusCode.ALREADY_EXISTS
 ABORTED = grpc.StatusCode.ABORTED
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
-
-
-@pytest.fixture
-async def srv(mongo_uri: str, db_name: str) -> AsyncIterator[RunningServer]:
-    async with background_server(mongo_uri, db_name) as s:
-        yield s
-
-
-@pytest.fixture
-async def client(srv: RunningServer) -> AsyncIterator[Client]:
-    async with Client(srv.address, timeout=10) as c:
-        yield c
 
 
 def plain(value: Any) -> Any:

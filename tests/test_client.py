@@ -12,7 +12,6 @@ from typing import Any
 import anyio
 import grpc
 import pytest
-from servers import background_server
 
 from genconf.client import Backoff, Client, ClientError, Config, SyncClient
 from genconf.errors import GenconfError
@@ -23,12 +22,6 @@ SCHEMA: dict[str, Any] = {
     "s": {"type": "string", "default": "x"},
     "ratio": {"type": "float", "default": 0.5},
 }
-
-
-@pytest.fixture
-async def srv(mongo_uri: str, db_name: str) -> AsyncIterator[RunningServer]:
-    async with background_server(mongo_uri, db_name) as s:
-        yield s
 
 
 @pytest.fixture

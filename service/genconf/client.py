@@ -336,12 +336,22 @@ class Client:
         )
 
     async def commit_branch(
-        self, branch: str, *, force: bool = False, created_by: str = "", reason: str = ""
+        self,
+        branch: str,
+        *,
+        force: bool = False,
+        created_by: str = "",
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         return await self._write(
             self._controller.CommitBranch,
             cpb.CommitBranchRequest(
-                branch=branch, force=force, created_by=created_by, reason=reason
+                branch=branch,
+                force=force,
+                created_by=created_by,
+                reason=reason,
+                metadata=to_struct(metadata or {}),
             ),
         )
 

@@ -205,13 +205,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             groups = (("added", d.added), ("removed", d.removed), ("changed", d.changed))
             entries = [_diff_entry(kind, e) for kind, group in groups for e in group]
             conflicts = [
-                types_pb2.ConflictDetail(
-                    application=k.application,
-                    key=k.key,
-                    current=model.show_value(k.current),
-                    proposed=model.show_value(k.proposed),
-                    **{"from": model.show_value(k.expected)},
-                )
+                convert.conflict_to_proto(k)
                 for k in model.find_conflicts(app_name, app.settings, changes)
             ]
             out.applications.append(

@@ -16,6 +16,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from genconf import model
 from genconf.cache import EffectiveConfig, ModelCache
 from genconf.deltas import Delta
+from genconf.errors import ConflictedKey
 from genconf.model import ABSENT
 from genconf.records import Application, AppliedReport, Branch, Generation, Unit
 from genconf.store import WriteResult
@@ -206,3 +207,13 @@ def delta_to_proto(delta: Delta, cache: ModelCache) -> admin_pb2.Delta:
     elif isinstance(value, Generation):
         out.generation.CopyFrom(generation_to_proto(value))
     return out
+
+
+def conflict_to_proto(k: ConflictedKey) -> types_pb2.ConflictDetail:
+    return types_pb2.ConflictDetail(
+        application=k.application,
+        key=k.key,
+        current=model.show_value(k.current),
+        proposed=model.show_value(k.proposed),
+        **{"from": model.show_value(k.expected)},
+    )

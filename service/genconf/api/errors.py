@@ -14,7 +14,8 @@ from typing import Any, Final, TypeVar
 
 import grpc
 
-from genconf import errors, model
+from genconf import errors
+from genconf.api.convert import conflict_to_proto
 from genconf.v1 import types_pb2
 
 log = logging.getLogger("genconf.api")
@@ -46,16 +47,7 @@ def detail_of(exc: errors.GenconfError) -> types_pb2.ErrorDetail:
         detail.expected_version = exc.expected
         detail.actual_version = exc.actual
     if isinstance(exc, errors.Conflict):
-        for k in exc.keys:
-            detail.conflicts.append(
-                types_pb2.ConflictDetail(
-                    application=k.application,
-                    key=k.key,
-                    current=model.show_value(k.current),
-                    proposed=model.show_value(k.proposed),
-                    **{"from": model.show_value(k.expected)},
-                )
-            )
+        detail.conflicts.extend(conflict_to_proto(k) for k in exc.keys)
     units = getattr(exc, "units", None)
     if units:
         detail.units.extend(units)
