@@ -22,6 +22,7 @@ from servers import free_port, running_server
 
 from genconf import protogen
 from genconf.client import Backoff, Client, ClientError
+from genconf.errors import InvalidArgument
 from genconf.server import Phase, ServerConfig, serve
 from genconf.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
@@ -36,7 +37,7 @@ def test_generated_protobuf_code_is_fresh() -> None:
 
 async def test_refuses_a_non_loopback_listen_without_auth(db_name: str) -> None:
     config = ServerConfig(mongo_uri="mongodb://127.0.0.1:1", database=db_name, listen="0.0.0.0:0")
-    with pytest.raises(SystemExit, match="refusing to listen"):
+    with pytest.raises(InvalidArgument, match="refusing to listen"):
         async with serve(config):
             pass
 

@@ -28,6 +28,7 @@ from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
 from genconf.cache import DEFAULT_RING_SIZE
 from genconf.embedded import EmbeddedMongo
+from genconf.errors import InvalidArgument
 from genconf.multiwatcher import Tuning
 from genconf.readside import ReadSide, read_side
 from genconf.store import Store
@@ -105,7 +106,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     if not is_loopback(config.listen):
         # Authentication arrives with the security work; until then an open
         # server must not be reachable from other machines.
-        raise SystemExit(
+        raise InvalidArgument(
             f"refusing to listen on {config.listen} without authentication: "
             "bind to a loopback address such as 127.0.0.1:50051"
         )
