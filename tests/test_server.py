@@ -18,12 +18,13 @@ import anyio
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from servers import free_port, running_server
 
 from genconf import protogen
 from genconf.client import Backoff, Client, ClientError
 from genconf.errors import InvalidArgument
-from genconf.server import Phase, ServerConfig, serve
+from genconf.server import Phase, RunningServer, ServerConfig, serve
 from genconf.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
 
@@ -268,3 +269,20 @@ def test_genconf_serve_with_embedded_mongodb(tmp_path: Path) -> None:
         # its dbpath in this test's own temporary directory).
         for pid in processes_mentioning(str(data_dir)):
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_reflection_lists_every_service(srv: RunningServer) -> None:
+    async with grpc.aio.insecure_channel(srv.address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        call = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        reply = await call.read()
+        call.cancel()
+    names = {s.name for s in reply.list_services_response.service}
+    assert {
+        "genconf.v1.AgentService",
+        "genconf.v1.ControllerService",
+        "genconf.v1.AdminService",
+        "grpc.health.v1.Health",
+    } <= names
