@@ -135,7 +135,6 @@ class FeedFilter:
         if self.kinds and delta.kind not in self.kinds:
             return False
         if self.applications:
-            app = delta.application
             if delta.kind is Kind.BRANCH:
                 branch = delta.value or delta.previous
                 assert isinstance(branch, Branch)
@@ -146,7 +145,7 @@ class FeedFilter:
                 gen = delta.value
                 assert isinstance(gen, Generation)
                 return bool(self.applications & set(gen.changes))
-            return app in self.applications
+            return delta.application in self.applications
         return True
 
 

@@ -124,7 +124,6 @@ class Snapshot:
     applications: list[Application]
     units: list[Unit]
     branches: list[Branch]
-    generations: list[Generation]
     last_generation: int
     revision: int
     timestamp: Timestamp
@@ -199,7 +198,6 @@ class Multiwatcher:
             applications=[Application.from_doc(d) for d in docs[APPLICATIONS]],
             units=[Unit.from_doc(d) for d in docs[UNITS]],
             branches=[Branch.from_doc(d) for d in docs[BRANCHES]],
-            generations=[],
             last_generation=last,
             revision=revision_of(at),
             timestamp=at,

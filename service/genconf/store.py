@@ -260,16 +260,16 @@ class Store:
                 for key in sorted(set(old) | set(settings))
                 if not model.values_equal(old.get(key, ABSENT), settings.get(key, ABSENT))
             }
-            updated = await self.db[APPLICATIONS].update_one(
-                {"_id": name, "version": app["version"]},
+            # No version check needed in the filter: the transaction read `app`, so a
+            # concurrent writer makes one of the two retry (write conflict).
+            await self.db[APPLICATIONS].update_one(
+                {"_id": name},
                 {
                     "$set": {"settings": settings, "version": version, "updated_at": now},
                     "$inc": {"revision": 1},
                 },
                 session=s,
             )
-            if updated.matched_count != 1:  # pragma: no cover - the transaction guards this
-                raise VersionMismatch(f"application {name!r}", int(app["version"]), -1)
             await self.db[VERSIONS].insert_one(
                 {
                     "_id": version_id(name, version),

@@ -84,5 +84,5 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def _encode(self, batch: Batch) -> admin_pb2.DeltaBatch:
         return admin_pb2.DeltaBatch(
             revision=batch.revision,
-            deltas=[convert.delta_to_proto(d, self.cache) for d in batch.deltas],
+            deltas=[convert.delta_to_proto(d) for d in batch.deltas],
         )

@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from genconf import model
-from genconf.cache import EffectiveConfig, ModelCache
+from genconf.cache import EffectiveConfig
 from genconf.deltas import Delta
 from genconf.errors import ConflictedKey
 from genconf.model import ABSENT
@@ -195,7 +195,7 @@ def write_to_proto(result: WriteResult) -> types_pb2.WriteResponse:
     )
 
 
-def delta_to_proto(delta: Delta, cache: ModelCache) -> admin_pb2.Delta:
+def delta_to_proto(delta: Delta) -> admin_pb2.Delta:
     out = admin_pb2.Delta(kind=delta.kind.value, key=delta.key, removed=delta.removed)
     value = delta.value
     if isinstance(value, Application):
