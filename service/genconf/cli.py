@@ -102,6 +102,12 @@ async def _branch_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_workloads() -> list[str]:
+    from genconf.bench import WORKLOADS
+
+    return list(WORKLOADS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genconf",
@@ -145,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_parser("list", help="active branches").set_defaults(func=_branch_list)
 
     b = sub.add_parser("bench", help="benchmarks (figures with a same-run baseline)")
-    b.add_argument("workload", choices=["ingest"])
+    b.add_argument("workload", choices=sorted(bench_workloads()))
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=None)
     return parser
@@ -156,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
     if args.command == "bench":
-        from genconf.bench import ingest
+        from genconf import bench
 
-        return ingest.main(args.rest)
+        return bench.main(args.workload, args.rest)
     try:
         return int(anyio.run(args.func, args))
     except GenconfError as exc:

@@ -7,3 +7,18 @@ an absolute rate that depends on the host.
 - `genconf.bench.ingest`: change events applied to the model cache per second,
   against a raw change-stream read of the same events.
 """
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Final
+
+# Workload name -> module under genconf.bench exposing ``main(argv) -> int``.
+WORKLOADS: Final = {"ingest": "ingest"}
+
+
+def main(workload: str, argv: Sequence[str]) -> int:
+    """Run one workload's command line (``genconf bench WORKLOAD ...``)."""
+    module = importlib.import_module(f"genconf.bench.{WORKLOADS[workload]}")
+    return int(module.main(list(argv)))
