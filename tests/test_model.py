@@ -32,6 +32,8 @@ from genconf.model import (
     diff,
     effective_config,
     find_conflicts,
+    inverse_changes,
+    key_history,
     next_label,
     parse_schema,
     parse_text_value,
@@ -1100,3 +1102,89 @@ def test_prop_schema_doc_round_trip(schema: dict[str, OptionSpec]) -> None:
         assert again[key].type is spec.type
         assert values_equal(again[key].default, spec.default)
     assert json.loads(json.dumps(schema_to_doc(schema))) == schema_to_doc(schema)
+
+
+# -- history: inverse of a generation, per-key history ----------------------------------
+
+SMALL_VALUES = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b"]))
+SMALL_SETTINGS = st.dictionaries(st.sampled_from(["p", "q", "r"]), SMALL_VALUES, max_size=3)
+
+
+def generation_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What a generation records: ``{key: {from?, to?}}`` for each key that changed."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in set(old) | set(new):
+        if values_equal(old.get(key, ABSENT), new.get(key, ABSENT)):
+            continue
+        entry = {}
+        if key in old:
+            entry["from"] = old[key]
+        if key in new:
+            entry["to"] = new[key]
+        out[key] = entry
+    return out
+
+
+@PROPERTY
+@given(SMALL_SETTINGS, SMALL_SETTINGS)
+def test_inverse_changes_undo_a_generation_without_conflicts(
+    old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    inverse = inverse_changes(generation_changes(old, new))
+    assert find_conflicts("app", new, inverse) == []
+    assert apply_changes(new, inverse) == old
+
+
+@PROPERTY
+@given(SMALL_SETTINGS, SMALL_SETTINGS, SMALL_SETTINGS)
+def test_inverse_changes_conflict_exactly_on_keys_moved_since(
+    old: dict[str, Any], new: dict[str, Any], later: dict[str, Any]
+) -> None:
+    changes = generation_changes(old, new)
+    conflicts = find_conflicts("app", later, inverse_changes(changes))
+    moved = {
+        key
+        for key, ft in changes.items()
+        if not values_equal(later.get(key, ABSENT), ft.get("to", ABSENT))
+        and not values_equal(later.get(key, ABSENT), ft.get("from", ABSENT))
+    }
+    assert {c.key for c in conflicts} == moved
+
+
+def test_inverse_of_an_added_key_is_an_unset() -> None:
+    inverse = inverse_changes({"k": {"to": 5}, "s": {"from": "x"}})
+    assert inverse == {"k": Change(Op.UNSET, ABSENT, 5), "s": Change(Op.SET, "x", ABSENT)}
+
+
+@PROPERTY
+@given(st.lists(SMALL_SETTINGS, min_size=1, max_size=8), st.none() | SMALL_VALUES)
+def test_key_history_lists_exactly_the_versions_where_the_value_changed(
+    settings_seq: list[dict[str, Any]], default: Any
+) -> None:
+    spec = OptionSpec(ValueType.STRING, ABSENT if default is None else default)
+    versions = list(enumerate(settings_seq, start=1))
+    rows = key_history(spec, versions, "p")
+
+    def value(settings: dict[str, Any]) -> Any:
+        return settings.get("p", spec.default)
+
+    changed = [1] + [
+        n
+        for n in range(2, len(settings_seq) + 1)
+        if not values_equal(value(settings_seq[n - 1]), value(settings_seq[n - 2]))
+    ]
+    assert [r.version for r in rows] == changed
+    for row in rows:
+        assert values_equal(row.value, value(settings_seq[row.version - 1]))
+        assert row.is_default == ("p" not in settings_seq[row.version - 1])
+
+
+def test_key_history_change_back_to_default_counts_but_explicit_default_does_not() -> None:
+    spec = OptionSpec(ValueType.INT, 80)
+    versions = [(1, {}), (2, {"p": 8080}), (3, {}), (4, {"p": 80}), (5, {"q": 1})]
+    rows = key_history(spec, versions, "p")
+    assert [(r.version, r.value, r.is_default) for r in rows] == [
+        (1, 80, True),
+        (2, 8080, False),
+        (3, 80, True),
+    ]

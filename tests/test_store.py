@@ -28,6 +28,7 @@ from genconf.errors import (
     NotFound,
     VersionMismatch,
 )
+from genconf.history import History
 from genconf.model import ABSENT
 from genconf.store import (
     APPLICATIONS,
@@ -143,7 +144,7 @@ async def test_second_commit_of_same_key_conflicts_then_force_wins(store: Store)
     assert state[APPLICATIONS]["app"]["settings"] == {"k": 9}
     assert "b2" not in state[BRANCHES]
     assert result.versions == {"app": 4}
-    generation = await store.get_generation(result.generation or 0)
+    generation = await History(store.db).get_generation(result.generation or 0)
     assert generation["changes"] == {"app": {"k": {"from": 7, "to": 9}}}
 
 
@@ -717,21 +718,21 @@ async def test_rejected_write_is_typed_and_writes_nothing(
 async def test_set_config_writes_one_version_and_one_set_generation(store: Store) -> None:
     created = await store.create_application("app", schema=SCHEMA)
     assert created.versions == {"app": 1}
-    first = await store.get_version("app", 1)
+    first = await History(store.db).get_version("app", 1)
     assert (first["previous_version"], first["settings"], first["generation"]) == (0, {}, None)
 
     result = await store.set_config(
         "app", set={"k": 5}, reason="tune", created_by="alice", metadata={"ticket": "T-1"}
     )
     assert (result.generation, result.versions) == (1, {"app": 2})
-    version = await store.get_version("app", 2)
+    version = await History(store.db).get_version("app", 2)
     assert version["previous_version"] == 1
     assert version["settings"] == {"k": 5}
     assert version["generation"] == 1
     assert (version["reason"], version["created_by"]) == ("tune", "alice")
     assert version["metadata"] == {"ticket": "T-1"}
     assert version["tags"] == []
-    generation = await store.get_generation(1)
+    generation = await History(store.db).get_generation(1)
     assert generation["kind"] == "set"
     assert generation["branch"] is None
     assert generation["changes"] == {"app": {"k": {"to": 5}}}  # from absent
@@ -740,15 +741,15 @@ async def test_set_config_writes_one_version_and_one_set_generation(store: Store
 
     result = await store.set_config("app", set={"k": 6, "s": "y"})
     assert (result.generation, result.versions) == (2, {"app": 3})
-    assert (await store.get_version("app", 3))["previous_version"] == 2
-    assert (await store.get_generation(2))["changes"] == {
+    assert (await History(store.db).get_version("app", 3))["previous_version"] == 2
+    assert (await History(store.db).get_generation(2))["changes"] == {
         "app": {"k": {"from": 5, "to": 6}, "s": {"to": "y"}}
     }
 
     result = await store.set_config("app", unset=["k"])
     assert (result.generation, result.versions) == (3, {"app": 4})
-    assert (await store.get_generation(3))["changes"] == {"app": {"k": {"from": 6}}}
-    assert (await store.get_version("app", 4))["settings"] == {"s": "y"}
+    assert (await History(store.db).get_generation(3))["changes"] == {"app": {"k": {"from": 6}}}
+    assert (await History(store.db).get_version("app", 4))["settings"] == {"s": "y"}
 
     # A write that changes nothing writes nothing and returns the current version.
     before = await digest(store.db)
@@ -776,7 +777,7 @@ async def test_commit_writes_one_version_per_app_and_one_commit_generation(
     assert result.generation == 3
     assert result.versions == {"a": 3, "b": 3}
     assert result.units == ["a/0", "c/0"]
-    generation = await store.get_generation(3)
+    generation = await History(store.db).get_generation(3)
     assert generation["kind"] == "commit"
     assert generation["branch"] == "rel"
     assert generation["versions"] == {"a": 3, "b": 3}
@@ -786,13 +787,13 @@ async def test_commit_writes_one_version_per_app_and_one_commit_generation(
     }
     assert (generation["created_by"], generation["reason"]) == ("bob", "release")
     for app in ("a", "b"):
-        version = await store.get_version(app, 3)
+        version = await History(store.db).get_version(app, 3)
         assert version["previous_version"] == 2
         assert version["generation"] == 3
         assert version["metadata"] == {"n": 1}
         assert version["reason"] == "release"
-    assert (await store.get_version("a", 3))["settings"] == {"k": 4, "o": {"x": [1, 2]}}
-    assert (await store.get_version("b", 3))["settings"] == {}
+    assert (await History(store.db).get_version("a", 3))["settings"] == {"k": 4, "o": {"x": [1, 2]}}
+    assert (await History(store.db).get_version("b", 3))["settings"] == {}
     state = await store.load()
     assert {n: a["version"] for n, a in state[APPLICATIONS].items()} == {"a": 3, "b": 3, "c": 1}
     assert await count(store, VERSIONS) == 3 + 3 + 1
@@ -800,7 +801,7 @@ async def test_commit_writes_one_version_per_app_and_one_commit_generation(
     assert state[BRANCHES] == {}
     assert all(u["branch"] is None for u in state[UNITS].values())
     with pytest.raises(NotFound):
-        await store.get_version("c", 2)
+        await History(store.db).get_version("c", 2)
 
 
 # ---------------------------------------------------------------------------
@@ -885,7 +886,7 @@ async def test_remove_application_removes_units_versions_and_branch_parts(store:
     assert state[BRANCHES]["b"]["changes"] == {"db": {"k": {"op": "set", "value": 4}}}
     assert state[BRANCHES]["b"]["track_applications"] == []
     with pytest.raises(NotFound):
-        await store.get_version("app", 1)
+        await History(store.db).get_version("app", 1)
     with pytest.raises(NotFound):
         await store.remove_application("app")
 
@@ -922,3 +923,22 @@ async def test_schema_type_change_stores_values_in_the_new_type(store: Store) ->
     assert (change["value"], type(change["value"])) == (3.0, float)
     result = await store.commit_branch("b")
     assert result.versions == {"app": 3}
+
+
+async def test_concurrent_tags_of_one_label_leave_exactly_one_holder(store: Store) -> None:
+    await store.create_application("app", schema=SCHEMA)
+    for k in range(2, 6):
+        await store.set_config("app", set={"k": k})
+    results = await asyncio.gather(
+        *(store.tag_version("app", v, "3.0.0") for v in range(1, 6)), return_exceptions=True
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, AlreadyExists) for r in results if isinstance(r, BaseException))
+    holders = await store.db["versions"].count_documents({"application": "app", "tags": "3.0.0"})
+    assert holders == 1
+
+
+def test_retain_versions_must_keep_at_least_one(mongo_uri: str) -> None:
+    with pytest.raises(InvalidArgument, match="at least 1"):
+        Store.connect(mongo_uri, "unused", retain_versions=0)

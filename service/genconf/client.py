@@ -29,9 +29,11 @@ from genconf.v1 import (
     agent_pb2,
     agent_pb2_grpc,
     controller_pb2_grpc,
+    history_pb2_grpc,
     types_pb2,
 )
 from genconf.v1 import controller_pb2 as cpb
+from genconf.v1 import history_pb2 as hpb
 
 RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 T = TypeVar("T")
@@ -133,6 +135,54 @@ class Backoff:
             delay = min(delay * self.factor, self.maximum)
 
 
+class _BearerUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every unary call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_bearer(details, self.token), request)
+
+
+class _BearerUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    """The same for server streams (watches); grpc.aio files an interceptor under one
+    call shape only, hence one class per shape the API uses."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_bearer(details, self.token), request)
+
+
+def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    metadata.add("authorization", f"Bearer {token}")
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+def open_channel(
+    target: str, *, token: str | None = None, tls_ca: str | None = None
+) -> grpc.aio.Channel:
+    """A channel to ``target``: TLS verified against the CA file ``tls_ca`` when given,
+    and a bearer ``token`` on every call when given."""
+    interceptors: list[grpc.aio.ClientInterceptor] | None = None
+    if token:
+        interceptors = [_BearerUnaryUnary(token), _BearerUnaryStream(token)]
+    if tls_ca:
+        try:
+            with open(tls_ca, "rb") as f:
+                root = f.read()
+        except OSError as exc:
+            raise GenconfError(f"cannot read the TLS CA file {tls_ca}: {exc.strerror}") from None
+        credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        return grpc.aio.secure_channel(target, credentials, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, interceptors=interceptors)
+
+
 class Client:
     """Async genconf client over one gRPC channel."""
 
@@ -143,14 +193,17 @@ class Client:
         timeout: float | None = 30.0,
         backoff: Backoff | None = None,
         channel: grpc.aio.Channel | None = None,
+        token: str | None = None,
+        tls_ca: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.backoff = backoff or Backoff()
-        self.channel = channel or grpc.aio.insecure_channel(target)
+        self.channel = channel or open_channel(target, token=token, tls_ca=tls_ca)
         self._agent = agent_pb2_grpc.AgentServiceStub(self.channel)
         self._controller = controller_pb2_grpc.ControllerServiceStub(self.channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self._history = history_pb2_grpc.HistoryServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def aclose(self) -> None:
@@ -340,6 +393,7 @@ class Client:
         branch: str,
         *,
         force: bool = False,
+        require_applied: bool = False,
         created_by: str = "",
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
@@ -349,6 +403,7 @@ class Client:
             cpb.CommitBranchRequest(
                 branch=branch,
                 force=force,
+                require_applied=require_applied,
                 created_by=created_by,
                 reason=reason,
                 metadata=to_struct(metadata or {}),
@@ -451,6 +506,104 @@ class Client:
             raise _client_error(exc) from None
         finally:
             call.cancel()
+
+    # -- history -------------------------------------------------------------
+
+    async def list_versions(
+        self, application: str, *, limit: int = 0, since_version: int = 0
+    ) -> hpb.ListVersionsResponse:
+        """Versions newest first (``limit`` 0: 100), only those after ``since_version``."""
+        return await self._call(
+            self._history.ListVersions,
+            hpb.ListVersionsRequest(
+                application=application, limit=limit, since_version=since_version
+            ),
+        )
+
+    async def get_version(self, application: str, version: int = 0) -> types_pb2.Version:
+        """One version (0: the current one)."""
+        return await self._call(
+            self._history.GetVersion,
+            hpb.GetVersionRequest(application=application, version=version),
+        )
+
+    async def latest_version(self, application: str) -> hpb.LatestVersionResponse:
+        """The current version, and the highest semantic label with its version."""
+        return await self._call(
+            self._history.LatestVersion, hpb.LatestVersionRequest(application=application)
+        )
+
+    async def diff_versions(
+        self, application: str, from_version: int, to_version: int = 0
+    ) -> hpb.DiffVersionsResponse:
+        return await self._call(
+            self._history.DiffVersions,
+            hpb.DiffVersionsRequest(
+                application=application, from_version=from_version, to_version=to_version
+            ),
+        )
+
+    async def rollback(
+        self,
+        application: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+    ) -> WriteResult:
+        request = hpb.RollbackRequest(
+            application=application, to_version=to_version, reason=reason, created_by=created_by
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return await self._write(self._history.Rollback, request)
+
+    async def tag_version(
+        self, application: str, label: str, *, version: int = 0
+    ) -> hpb.LabelResponse:
+        """Label a version (0: the current one) with a semantic version such as 1.4.0."""
+        return await self._call(
+            self._history.TagVersion,
+            hpb.TagVersionRequest(application=application, version=version, label=label),
+        )
+
+    async def bump_version(
+        self, application: str, part: str, *, version: int = 0
+    ) -> hpb.LabelResponse:
+        """Label a version one ``major|minor|patch`` above the highest label (first: 1.0.0)."""
+        return await self._call(
+            self._history.BumpVersion,
+            hpb.BumpVersionRequest(application=application, part=part, version=version),
+        )
+
+    async def key_history(
+        self, application: str, key: str, *, limit: int = 0
+    ) -> hpb.KeyHistoryResponse:
+        """Each version where ``key``'s effective value changed, newest first."""
+        return await self._call(
+            self._history.KeyHistory,
+            hpb.KeyHistoryRequest(application=application, key=key, limit=limit),
+        )
+
+    async def list_generations(
+        self, *, limit: int = 0, since: int = 0, application: str = ""
+    ) -> hpb.ListGenerationsResponse:
+        return await self._call(
+            self._history.ListGenerations,
+            hpb.ListGenerationsRequest(limit=limit, since=since, application=application),
+        )
+
+    async def get_generation(self, id: int) -> types_pb2.Generation:
+        return await self._call(self._history.GetGeneration, hpb.GetGenerationRequest(id=id))
+
+    async def revert_generation(
+        self, id: int, *, force: bool = False, reason: str = "", created_by: str = ""
+    ) -> WriteResult:
+        return await self._write(
+            self._history.RevertGeneration,
+            hpb.RevertGenerationRequest(id=id, force=force, reason=reason, created_by=created_by),
+        )
 
 
 class SyncClient:

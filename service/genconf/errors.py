@@ -87,6 +87,19 @@ class Conflict(FailedPrecondition):
         self.keys = keys
 
 
+class NotApplied(FailedPrecondition):
+    """A commit that requires applied reports found units that have not applied the branch."""
+
+    def __init__(self, branch: str, units: list[str]) -> None:
+        shown = ", ".join(units[:20]) + (f" and {len(units) - 20} more" if len(units) > 20 else "")
+        super().__init__(
+            f"branch {branch!r} is not applied yet on {len(units)} tracking unit(s): {shown}; "
+            "wait until their agents report the branch's config as applied and ok, "
+            "or commit without require_applied"
+        )
+        self.units = units
+
+
 class OutOfRange(GenconfError):
     """The requested revision is older than what is retained."""
 

@@ -432,6 +432,47 @@ def find_conflicts(
     return conflicts
 
 
+def inverse_changes(changes: Mapping[str, Mapping[str, Any]]) -> dict[str, Change]:
+    """The branch-style changes that undo a generation's ``{key: {from?, to?}}``.
+
+    Each inverse change expects master to still hold ``to`` (its ``from_``) and puts
+    back ``from``, so `find_conflicts` checks a revert exactly like a commit.
+    """
+    out = {}
+    for key, ft in changes.items():
+        before = ft.get("from", ABSENT)
+        op = Op.UNSET if before is ABSENT else Op.SET
+        out[key] = Change(op, before, ft.get("to", ABSENT))
+    return out
+
+
+@dataclass(frozen=True)
+class KeyValueAt:
+    """A key's effective value from one version on (``value`` ABSENT: no value at all)."""
+
+    version: int
+    value: Any
+    is_default: bool
+
+
+def key_history(
+    spec: OptionSpec, versions: Iterable[tuple[int, Mapping[str, Any]]], key: str
+) -> list[KeyValueAt]:
+    """The versions (oldest first, as given) where ``key``'s effective value changed.
+
+    The first version given always opens the list: it is where the value starts.
+    A change back to the default is a change; re-setting the default explicitly
+    is not (units see the same value).
+    """
+    out: list[KeyValueAt] = []
+    for version, settings in versions:
+        is_default = key not in settings
+        value = spec.default if is_default else settings[key]
+        if not out or not values_equal(out[-1].value, value):
+            out.append(KeyValueAt(version, value, is_default))
+    return out
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8: the bytes the hash is taken over."""
     return json.dumps(

@@ -26,9 +26,11 @@ from grpc_reflection.v1alpha import reflection
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
+from genconf.api.history import HistoryServicer
 from genconf.cache import DEFAULT_RING_SIZE
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import InvalidArgument
+from genconf.history import History
 from genconf.multiwatcher import Tuning
 from genconf.readside import ReadSide, read_side
 from genconf.store import Store
@@ -39,6 +41,8 @@ from genconf.v1 import (
     agent_pb2_grpc,
     controller_pb2,
     controller_pb2_grpc,
+    history_pb2,
+    history_pb2_grpc,
 )
 
 log = logging.getLogger("genconf.server")
@@ -48,6 +52,7 @@ SERVICE_NAMES: Final = (
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
     controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
 )
 
 
@@ -68,6 +73,8 @@ class ServerConfig:
     shutdown_grace: float = 5.0
     tuning: Tuning = field(default_factory=Tuning)
     ring_size: int = DEFAULT_RING_SIZE  # deltas the admin feed keeps for resume
+    retain_versions: int | None = None  # None: keep every version
+    bench_baseline: bool = False  # also serve genconf.api.baseline (`genconf bench` only)
 
 
 @dataclass
@@ -118,7 +125,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             stack.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
             mongo_uri = embedded.uri
             log.info("embedded MongoDB started at %s (data in %s)", mongo_uri, config.data_dir)
-        store = Store.connect(mongo_uri, config.database)
+        store = Store.connect(mongo_uri, config.database, retain_versions=config.retain_versions)
         stack.push_async_callback(store.aclose)
         await store.ensure_schema()
         read = await stack.enter_async_context(
@@ -136,7 +143,14 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             ControllerServicer(store, read.cache), server
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(read.cache), server)
+        history_pb2_grpc.add_HistoryServiceServicer_to_server(
+            HistoryServicer(store, History(store.db)), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        if config.bench_baseline:
+            from genconf.api.baseline import add_baseline_handlers
+
+            add_baseline_handlers(server, read.cache)
         reflection.enable_server_reflection(
             (
                 *SERVICE_NAMES,

@@ -50,6 +50,7 @@ from genconf.errors import (
     FailedPrecondition,
     GenconfError,
     InvalidArgument,
+    NotApplied,
     NotFound,
     Unavailable,
     VersionMismatch,
@@ -97,6 +98,21 @@ class WriteResult:
     units: Sequence[str] = ()
 
 
+@dataclass(frozen=True)
+class LabelResult:
+    """A semantic label now on ``version``, and the revision of the write that put it there."""
+
+    application: str
+    version: int
+    label: str
+    revision: int
+
+
+def _check_retention(retain_versions: int | None) -> None:
+    if retain_versions is not None and retain_versions < 1:
+        raise InvalidArgument(f"retain_versions must be at least 1, not {retain_versions}")
+
+
 def version_id(application: str, version: int) -> str:
     return f"{application}@{version}"
 
@@ -132,13 +148,19 @@ class Store:
         database: str = "genconf",
         *,
         clock: Clock = utcnow,
+        retain_versions: int | None = None,
     ) -> None:
+        _check_retention(retain_versions)
         self.client = client
         self.db: AsyncDatabase[dict[str, Any]] = client[database]
         self.clock = clock
+        # None: keep every version. N: keep the newest N per application, and
+        # every labelled one.
+        self.retain_versions = retain_versions
 
     @classmethod
     def connect(cls, uri: str, database: str = "genconf", **kwargs: Any) -> Store:
+        _check_retention(kwargs.get("retain_versions"))  # before a client exists to leak
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=10_000
         )
@@ -172,6 +194,13 @@ class Store:
             await self.db[UNITS].create_index([("branch", ASCENDING)])
             await self.db[VERSIONS].create_index(
                 [("application", ASCENDING), ("version", ASCENDING)], unique=True
+            )
+            # Labels are unique per application; unlabelled versions stay out of it.
+            await self.db[VERSIONS].create_index(
+                [("application", ASCENDING), ("tags", ASCENDING)],
+                unique=True,
+                partialFilterExpression={"tags": {"$type": "string"}},
+                name="unique_labels",
             )
         except ConnectionFailure as exc:
             raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
@@ -287,6 +316,15 @@ class Store:
                 },
                 session=s,
             )
+            if self.retain_versions is not None:
+                await self.db[VERSIONS].delete_many(
+                    {
+                        "application": name,
+                        "version": {"$lte": version - self.retain_versions},
+                        "tags": {"$size": 0},
+                    },
+                    session=s,
+                )
         await self.db[GENERATIONS].insert_one(
             {
                 "_id": generation,
@@ -816,6 +854,7 @@ class Store:
         branch: str,
         *,
         force: bool = False,
+        require_applied: bool = False,
         created_by: str = "",
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
@@ -824,12 +863,15 @@ class Store:
 
         One transaction: conflict check per key (``force`` = last write wins), master
         updated, one new version per touched application, one generation record, the
-        tracking units released, the branch removed.
+        tracking units released, the branch removed. ``require_applied`` first
+        checks that every tracking unit reported the branch's config applied and ok.
         """
         meta = self._check_metadata(metadata)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int], list[str]]:
             doc = await self._branch(s, branch)
+            if require_applied:
+                await self._check_applied(s, doc)
             apps: dict[str, dict[str, Any]] = {}
             old: dict[str, dict[str, Any]] = {}
             new: dict[str, dict[str, Any]] = {}
@@ -862,6 +904,21 @@ class Store:
 
         (generation, versions, released), revision = await self._transact(body)
         return WriteResult(revision, generation=generation, versions=versions, units=released)
+
+    async def _check_applied(self, s: AsyncClientSession, branch: Mapping[str, Any]) -> None:
+        """Raise `NotApplied` naming each tracking unit whose report is not the branch's hash."""
+        hashes: dict[str, str] = {}
+        behind = []
+        async for unit in self.db[UNITS].find({"branch": branch["_id"]}, session=s):
+            app_name = unit["application"]
+            if app_name not in hashes:
+                app = await self._app(s, app_name)
+                hashes[app_name] = model.config_hash(effective_from_docs(app, branch))
+            report = unit.get("applied") or {}
+            if report.get("hash") != hashes[app_name] or not report.get("ok"):
+                behind.append(unit["_id"])
+        if behind:
+            raise NotApplied(branch["_id"], sorted(behind))
 
     async def _release_units(self, s: AsyncClientSession, branch: str) -> list[str]:
         names = [
@@ -899,7 +956,195 @@ class Store:
         released, revision = await self._transact(body)
         return WriteResult(revision, units=released)
 
-    # -- direct reads (history, tests, recomputation) ----------------------
+    # -- history: rollback, revert, labels ----------------------------------
+
+    async def _version(
+        self, s: AsyncClientSession, app: Mapping[str, Any], n: int
+    ) -> dict[str, Any]:
+        """Version ``n`` of ``app`` (0: the current one)."""
+        n = n or int(app["version"])
+        doc = await self.db[VERSIONS].find_one({"_id": version_id(app["_id"], n)}, session=s)
+        if doc is None:
+            pruned = " (or it was pruned by --retain-versions)" if self.retain_versions else ""
+            raise NotFound(
+                f"application {app['_id']!r} has no version {n}{pruned}; "
+                f"its versions run 1..{app['version']}"
+            )
+        return doc
+
+    @staticmethod
+    def _fit_schema(
+        app: Mapping[str, Any], settings: Mapping[str, Any], what: str
+    ) -> dict[str, Any]:
+        """Settings re-validated against the current schema (it may have changed since)."""
+        try:
+            return model.validate_settings(schema_of(app), settings)
+        except InvalidArgument as exc:
+            raise FailedPrecondition(
+                f"{what} does not fit application {app['_id']!r}'s current schema: {exc.message}"
+            ) from exc
+
+    async def rollback(
+        self,
+        application: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+    ) -> WriteResult:
+        """A new version whose settings are version ``to_version``'s (``rollback`` generation).
+
+        It is written even when master already holds those settings: a rollback is
+        an operator's decision worth recording.
+        """
+        if to_version < 1:
+            raise InvalidArgument(
+                f"to_version must be a version number (1 or more), not {to_version}"
+            )
+
+        async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
+            app = await self._app(s, application)
+            self._check_expected(app, expected_version)
+            target = await self._version(s, app, to_version)
+            settings = self._fit_schema(app, target["settings"], f"version {to_version}")
+            return await self._write_versions(
+                s,
+                "rollback",
+                {application: settings},
+                {application: dict(app["settings"])},
+                {application: app},
+                branch=None,
+                reason=reason or f"rollback to version {to_version}",
+                created_by=created_by,
+                metadata={"rollback_from": int(app["version"]), "rollback_to": to_version},
+            )
+
+        (generation, versions), revision = await self._transact(body)
+        return WriteResult(revision, generation=generation, versions=versions)
+
+    async def revert_generation(
+        self,
+        generation: int,
+        *,
+        force: bool = False,
+        reason: str = "",
+        created_by: str = "",
+    ) -> WriteResult:
+        """Apply the inverse of one generation as a new ``revert`` generation.
+
+        Checked per key like a commit: a key changed since (master no longer holds
+        what the generation wrote) is a conflict unless ``force``. Applications
+        where the inverse changes nothing get no new version.
+        """
+
+        async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
+            gen = await self.db[GENERATIONS].find_one({"_id": generation}, session=s)
+            if gen is None:
+                raise NotFound(f"generation {generation} not found")
+            apps: dict[str, dict[str, Any]] = {}
+            old: dict[str, dict[str, Any]] = {}
+            new: dict[str, dict[str, Any]] = {}
+            conflicts = []
+            for app_name in sorted(gen["changes"]):
+                inverse = model.inverse_changes(gen["changes"][app_name])
+                if not inverse:
+                    continue
+                app = await self.db[APPLICATIONS].find_one({"_id": app_name}, session=s)
+                if app is None:
+                    raise FailedPrecondition(
+                        f"generation {generation} changed application {app_name!r}, "
+                        "which has been removed since; it cannot be reverted"
+                    )
+                before = dict(app["settings"])
+                conflicts.extend(model.find_conflicts(app_name, before, inverse))
+                after = model.apply_changes(before, inverse)
+                if model.diff(before, after).empty:
+                    continue
+                apps[app_name], old[app_name] = app, before
+                new[app_name] = self._fit_schema(
+                    app, after, f"the revert of generation {generation}"
+                )
+            if conflicts and not force:
+                raise Conflict(f"the revert of generation {generation}", conflicts)
+            if not new:
+                raise FailedPrecondition(
+                    f"nothing to revert: master already holds the values from before "
+                    f"generation {generation}"
+                )
+            return await self._write_versions(
+                s,
+                "revert",
+                new,
+                old,
+                apps,
+                branch=None,
+                reason=reason or f"revert generation {generation}",
+                created_by=created_by,
+                metadata={"revert_of": generation},
+            )
+
+        (gen_id, versions), revision = await self._transact(body)
+        return WriteResult(revision, generation=gen_id, versions=versions)
+
+    async def tag_version(self, application: str, version: int, label: str) -> LabelResult:
+        """Put a semantic label on a version; labels are unique per application."""
+        normalized = str(model.SemVer.parse(label))
+
+        async def body(s: AsyncClientSession) -> int:
+            app = await self._app(s, application)
+            return await self._put_label(s, app, version, normalized)
+
+        tagged, revision = await self._transact(body)
+        return LabelResult(application, tagged, normalized, revision)
+
+    async def bump_version(self, application: str, part: str, *, version: int = 0) -> LabelResult:
+        """Label a version (default: the current) one ``part`` above the highest label."""
+        try:
+            bump = model.Bump(part)
+        except ValueError:
+            raise InvalidArgument(
+                f"bump part must be major, minor or patch, not {part!r}"
+            ) from None
+
+        async def body(s: AsyncClientSession) -> tuple[int, str]:
+            app = await self._app(s, application)
+            labels = [
+                tag
+                async for doc in self.db[VERSIONS].find(
+                    {"application": application, "tags.0": {"$exists": True}},
+                    {"tags": 1},
+                    session=s,
+                )
+                for tag in doc["tags"]
+            ]
+            label = str(model.next_label(labels, bump))
+            return await self._put_label(s, app, version, label), label
+
+        (tagged, label), revision = await self._transact(body)
+        return LabelResult(application, tagged, label, revision)
+
+    async def _put_label(
+        self, s: AsyncClientSession, app: Mapping[str, Any], version: int, label: str
+    ) -> int:
+        doc = await self._version(s, app, version)
+        holder = await self.db[VERSIONS].find_one(
+            {"application": app["_id"], "tags": label}, {"version": 1}, session=s
+        )
+        if holder is not None and holder["version"] != doc["version"]:
+            raise AlreadyExists(
+                f"label {label} is already on version {holder['version']} of "
+                f"application {app['_id']!r}; labels are unique per application"
+            )
+        if holder is None:
+            await self.db[VERSIONS].update_one(
+                {"_id": doc["_id"]},
+                {"$push": {"tags": label}, "$inc": {"revision": 1}},
+                session=s,
+            )
+        return int(doc["version"])
+
+    # -- direct reads (recomputation checks) and agent reports --------------
 
     async def load(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every application, unit and branch document, by collection then _id."""
@@ -910,18 +1155,6 @@ class Store:
         except ConnectionFailure as exc:
             raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
         return out
-
-    async def get_version(self, application: str, version: int) -> dict[str, Any]:
-        doc = await self.db[VERSIONS].find_one({"_id": version_id(application, version)})
-        if doc is None:
-            raise NotFound(f"application {application!r} has no version {version}")
-        return doc
-
-    async def get_generation(self, generation: int) -> dict[str, Any]:
-        doc = await self.db[GENERATIONS].find_one({"_id": generation})
-        if doc is None:
-            raise NotFound(f"generation {generation} not found")
-        return doc
 
     async def set_applied(
         self,

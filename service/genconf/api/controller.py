@@ -12,7 +12,6 @@ from genconf.api.errors import unary
 from genconf.api.reads import await_revision
 from genconf.cache import ModelCache
 from genconf.errors import InvalidArgument, NotFound
-from genconf.model import ABSENT
 from genconf.store import Store
 from genconf.v1 import controller_pb2 as pb
 from genconf.v1 import controller_pb2_grpc, types_pb2
@@ -201,9 +200,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             changes = branch.changes[app_name]
             before = model.effective_config(app.schema, app.settings)
             after = model.effective_config(app.schema, app.settings, changes)
-            d = model.diff(before, after)
-            groups = (("added", d.added), ("removed", d.removed), ("changed", d.changed))
-            entries = [_diff_entry(kind, e) for kind, group in groups for e in group]
+            entries = convert.diff_to_proto(model.diff(before, after))
             conflicts = [
                 convert.conflict_to_proto(k)
                 for k in model.find_conflicts(app_name, app.settings, changes)
@@ -220,6 +217,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         result = await self.store.commit_branch(
             request.branch,
             force=request.force,
+            require_applied=request.require_applied,
             created_by=request.created_by,
             reason=request.reason,
             metadata=convert.from_struct(request.metadata),
@@ -255,19 +253,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         branch = self.cache.branches.get(request.name)
         if branch is None:
             raise NotFound(f"branch {request.name!r} not found (committed or aborted?)")
-        return convert.branch_to_proto(branch, [u.name for u in self.cache.tracking(branch.name)])
-
-
-def _diff_entry(kind: str, entry: model.DiffEntry) -> pb.DiffEntry:
-    out = pb.DiffEntry(
-        path=entry.path,
-        kind=kind,
-        has_old=entry.old is not ABSENT,
-        has_new=entry.new is not ABSENT,
-        text_diff=entry.text_diff,
-    )
-    if entry.old is not ABSENT:
-        out.old.CopyFrom(convert.to_value(entry.old))
-    if entry.new is not ABSENT:
-        out.new.CopyFrom(convert.to_value(entry.new))
-    return out
+        tracking = self.cache.tracking(branch.name)
+        out = convert.branch_to_proto(branch, [u.name for u in tracking])
+        for unit in tracking:
+            out.applied.append(convert.unit_applied_to_proto(unit, self.cache.config(unit.name)))
+        return out

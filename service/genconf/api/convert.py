@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from genconf import model
-from genconf.cache import EffectiveConfig
+from genconf.cache import EffectiveConfig, UnitConfig
 from genconf.deltas import Delta
 from genconf.errors import ConflictedKey
 from genconf.model import ABSENT
@@ -217,3 +217,52 @@ def conflict_to_proto(k: ConflictedKey) -> types_pb2.ConflictDetail:
         proposed=model.show_value(k.proposed),
         **{"from": model.show_value(k.expected)},
     )
+
+
+def _diff_entry(kind: str, entry: model.DiffEntry) -> types_pb2.DiffEntry:
+    out = types_pb2.DiffEntry(
+        path=entry.path,
+        kind=kind,
+        has_old=entry.old is not ABSENT,
+        has_new=entry.new is not ABSENT,
+        text_diff=entry.text_diff,
+    )
+    if entry.old is not ABSENT:
+        out.old.CopyFrom(to_value(entry.old))
+    if entry.new is not ABSENT:
+        out.new.CopyFrom(to_value(entry.new))
+    return out
+
+
+def diff_to_proto(d: model.Diff) -> list[types_pb2.DiffEntry]:
+    """Entries grouped added, removed, changed; each group in path order."""
+    groups = (("added", d.added), ("removed", d.removed), ("changed", d.changed))
+    return [_diff_entry(kind, e) for kind, group in groups for e in group]
+
+
+def version_to_proto(doc: Mapping[str, Any]) -> types_pb2.Version:
+    return types_pb2.Version(
+        application=doc["application"],
+        version=int(doc["version"]),
+        settings=to_struct(doc.get("settings", {})),
+        timestamp=to_timestamp(doc.get("timestamp")),
+        reason=doc.get("reason", ""),
+        created_by=doc.get("created_by", ""),
+        metadata=to_struct(doc.get("metadata", {})),
+        previous_version=int(doc.get("previous_version") or 0),
+        generation=int(doc.get("generation") or 0),
+        tags=list(doc.get("tags", [])),
+    )
+
+
+def unit_applied_to_proto(unit: Unit, config: UnitConfig) -> types_pb2.UnitApplied:
+    """Whether ``unit`` reported its current effective config as applied and ok."""
+    report = unit.applied
+    out = types_pb2.UnitApplied(
+        unit=unit.name,
+        hash=config.hash,
+        applied=report is not None and report.ok and report.hash == config.hash,
+    )
+    if report is not None:
+        out.report.CopyFrom(applied_to_proto(report))
+    return out

@@ -178,33 +178,15 @@ class DiffBranchRequest(_message.Message):
     min_revision: int
     def __init__(self, branch: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
 
-class DiffEntry(_message.Message):
-    __slots__ = ("path", "kind", "has_old", "old", "has_new", "new", "text_diff")
-    PATH_FIELD_NUMBER: _ClassVar[int]
-    KIND_FIELD_NUMBER: _ClassVar[int]
-    HAS_OLD_FIELD_NUMBER: _ClassVar[int]
-    OLD_FIELD_NUMBER: _ClassVar[int]
-    HAS_NEW_FIELD_NUMBER: _ClassVar[int]
-    NEW_FIELD_NUMBER: _ClassVar[int]
-    TEXT_DIFF_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    kind: str
-    has_old: bool
-    old: _struct_pb2.Value
-    has_new: bool
-    new: _struct_pb2.Value
-    text_diff: str
-    def __init__(self, path: _Optional[str] = ..., kind: _Optional[str] = ..., has_old: _Optional[bool] = ..., old: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., has_new: _Optional[bool] = ..., new: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., text_diff: _Optional[str] = ...) -> None: ...
-
 class ApplicationDiff(_message.Message):
     __slots__ = ("application", "entries", "conflicts")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CONFLICTS_FIELD_NUMBER: _ClassVar[int]
     application: str
-    entries: _containers.RepeatedCompositeFieldContainer[DiffEntry]
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.DiffEntry]
     conflicts: _containers.RepeatedCompositeFieldContainer[_types_pb2.ConflictDetail]
-    def __init__(self, application: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[DiffEntry, _Mapping]]] = ..., conflicts: _Optional[_Iterable[_Union[_types_pb2.ConflictDetail, _Mapping]]] = ...) -> None: ...
+    def __init__(self, application: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.DiffEntry, _Mapping]]] = ..., conflicts: _Optional[_Iterable[_Union[_types_pb2.ConflictDetail, _Mapping]]] = ...) -> None: ...
 
 class DiffBranchResponse(_message.Message):
     __slots__ = ("branch", "applications", "revision")
@@ -217,18 +199,20 @@ class DiffBranchResponse(_message.Message):
     def __init__(self, branch: _Optional[str] = ..., applications: _Optional[_Iterable[_Union[ApplicationDiff, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class CommitBranchRequest(_message.Message):
-    __slots__ = ("branch", "force", "created_by", "reason", "metadata")
+    __slots__ = ("branch", "force", "created_by", "reason", "metadata", "require_applied")
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPLIED_FIELD_NUMBER: _ClassVar[int]
     branch: str
     force: bool
     created_by: str
     reason: str
     metadata: _struct_pb2.Struct
-    def __init__(self, branch: _Optional[str] = ..., force: _Optional[bool] = ..., created_by: _Optional[str] = ..., reason: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    require_applied: bool
+    def __init__(self, branch: _Optional[str] = ..., force: _Optional[bool] = ..., created_by: _Optional[str] = ..., reason: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., require_applied: _Optional[bool] = ...) -> None: ...
 
 class AbortBranchRequest(_message.Message):
     __slots__ = ("branch", "force")

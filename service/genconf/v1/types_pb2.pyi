@@ -92,21 +92,35 @@ class ApplicationChanges(_message.Message):
     changes: _containers.RepeatedCompositeFieldContainer[BranchChange]
     def __init__(self, application: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[BranchChange, _Mapping]]] = ...) -> None: ...
 
+class UnitApplied(_message.Message):
+    __slots__ = ("unit", "hash", "applied", "report")
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    unit: str
+    hash: str
+    applied: bool
+    report: AppliedReport
+    def __init__(self, unit: _Optional[str] = ..., hash: _Optional[str] = ..., applied: _Optional[bool] = ..., report: _Optional[_Union[AppliedReport, _Mapping]] = ...) -> None: ...
+
 class Branch(_message.Message):
-    __slots__ = ("name", "created_by", "created_at", "track_applications", "changes", "units")
+    __slots__ = ("name", "created_by", "created_at", "track_applications", "changes", "units", "applied")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     TRACK_APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_by: str
     created_at: _timestamp_pb2.Timestamp
     track_applications: _containers.RepeatedScalarFieldContainer[str]
     changes: _containers.RepeatedCompositeFieldContainer[ApplicationChanges]
     units: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., track_applications: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[ApplicationChanges, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ...) -> None: ...
+    applied: _containers.RepeatedCompositeFieldContainer[UnitApplied]
+    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., track_applications: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[ApplicationChanges, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ..., applied: _Optional[_Iterable[_Union[UnitApplied, _Mapping]]] = ...) -> None: ...
 
 class KeyChange(_message.Message):
     __slots__ = ("key", "has_from", "has_to", "to")
@@ -155,6 +169,48 @@ class Generation(_message.Message):
     reason: str
     versions: _containers.ScalarMap[str, int]
     def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., branch: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ApplicationKeyChanges, _Mapping]]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., versions: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class DiffEntry(_message.Message):
+    __slots__ = ("path", "kind", "has_old", "old", "has_new", "new", "text_diff")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    HAS_OLD_FIELD_NUMBER: _ClassVar[int]
+    OLD_FIELD_NUMBER: _ClassVar[int]
+    HAS_NEW_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    TEXT_DIFF_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    kind: str
+    has_old: bool
+    old: _struct_pb2.Value
+    has_new: bool
+    new: _struct_pb2.Value
+    text_diff: str
+    def __init__(self, path: _Optional[str] = ..., kind: _Optional[str] = ..., has_old: _Optional[bool] = ..., old: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., has_new: _Optional[bool] = ..., new: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., text_diff: _Optional[str] = ...) -> None: ...
+
+class Version(_message.Message):
+    __slots__ = ("application", "version", "settings", "timestamp", "reason", "created_by", "metadata", "previous_version", "generation", "tags")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    version: int
+    settings: _struct_pb2.Struct
+    timestamp: _timestamp_pb2.Timestamp
+    reason: str
+    created_by: str
+    metadata: _struct_pb2.Struct
+    previous_version: int
+    generation: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., previous_version: _Optional[int] = ..., generation: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Config(_message.Message):
     __slots__ = ("unit", "application", "branch", "config", "config_json", "hash", "app_version", "revision")

@@ -1,0 +1,168 @@
+"""HistoryService: history reads from `genconf.history`, history writes through the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from genconf.api import convert
+from genconf.api.errors import unary
+from genconf.history import History
+from genconf.model import ABSENT
+from genconf.records import Generation
+from genconf.store import LabelResult, Store
+from genconf.v1 import history_pb2 as pb
+from genconf.v1 import history_pb2_grpc, types_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _label(result: LabelResult) -> pb.LabelResponse:
+    return pb.LabelResponse(
+        application=result.application,
+        version=result.version,
+        label=result.label,
+        revision=result.revision,
+    )
+
+
+def _generation(doc: dict[str, Any]) -> types_pb2.Generation:
+    return convert.generation_to_proto(Generation.from_doc(doc))
+
+
+class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
+    def __init__(self, store: Store, history: History) -> None:
+        self.store = store
+        self.history = history
+
+    # -- versions ------------------------------------------------------------
+
+    @unary
+    async def ListVersions(
+        self, request: pb.ListVersionsRequest, context: Context
+    ) -> pb.ListVersionsResponse:
+        page, current = await self.history.list_versions(
+            request.application, limit=request.limit, since_version=request.since_version
+        )
+        return pb.ListVersionsResponse(
+            versions=[convert.version_to_proto(d) for d in page.items],
+            more=page.more,
+            current_version=current,
+        )
+
+    @unary
+    async def GetVersion(
+        self, request: pb.GetVersionRequest, context: Context
+    ) -> types_pb2.Version:
+        doc = await self.history.get_version(request.application, request.version)
+        return convert.version_to_proto(doc)
+
+    @unary
+    async def LatestVersion(
+        self, request: pb.LatestVersionRequest, context: Context
+    ) -> pb.LatestVersionResponse:
+        latest = await self.history.latest(request.application)
+        return pb.LatestVersionResponse(
+            application=request.application,
+            version=latest.version,
+            label=latest.label,
+            label_version=latest.label_version,
+        )
+
+    @unary
+    async def DiffVersions(
+        self, request: pb.DiffVersionsRequest, context: Context
+    ) -> pb.DiffVersionsResponse:
+        before, after, diff = await self.history.diff_versions(
+            request.application, request.from_version, request.to_version
+        )
+        return pb.DiffVersionsResponse(
+            application=request.application,
+            from_version=before,
+            to_version=after,
+            entries=convert.diff_to_proto(diff),
+        )
+
+    @unary
+    async def Rollback(
+        self, request: pb.RollbackRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.rollback(
+            request.application,
+            request.to_version,
+            expected_version=(
+                request.expected_version if request.HasField("expected_version") else None
+            ),
+            reason=request.reason,
+            created_by=request.created_by,
+        )
+        return convert.write_to_proto(result)
+
+    @unary
+    async def TagVersion(self, request: pb.TagVersionRequest, context: Context) -> pb.LabelResponse:
+        return _label(
+            await self.store.tag_version(request.application, request.version, request.label)
+        )
+
+    @unary
+    async def BumpVersion(
+        self, request: pb.BumpVersionRequest, context: Context
+    ) -> pb.LabelResponse:
+        return _label(
+            await self.store.bump_version(
+                request.application, request.part, version=request.version
+            )
+        )
+
+    @unary
+    async def KeyHistory(
+        self, request: pb.KeyHistoryRequest, context: Context
+    ) -> pb.KeyHistoryResponse:
+        entries, more = await self.history.key_history(
+            request.application, request.key, limit=request.limit
+        )
+        out = pb.KeyHistoryResponse(application=request.application, key=request.key, more=more)
+        for entry in entries:
+            doc, at = entry.version_doc, entry.value
+            item = pb.KeyHistoryEntry(
+                version=at.version,
+                has_value=at.value is not ABSENT,
+                is_default=at.is_default,
+                created_by=doc.get("created_by", ""),
+                timestamp=convert.to_timestamp(doc.get("timestamp")),
+                reason=doc.get("reason", ""),
+                generation=int(doc.get("generation") or 0),
+            )
+            if at.value is not ABSENT:
+                item.value.CopyFrom(convert.to_value(at.value))
+            out.entries.append(item)
+        return out
+
+    # -- generations -----------------------------------------------------------
+
+    @unary
+    async def ListGenerations(
+        self, request: pb.ListGenerationsRequest, context: Context
+    ) -> pb.ListGenerationsResponse:
+        page = await self.history.list_generations(
+            limit=request.limit, since=request.since, application=request.application
+        )
+        return pb.ListGenerationsResponse(
+            generations=[_generation(d) for d in page.items], more=page.more
+        )
+
+    @unary
+    async def GetGeneration(
+        self, request: pb.GetGenerationRequest, context: Context
+    ) -> types_pb2.Generation:
+        return _generation(await self.history.get_generation(request.id))
+
+    @unary
+    async def RevertGeneration(
+        self, request: pb.RevertGenerationRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        result = await self.store.revert_generation(
+            request.id, force=request.force, reason=request.reason, created_by=request.created_by
+        )
+        return convert.write_to_proto(result)
