@@ -257,6 +257,13 @@ class ModelCache:
             raise NotFound(f"unit {unit!r} has no application (it is being removed)")
         return UnitConfig(unit, effective)
 
+    def secret_keys(self, application: str) -> frozenset[str]:
+        """The keys of ``application`` whose schema marks them secret (none if unknown)."""
+        app = self.applications.get(application)
+        if app is None:
+            return frozenset()
+        return frozenset(key for key, spec in app.schema.items() if spec.secret)
+
     def units_of(self, application: str) -> list[Unit]:
         names = self._units_by_app.get(application, set())
         return sorted((self.units[n] for n in names), key=lambda u: u.number)

@@ -30,10 +30,12 @@ from genconf.v1 import (
     agent_pb2_grpc,
     controller_pb2_grpc,
     history_pb2_grpc,
+    tokens_pb2_grpc,
     types_pb2,
 )
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
+from genconf.v1 import tokens_pb2 as tpb
 
 RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 T = TypeVar("T")
@@ -204,6 +206,7 @@ class Client:
         self._controller = controller_pb2_grpc.ControllerServiceStub(self.channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
         self._history = history_pb2_grpc.HistoryServiceStub(self.channel)
+        self._tokens = tokens_pb2_grpc.TokenServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def aclose(self) -> None:
@@ -604,6 +607,36 @@ class Client:
             self._history.RevertGeneration,
             hpb.RevertGenerationRequest(id=id, force=force, reason=reason, created_by=created_by),
         )
+
+    # -- tokens (admin) --------------------------------------------------------
+
+    async def create_token(
+        self,
+        role: str,
+        *,
+        unit: str = "",
+        expires_in_seconds: int = 0,
+        description: str = "",
+    ) -> tpb.CreateTokenResponse:
+        """Mint a token; its secret (``.token``) is in this response only."""
+        return await self._call(
+            self._tokens.CreateToken,
+            tpb.CreateTokenRequest(
+                role=role,
+                unit=unit,
+                expires_in_seconds=expires_in_seconds,
+                description=description,
+            ),
+        )
+
+    async def list_tokens(self, *, min_revision: int = 0) -> list[tpb.TokenInfo]:
+        response = await self._call(
+            self._tokens.ListTokens, tpb.ListTokensRequest(min_revision=min_revision)
+        )
+        return list(response.tokens)
+
+    async def revoke_token(self, id: str) -> WriteResult:
+        return await self._write(self._tokens.RevokeToken, tpb.RevokeTokenRequest(id=id))
 
 
 class SyncClient:

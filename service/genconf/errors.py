@@ -100,6 +100,18 @@ class NotApplied(FailedPrecondition):
         self.units = units
 
 
+class Unauthenticated(GenconfError):
+    """No valid credentials: a missing, unknown, expired or revoked token."""
+
+
+class PermissionDenied(GenconfError):
+    """Valid credentials, but this role may not do this."""
+
+
+class ResourceExhausted(GenconfError):
+    """A limit was reached; the message names it."""
+
+
 class OutOfRange(GenconfError):
     """The requested revision is older than what is retained."""
 

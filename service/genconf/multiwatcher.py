@@ -32,14 +32,15 @@ from pymongo.errors import OperationFailure, PyMongoError
 from genconf.cache import ModelCache
 from genconf.deltas import COLLECTION_KINDS, Batch, Delta, Kind, Record
 from genconf.records import Application, Branch, Generation, Unit
-from genconf.store import APPLICATIONS, BRANCHES, GENERATIONS, UNITS, revision_of
+from genconf.store import APPLICATIONS, BRANCHES, GENERATIONS, TOKENS, UNITS, revision_of
+from genconf.tokenbook import TokenBook
 
 log = logging.getLogger("genconf.multiwatcher")
 
 # Server error codes after which resuming from our token cannot work:
 # ChangeStreamHistoryLost, ChangeStreamFatalError, InvalidResumeToken, CappedPositionLost.
 HISTORY_LOST_CODES: Final = frozenset({286, 280, 260, 136})
-WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS)
+WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS, TOKENS)
 SNAPSHOT_BATCH: Final = 10_000
 
 
@@ -124,6 +125,7 @@ class Snapshot:
     applications: list[Application]
     units: list[Unit]
     branches: list[Branch]
+    tokens: list[dict[str, Any]]
     last_generation: int
     revision: int
     timestamp: Timestamp
@@ -139,9 +141,12 @@ class Multiwatcher:
         *,
         tuning: Tuning | None = None,
         clock: Callable[[], float] = time.time,
+        tokens: TokenBook | None = None,
     ) -> None:
         self.db = db
         self.cache = cache
+        # Tokens ride the same stream, but never reach the cache or the admin feed.
+        self.tokens = tokens if tokens is not None else TokenBook()
         self.tuning = tuning or Tuning()
         self.clock = clock
         self.stats = WatcherStats()
@@ -189,7 +194,7 @@ class Multiwatcher:
         """Every modelled collection at one cluster time."""
         at: Timestamp | None = None
         docs: dict[str, list[dict[str, Any]]] = {}
-        for coll in (APPLICATIONS, UNITS, BRANCHES):
+        for coll in (APPLICATIONS, UNITS, BRANCHES, TOKENS):
             docs[coll], at = await self._find_at(coll, {}, at)
         gens, at = await self._find_at(GENERATIONS, {}, at, sort={"_id": -1}, limit=1)
         assert at is not None
@@ -198,6 +203,7 @@ class Multiwatcher:
             applications=[Application.from_doc(d) for d in docs[APPLICATIONS]],
             units=[Unit.from_doc(d) for d in docs[UNITS]],
             branches=[Branch.from_doc(d) for d in docs[BRANCHES]],
+            tokens=docs[TOKENS],
             last_generation=last,
             revision=revision_of(at),
             timestamp=at,
@@ -242,6 +248,7 @@ class Multiwatcher:
     async def _load(self) -> None:
         """(Re)load at one cluster time T; a reload applies its differences as deltas."""
         snap = await self.read_snapshot()
+        self.tokens.load(snap.tokens)
         if not self.cache.synced:
             self.cache.load(
                 snap.applications, snap.units, snap.branches, snap.last_generation, snap.revision
@@ -319,6 +326,8 @@ class Multiwatcher:
                 delta = delta_of(event)
                 if delta is not None:
                     pending.append(delta)
+                elif event["ns"].get("coll") == TOKENS:
+                    self.tokens.apply_event(event)
                 pending_rev = rev
                 # The event's own _id is its resume token (PyMongo's property copies it).
                 pending_token = event["_id"]

@@ -14,12 +14,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from genconf.cache import DEFAULT_RING_SIZE, ModelCache
 from genconf.multiwatcher import Multiwatcher, Tuning
+from genconf.tokenbook import TokenBook
 
 
 @dataclass
 class ReadSide:
     cache: ModelCache
     watcher: Multiwatcher
+    tokens: TokenBook
 
     async def wait_synced(self) -> None:
         """Until the cache holds a full snapshot (bound it with ``anyio.fail_after``)."""
@@ -47,11 +49,12 @@ async def read_side(
 ) -> AsyncIterator[ReadSide]:
     """Run the multiwatcher until the block exits; every watch ends on the way out."""
     cache = ModelCache(ring_size=ring_size)
-    watcher = Multiwatcher(db, cache, tuning=tuning)
+    tokens = TokenBook()
+    watcher = Multiwatcher(db, cache, tuning=tuning, tokens=tokens)
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run, name="genconf-multiwatcher")
         try:
-            yield ReadSide(cache, watcher)
+            yield ReadSide(cache, watcher, tokens)
         finally:
             tg.cancel_scope.cancel()
             cache.close_all("the server is shutting down")

@@ -26,7 +26,10 @@ from grpc_reflection.v1alpha import reflection
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
+from genconf.api.guard import DEFAULT_STREAMS_PER_TOKEN, Guard, GuardInterceptor
 from genconf.api.history import HistoryServicer
+from genconf.api.tokens import TokenServicer
+from genconf.auth import bootstrap_record
 from genconf.cache import DEFAULT_RING_SIZE
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import InvalidArgument
@@ -43,6 +46,8 @@ from genconf.v1 import (
     controller_pb2_grpc,
     history_pb2,
     history_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
 )
 
 log = logging.getLogger("genconf.server")
@@ -53,7 +58,9 @@ SERVICE_NAMES: Final = (
     controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
+    tokens_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
 )
+DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 
 
 class Phase(enum.StrEnum):
@@ -74,6 +81,14 @@ class ServerConfig:
     tuning: Tuning = field(default_factory=Tuning)
     ring_size: int = DEFAULT_RING_SIZE  # deltas the admin feed keeps for resume
     retain_versions: int | None = None  # None: keep every version
+    # Security: authentication is on when a bootstrap admin token is given.
+    admin_token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # require client certificates signed by it
+    # Limits (values, keys and depth per write are fixed in genconf.model).
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
     bench_baseline: bool = False  # also serve genconf.api.baseline (`genconf bench` only)
 
 
@@ -107,16 +122,41 @@ async def _mark_serving_when_synced(running: RunningServer) -> None:
     log.info("cache synced at revision %d; serving", running.read.cache.revision)
 
 
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files (None: plaintext)."""
+    if config.tls_cert is None and config.tls_key is None:
+        if config.tls_client_ca is not None:
+            raise InvalidArgument("--tls-client-ca needs --tls-cert and --tls-key too")
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        raise InvalidArgument("TLS needs both --tls-cert and --tls-key")
+    pair = (_read(config.tls_key, "TLS key"), _read(config.tls_cert, "TLS certificate"))
+    client_ca = (
+        _read(config.tls_client_ca, "client CA") if config.tls_client_ca is not None else None
+    )
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 @asynccontextmanager
 async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     """Run a genconf server until the block exits."""
-    if not is_loopback(config.listen):
-        # Authentication arrives with the security work; until then an open
-        # server must not be reachable from other machines.
+    bootstrap = bootstrap_record(config.admin_token) if config.admin_token else None
+    if bootstrap is None and not is_loopback(config.listen):
         raise InvalidArgument(
-            f"refusing to listen on {config.listen} without authentication: "
-            "bind to a loopback address such as 127.0.0.1:50051"
+            f"refusing to listen on {config.listen} without authentication: give a bootstrap "
+            "admin token with --admin-token-file FILE or GENCONF_ADMIN_TOKEN (and TLS with "
+            "--tls-cert/--tls-key), or bind to a loopback address such as 127.0.0.1:50051"
         )
+    credentials = server_credentials(config)
     async with AsyncExitStack() as stack:
         mongo_uri = config.mongo_uri
         if mongo_uri is None:
@@ -135,7 +175,16 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         health = HealthServicer()
         for name in ("", *SERVICE_NAMES):
             await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        server = grpc.aio.server()
+        guard = Guard(
+            read.tokens,
+            bootstrap,
+            streams_per_token=config.streams_per_token,
+            secret_keys=read.cache.secret_keys,
+        )
+        server = grpc.aio.server(
+            interceptors=[GuardInterceptor(guard)],
+            options=[("grpc.max_receive_message_length", config.max_request_bytes)],
+        )
         agent_pb2_grpc.add_AgentServiceServicer_to_server(
             AgentServicer(store, read.cache, bookmark_interval=config.bookmark_interval), server
         )
@@ -145,6 +194,9 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(read.cache), server)
         history_pb2_grpc.add_HistoryServiceServicer_to_server(
             HistoryServicer(store, History(store.db)), server
+        )
+        tokens_pb2_grpc.add_TokenServiceServicer_to_server(
+            TokenServicer(store, read.cache, read.tokens), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         if config.bench_baseline:
@@ -159,12 +211,24 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             ),
             server,
         )
-        port = server.add_insecure_port(config.listen)
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
         host = config.listen.rsplit(":", 1)[0]
         address = f"{host}:{port}"
         await server.start()
         running = RunningServer(config, address, store, read, health, server, mongo_uri)
-        log.warning("listening on %s without authentication (loopback only)", address)
+        transport = "TLS" if credentials else "plaintext"
+        if guard.enabled:
+            log.info("listening on %s (%s); authentication on", address, transport)
+        else:
+            log.warning(
+                "listening on %s (%s) without authentication: loopback only, anyone on this "
+                "machine can change config; give --admin-token-file to turn it on",
+                address,
+                transport,
+            )
 
         async def stop_grpc() -> None:
             running.phase = Phase.STOPPING
@@ -179,6 +243,8 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         stack.push_async_callback(stop_grpc)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_mark_serving_when_synced, running)
+            if guard.enabled:
+                tg.start_soon(guard.sweep_expired)
             try:
                 yield running
             finally:

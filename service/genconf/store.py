@@ -1144,6 +1144,35 @@ class Store:
             )
         return int(doc["version"])
 
+    # -- tokens --------------------------------------------------------------
+
+    async def create_token(self, doc: Mapping[str, Any]) -> WriteResult:
+        """Store a minted token (`genconf.auth.mint`): its salted hash, never its secret."""
+
+        async def body(s: AsyncClientSession) -> None:
+            await self.db[TOKENS].insert_one(dict(doc), session=s)
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
+    async def revoke_token(self, token_id: str) -> WriteResult:
+        """Mark a token revoked (kept for the record); revoking twice is harmless."""
+        now = self.clock()
+
+        async def body(s: AsyncClientSession) -> None:
+            doc = await self.db[TOKENS].find_one({"_id": token_id}, {"revoked_at": 1}, session=s)
+            if doc is None:
+                raise NotFound(f"token {token_id!r} not found (see `genconf token list`)")
+            if doc.get("revoked_at") is None:
+                await self.db[TOKENS].update_one(
+                    {"_id": token_id},
+                    {"$set": {"revoked_at": now}, "$inc": {"revision": 1}},
+                    session=s,
+                )
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
     # -- direct reads (recomputation checks) and agent reports --------------
 
     async def load(self) -> dict[str, dict[str, dict[str, Any]]]:

@@ -1,0 +1,304 @@
+"""The gate every RPC passes: request decoding, authentication, authorization, limits.
+
+One server interceptor wraps each handler once per call. It turns undecodable
+requests (e.g. invalid UTF-8 in a name) into INVALID_ARGUMENT instead of an
+internal error, and, when authentication is on, checks the bearer token against
+the `TokenBook`, the method against `auth.RULES`, an agent's unit against the
+request, and the number of open streams per token. A stream whose token is
+revoked or expires ends with UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from genconf import auth
+from genconf.api.errors import abort_with
+from genconf.api.redact import SecretKeys, redacted
+from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
+from genconf.tokenbook import TokenBook
+
+log = logging.getLogger("genconf.guard")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Clock = Callable[[], dt.datetime]
+
+# The caller of the RPC being served (None: authentication is off).
+current_principal: contextvars.ContextVar[auth.Principal | None] = contextvars.ContextVar(
+    "genconf_principal", default=None
+)
+
+DEFAULT_STREAMS_PER_TOKEN: Final = 1000
+SWEEP_INTERVAL: Final = 1.0
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """Stands in for a request that could not be decoded."""
+
+    reason: str
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except (DecodeError, UnicodeDecodeError, ValueError) as exc:
+            return BadRequest(f"the request to {auth.short_method(method)} is not valid: {exc}")
+
+    return decode
+
+
+def bearer_token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class Guard:
+    """Authentication state shared by every call of one server."""
+
+    def __init__(
+        self,
+        tokens: TokenBook,
+        bootstrap: auth.TokenRecord | None,
+        *,
+        streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN,
+        secret_keys: SecretKeys = lambda application: frozenset(),
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.tokens = tokens
+        self.bootstrap = bootstrap
+        self.secret_keys = secret_keys
+        self.streams_per_token = streams_per_token
+        self.clock = clock
+        self._streams: dict[str, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.bootstrap is not None
+
+    def shown_to(self, principal: auth.Principal, response: Any) -> Any:
+        """The response as ``principal`` may see it: observers get secrets redacted."""
+        if principal.role is auth.Role.OBSERVER and isinstance(response, Message):
+            return redacted(response, self.secret_keys)
+        return response
+
+    def authenticate(self, metadata: Any) -> auth.Principal:
+        token = bearer_token(metadata)
+        if token is None:
+            raise Unauthenticated(
+                "this server requires a bearer token: pass --token or set GENCONF_TOKEN "
+                "(metadata 'authorization: Bearer <token>')"
+            )
+        return auth.authenticate(token, self.tokens.records, self.bootstrap, self.clock())
+
+    def open_stream(self, principal: auth.Principal) -> Callable[[], None]:
+        count = self._streams.get(principal.token_id, 0)
+        if count >= self.streams_per_token:
+            raise ResourceExhausted(
+                f"token {principal.token_id} already has {count} open streams "
+                f"(limit streams_per_token={self.streams_per_token}); close some first"
+            )
+        self._streams[principal.token_id] = count + 1
+
+        def close() -> None:
+            left = self._streams.get(principal.token_id, 1) - 1
+            if left > 0:
+                self._streams[principal.token_id] = left
+            else:
+                self._streams.pop(principal.token_id, None)
+
+        return close
+
+    async def sweep_expired(self) -> None:
+        """End streams whose token expired: one timer for all of them, not one each."""
+        while True:
+            await anyio.sleep(SWEEP_INTERVAL)
+            self.tokens.announce_expired(self.clock())
+
+    def still_valid(self, principal: auth.Principal) -> str | None:
+        """Why the principal's token is no longer usable (None: it still is)."""
+        if principal.token_id == auth.BOOTSTRAP_ID:
+            return None
+        record = self.tokens.get(principal.token_id)
+        if record is None:
+            return f"token {principal.token_id} was removed"
+        if record.revoked:
+            return f"token {principal.token_id} has been revoked"
+        if record.expired(self.clock()):
+            return f"token {principal.token_id} has expired"
+        return None
+
+
+class GuardInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method: str = details.method  # type: ignore[attr-defined]
+        metadata = details.invocation_metadata  # type: ignore[attr-defined]
+        access = auth.RULES.get(method)
+        if not self.guard.enabled or (access is not None and access.public):
+            if not method.startswith("/genconf."):
+                return handler
+            return _rewrap(handler, method, self._open_unary, self._open_stream)
+        return _rewrap(
+            handler,
+            method,
+            lambda behavior: self._unary(behavior, method, metadata),
+            lambda behavior: self._stream(behavior, method, metadata),
+        )
+
+    # -- authentication off: decoding only ----------------------------------------
+
+    @staticmethod
+    def _open_unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def call(request: Any, context: Context) -> Any:
+            if isinstance(request, BadRequest):
+                await abort_with(context, InvalidArgument(request.reason))
+            return await behavior(request, context)
+
+        return call
+
+    @staticmethod
+    def _open_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+            if isinstance(request, BadRequest):
+                await abort_with(context, InvalidArgument(request.reason))
+            async for item in behavior(request, context):
+                yield item
+
+        return call
+
+    # -- authentication on ------------------------------------------------------
+
+    def _admit(self, method: str, metadata: Any, request: Any) -> auth.Principal:
+        principal = self.guard.authenticate(metadata)
+        if isinstance(request, BadRequest):
+            raise InvalidArgument(request.reason)
+        auth.authorize(principal, method, request)
+        return principal
+
+    def _unary(
+        self, behavior: Callable[..., Any], method: str, metadata: Any
+    ) -> Callable[..., Any]:
+        async def call(request: Any, context: Context) -> Any:
+            try:
+                principal = self._admit(method, metadata, request)
+            except GenconfError as exc:
+                await abort_with(context, exc)
+            current_principal.set(principal)
+            return self.guard.shown_to(principal, await behavior(request, context))
+
+        return call
+
+    def _stream(
+        self, behavior: Callable[..., Any], method: str, metadata: Any
+    ) -> Callable[..., Any]:
+        guard = self.guard
+
+        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                principal = self._admit(method, metadata, request)
+                close = guard.open_stream(principal)
+            except GenconfError as exc:
+                await abort_with(context, exc)
+            current_principal.set(principal)
+            ended = asyncio.get_running_loop().create_future()
+
+            def on_revoked(_: str) -> None:
+                reason = guard.still_valid(principal)
+                if reason is not None and not ended.done():
+                    ended.set_result(reason)
+
+            unlisten = guard.tokens.listen(principal.token_id, on_revoked)
+            items = aiter(behavior(request, context))
+            try:
+                while True:
+                    step = asyncio.ensure_future(anext(items))
+                    await asyncio.wait((step, ended), return_when=asyncio.FIRST_COMPLETED)
+                    if not step.done():
+                        step.cancel()
+                        await asyncio.gather(step, return_exceptions=True)
+                        await abort_with(context, Unauthenticated(ended.result()))
+                    try:
+                        item = step.result()
+                    except StopAsyncIteration:
+                        return
+                    yield guard.shown_to(principal, item)
+            finally:
+                unlisten()
+                close()
+                aclose = getattr(items, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+        return call
+
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler,
+    method: str,
+    wrap_unary: Callable[[Callable[..., Any]], Callable[..., Any]],
+    wrap_stream: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behavior wrapped and its decoder made forgiving."""
+    decode = _decoder(handler.request_deserializer, method)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap_unary(handler.unary_unary), decode, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap_stream(handler.unary_stream), decode, handler.response_serializer
+        )
+    if handler.stream_stream is not None:  # reflection: authenticate the caller only
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_bidi(handler.stream_stream, wrap_unary),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+    return handler
+
+
+def _wrap_bidi(
+    behavior: Callable[..., Any], wrap_unary: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Callable[..., Any]:
+    async def admitted(request: Any, context: Context) -> None:
+        return None
+
+    check = wrap_unary(admitted)
+
+    async def call(requests: Any, context: Context) -> AsyncIterator[Any]:
+        await check(None, context)
+        async for item in behavior(requests, context):
+            yield item
+
+    return call

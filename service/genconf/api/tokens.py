@@ -1,0 +1,93 @@
+"""TokenService: mint, list and revoke bearer tokens (admin only, see `genconf.auth`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+
+from genconf import auth
+from genconf.api import convert
+from genconf.api.errors import unary
+from genconf.api.guard import current_principal
+from genconf.api.reads import await_revision
+from genconf.cache import ModelCache
+from genconf.errors import InvalidArgument
+from genconf.store import Store
+from genconf.tokenbook import TokenBook
+from genconf.v1 import tokens_pb2 as pb
+from genconf.v1 import tokens_pb2_grpc, types_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+MAX_LIFETIME = dt.timedelta(days=3650)
+
+
+def token_info(record: auth.TokenRecord) -> pb.TokenInfo:
+    return pb.TokenInfo(
+        id=record.id,
+        role=record.role.value,
+        unit=record.unit or "",
+        created_by=record.created_by,
+        created_at=convert.to_timestamp(record.created_at),
+        expires_at=convert.to_timestamp(record.expires_at),
+        revoked=record.revoked,
+        description=record.description,
+    )
+
+
+class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
+    def __init__(self, store: Store, cache: ModelCache, tokens: TokenBook) -> None:
+        self.store = store
+        self.cache = cache
+        self.tokens = tokens
+
+    @unary
+    async def CreateToken(
+        self, request: pb.CreateTokenRequest, context: Context
+    ) -> pb.CreateTokenResponse:
+        if request.expires_in_seconds < 0:
+            raise InvalidArgument("expires_in_seconds must not be negative (0: never expires)")
+        lifetime = dt.timedelta(seconds=request.expires_in_seconds)
+        if lifetime > MAX_LIFETIME:
+            raise InvalidArgument("a token may live at most 10 years; use 0 for no expiry")
+        now = self.store.clock()
+        caller = current_principal.get()
+        minted = auth.mint(
+            auth.parse_role(request.role),
+            unit=request.unit or None,
+            expires_at=now + lifetime if request.expires_in_seconds else None,
+            created_by=caller.token_id if caller else "",
+            description=request.description,
+            now=now,
+        )
+        result = await self.store.create_token(minted.doc)
+        return pb.CreateTokenResponse(
+            token=minted.plaintext,
+            info=token_info(auth.TokenRecord.from_doc(minted.doc)),
+            revision=result.revision,
+        )
+
+    @unary
+    async def ListTokens(
+        self, request: pb.ListTokensRequest, context: Context
+    ) -> pb.ListTokensResponse:
+        await await_revision(self.cache, request.min_revision, context)
+        records = sorted(
+            self.tokens.records.values(),
+            key=lambda r: (r.created_at.timestamp() if r.created_at else 0.0, r.id),
+        )
+        return pb.ListTokensResponse(
+            tokens=[token_info(r) for r in records], revision=self.cache.revision
+        )
+
+    @unary
+    async def RevokeToken(
+        self, request: pb.RevokeTokenRequest, context: Context
+    ) -> types_pb2.WriteResponse:
+        if not auth.TOKEN_ID_RE.match(request.id):
+            raise InvalidArgument(
+                f"{request.id!r} is not a token id (16 hex digits, see `genconf token list`)"
+            )
+        return convert.write_to_proto(await self.store.revoke_token(request.id))

@@ -1,0 +1,281 @@
+"""Who may call what: bearer tokens, roles, and the one rule table.
+
+Tokens look like ``gct_<id>_<secret>``: the id finds the stored record, the
+secret (256 random bits) is checked against ``HMAC-SHA256(salt, secret)``. A
+secret with that much entropy cannot be guessed, so a slow password hash would
+only cost CPU on every call; the salt keeps equal secrets from hashing alike.
+Neither plain tokens nor secrets are ever stored or logged.
+
+`RULES` maps every RPC to the roles that may call it; an RPC without a rule is
+refused (deny by default). An ``agent`` token is bound to one unit and may only
+touch that unit's config and reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from genconf import model
+from genconf.errors import InvalidArgument, PermissionDenied, Unauthenticated
+
+TOKEN_RE: Final = re.compile(r"^gct_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
+TOKEN_ID_RE: Final = re.compile(r"^[0-9a-f]{16}\Z")
+BOOTSTRAP_ID: Final = "bootstrap"
+MIN_BOOTSTRAP_LENGTH: Final = 16
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    CONTROLLER = "controller"
+    OBSERVER = "observer"
+    AGENT = "agent"
+
+
+def parse_role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown role {text!r}: use one of {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def digest(salt: bytes, secret: str) -> bytes:
+    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """A new token: ``plaintext`` is shown once; ``doc`` is what gets stored."""
+
+    plaintext: str
+    doc: dict[str, Any]
+
+
+def mint(
+    role: Role,
+    *,
+    unit: str | None,
+    expires_at: dt.datetime | None,
+    created_by: str,
+    description: str,
+    now: dt.datetime,
+) -> MintedToken:
+    if role is Role.AGENT:
+        if not unit:
+            raise InvalidArgument("an agent token needs --unit APP/N: it is bound to one unit")
+        model.parse_unit_name(unit)
+    elif unit:
+        raise InvalidArgument(f"only agent tokens are bound to a unit, not {role.value} tokens")
+    if expires_at is not None and expires_at <= now:
+        raise InvalidArgument("the expiry must be in the future")
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_bytes(16)
+    doc = {
+        "_id": token_id,
+        "role": role.value,
+        "unit": unit or None,
+        "salt": salt,
+        "hash": digest(salt, secret),
+        "created_by": created_by,
+        "description": description[:200],
+        "created_at": now,
+        "expires_at": expires_at,
+        "revoked_at": None,
+        "revision": 1,
+    }
+    return MintedToken(f"gct_{token_id}_{secret}", doc)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored token as the server knows it (the hash, never the secret)."""
+
+    id: str
+    role: Role
+    unit: str | None
+    salt: bytes
+    hash: bytes
+    expires_at: dt.datetime | None
+    revoked: bool
+    created_by: str = ""
+    description: str = ""
+    created_at: dt.datetime | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> TokenRecord:
+        return cls(
+            id=doc["_id"],
+            role=Role(doc["role"]),
+            unit=doc.get("unit"),
+            salt=bytes(doc["salt"]),
+            hash=bytes(doc["hash"]),
+            expires_at=doc.get("expires_at"),
+            revoked=doc.get("revoked_at") is not None,
+            created_by=doc.get("created_by", ""),
+            description=doc.get("description", ""),
+            created_at=doc.get("created_at"),
+        )
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller of one RPC."""
+
+    token_id: str
+    role: Role
+    unit: str | None = None
+    expires_at: dt.datetime | None = None
+
+
+def bootstrap_record(plaintext: str) -> TokenRecord:
+    """The admin token given to `serve` (file or environment): kept in memory only."""
+    plaintext = plaintext.strip()
+    if len(plaintext) < MIN_BOOTSTRAP_LENGTH:
+        raise InvalidArgument(
+            f"the bootstrap admin token must be at least {MIN_BOOTSTRAP_LENGTH} characters; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    salt = secrets.token_bytes(16)
+    return TokenRecord(BOOTSTRAP_ID, Role.ADMIN, None, salt, digest(salt, plaintext), None, False)
+
+
+def authenticate(
+    plaintext: str,
+    lookup: Mapping[str, TokenRecord],
+    bootstrap: TokenRecord | None,
+    now: dt.datetime,
+) -> Principal:
+    """The principal a bearer token stands for, or `Unauthenticated` saying why."""
+    match = TOKEN_RE.match(plaintext)
+    if match is None:
+        if bootstrap is not None and hmac.compare_digest(
+            digest(bootstrap.salt, plaintext), bootstrap.hash
+        ):
+            return Principal(BOOTSTRAP_ID, Role.ADMIN)
+        raise Unauthenticated("the bearer token is not a genconf token (gct_...)")
+    token_id, secret = match[1], match[2]
+    record = lookup.get(token_id)
+    if record is None or not hmac.compare_digest(digest(record.salt, secret), record.hash):
+        raise Unauthenticated(f"token {token_id} is not valid on this server")
+    if record.revoked:
+        raise Unauthenticated(f"token {token_id} has been revoked")
+    if record.expired(now):
+        raise Unauthenticated(f"token {token_id} expired at {record.expires_at:%Y-%m-%d %H:%M:%S}")
+    return Principal(record.id, record.role, record.unit, record.expires_at)
+
+
+# -- the rule table ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """Roles allowed on one RPC; ``unit_field`` binds agent tokens to the request's unit."""
+
+    roles: frozenset[Role]
+    unit_field: str | None = None
+    public: bool = False  # no token needed (health checks from load balancers)
+
+
+READ: Final = frozenset({Role.ADMIN, Role.CONTROLLER, Role.OBSERVER})
+WRITE: Final = frozenset({Role.ADMIN, Role.CONTROLLER})
+ADMIN: Final = frozenset({Role.ADMIN})
+ANY: Final = frozenset(Role)
+
+
+def _service(name: str, **methods: Access) -> dict[str, Access]:
+    return {f"/genconf.v1.{name}/{method}": access for method, access in methods.items()}
+
+
+RULES: Final[Mapping[str, Access]] = {
+    **_service(
+        "AgentService",
+        GetConfig=Access(READ | {Role.AGENT}, unit_field="unit"),
+        WatchConfig=Access(READ | {Role.AGENT}, unit_field="unit"),
+        ReportApplied=Access(WRITE | {Role.AGENT}, unit_field="unit"),
+    ),
+    **_service(
+        "ControllerService",
+        CreateApplication=Access(WRITE),
+        UpdateApplication=Access(WRITE),
+        RemoveApplication=Access(WRITE),
+        GetApplication=Access(READ),
+        ListApplications=Access(READ),
+        AddUnits=Access(WRITE),
+        RemoveUnit=Access(WRITE),
+        ListUnits=Access(READ),
+        SetConfig=Access(WRITE),
+        AddBranch=Access(WRITE),
+        TrackBranch=Access(WRITE),
+        UntrackBranch=Access(WRITE),
+        SetBranchConfig=Access(WRITE),
+        DiffBranch=Access(READ),
+        CommitBranch=Access(WRITE),
+        AbortBranch=Access(WRITE),
+        ListBranches=Access(READ),
+        GetBranch=Access(READ),
+    ),
+    **_service(
+        "HistoryService",
+        ListVersions=Access(READ),
+        GetVersion=Access(READ),
+        LatestVersion=Access(READ),
+        DiffVersions=Access(READ),
+        Rollback=Access(WRITE),
+        TagVersion=Access(WRITE),
+        BumpVersion=Access(WRITE),
+        KeyHistory=Access(READ),
+        ListGenerations=Access(READ),
+        GetGeneration=Access(READ),
+        RevertGeneration=Access(WRITE),
+    ),
+    **_service("AdminService", Snapshot=Access(READ), WatchDeltas=Access(READ)),
+    **_service(
+        "TokenService",
+        CreateToken=Access(ADMIN),
+        ListTokens=Access(ADMIN),
+        RevokeToken=Access(ADMIN),
+    ),
+    "/grpc.health.v1.Health/Check": Access(ANY, public=True),
+    "/grpc.health.v1.Health/Watch": Access(ANY, public=True),
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Access(ANY),
+}
+
+
+def short_method(method: str) -> str:
+    """``/genconf.v1.ControllerService/SetConfig`` -> ``ControllerService/SetConfig``."""
+    return method.rsplit(".", 1)[-1] if method.startswith("/genconf.") else method.lstrip("/")
+
+
+def authorize(principal: Principal, method: str, request: Any = None) -> Access:
+    """The rule that lets ``principal`` call ``method``; `PermissionDenied` otherwise.
+
+    With ``request`` None only the role is checked (the unit binding needs the request).
+    """
+    access = RULES.get(method)
+    if access is None:
+        raise PermissionDenied(f"{short_method(method)} has no access rule: it is refused to all")
+    if principal.role not in access.roles:
+        allowed = ", ".join(sorted(r.value for r in access.roles))
+        raise PermissionDenied(
+            f"role {principal.role.value} may not call {short_method(method)} (allowed: {allowed})"
+        )
+    if principal.role is Role.AGENT and request is not None and access.unit_field:
+        unit = getattr(request, access.unit_field, "")
+        if unit != principal.unit:
+            raise PermissionDenied(
+                f"this agent token is bound to unit {principal.unit}, not {unit!r}"
+            )
+    return access
