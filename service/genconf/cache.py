@@ -91,6 +91,7 @@ class ConfigWatch:
     def _offer(self, effective: EffectiveConfig) -> None:
         if self._pending is not None:
             self.coalesced += 1
+            self._cache.stats.coalesced += 1
         self._pending = effective
         self._event.set()
 
@@ -208,6 +209,7 @@ class CacheStats:
     deltas_applied: int = 0
     groups_recomputed: int = 0
     notifications: int = 0
+    coalesced: int = 0  # updates a slow watcher never saw (a newer one replaced them)
     watchers: int = 0
     feeds: int = 0
     ring_size: int = 0

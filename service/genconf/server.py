@@ -34,6 +34,7 @@ from genconf.cache import DEFAULT_RING_SIZE
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import InvalidArgument
 from genconf.history import History
+from genconf.metrics import Metrics, MetricsInterceptor
 from genconf.multiwatcher import Tuning
 from genconf.readside import ReadSide, read_side
 from genconf.store import Store
@@ -89,6 +90,7 @@ class ServerConfig:
     # Limits (values, keys and depth per write are fixed in genconf.model).
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
+    metrics_listen: str | None = None  # HOST:PORT for Prometheus' /metrics (None: off)
     bench_baseline: bool = False  # also serve genconf.api.baseline (`genconf bench` only)
 
 
@@ -102,6 +104,7 @@ class RunningServer:
     grpc_server: grpc.aio.Server
     mongo_uri: str
     phase: Phase = Phase.STARTING
+    metrics_address: str | None = None
 
 
 def is_loopback(listen: str) -> bool:
@@ -181,9 +184,23 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             streams_per_token=config.streams_per_token,
             secret_keys=read.cache.secret_keys,
         )
+        interceptors: list[grpc.aio.ServerInterceptor] = [GuardInterceptor(guard)]
+        metrics_address = None
+        if config.metrics_listen is not None:
+            metrics = Metrics(read)
+            interceptors.insert(0, MetricsInterceptor(metrics))
+            metrics_address = stack.enter_context(metrics.serve_http(config.metrics_listen))
+            log.info("metrics on http://%s/metrics", metrics_address)
         server = grpc.aio.server(
-            interceptors=[GuardInterceptor(guard)],
-            options=[("grpc.max_receive_message_length", config.max_request_bytes)],
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", config.max_request_bytes),
+                # Calls that arrived but that the event loop has not picked up yet:
+                # past the soft limit (default 1,000) gRPC cancels new ones at random,
+                # so a reconnect storm of 10,000 agents would lose some of them.
+                ("grpc.server.max_pending_requests", 50_000),
+                ("grpc.server.max_pending_requests_hard_limit", 100_000),
+            ],
         )
         agent_pb2_grpc.add_AgentServiceServicer_to_server(
             AgentServicer(store, read.cache, bookmark_interval=config.bookmark_interval), server
@@ -218,7 +235,9 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         host = config.listen.rsplit(":", 1)[0]
         address = f"{host}:{port}"
         await server.start()
-        running = RunningServer(config, address, store, read, health, server, mongo_uri)
+        running = RunningServer(
+            config, address, store, read, health, server, mongo_uri, metrics_address=metrics_address
+        )
         transport = "TLS" if credentials else "plaintext"
         if guard.enabled:
             log.info("listening on %s (%s); authentication on", address, transport)
