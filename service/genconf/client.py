@@ -10,6 +10,7 @@ config exactly once and never an older one after a newer one.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 import threading
@@ -170,7 +171,12 @@ def open_channel(
     target: str, *, token: str | None = None, tls_ca: str | None = None
 ) -> grpc.aio.Channel:
     """A channel to ``target``: TLS verified against the CA file ``tls_ca`` when given,
-    and a bearer ``token`` on every call when given."""
+    and a bearer ``token`` on every call when given.
+
+    ``target`` may list several replicas, ``IP:PORT,IP:PORT``: calls are spread
+    over them (round robin), and a replica that goes away is skipped, so a
+    reconnecting watch lands on one that is up."""
+    target, options = balanced_target(target)
     interceptors: list[grpc.aio.ClientInterceptor] | None = None
     if token:
         interceptors = [_BearerUnaryUnary(token), _BearerUnaryStream(token)]
@@ -181,8 +187,29 @@ def open_channel(
         except OSError as exc:
             raise GenconfError(f"cannot read the TLS CA file {tls_ca}: {exc.strerror}") from None
         credentials = grpc.ssl_channel_credentials(root_certificates=root)
-        return grpc.aio.secure_channel(target, credentials, interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, interceptors=interceptors)
+        return grpc.aio.secure_channel(
+            target, credentials, options=options, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+def balanced_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
+    """gRPC's target and channel options for one address or a comma-separated list."""
+    addresses = [a.strip() for a in target.split(",") if a.strip()]
+    if len(addresses) <= 1:
+        return target, []
+    hosts = [a.rpartition(":")[0].strip("[]") for a in addresses]
+    try:
+        families = {ipaddress.ip_address(h).version for h in hosts}
+    except ValueError:
+        raise GenconfError(
+            f"several server addresses must each be IP:PORT (got {target!r}); "
+            "for host names, put the replicas behind one DNS name or load balancer"
+        ) from None
+    if len(families) != 1:
+        raise GenconfError(f"mix of IPv4 and IPv6 addresses in {target!r}; use one family")
+    scheme = "ipv4" if families == {4} else "ipv6"
+    return f"{scheme}:{','.join(addresses)}", [("grpc.lb_policy_name", "round_robin")]
 
 
 class Client:
