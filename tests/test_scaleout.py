@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 from pymongo import MongoClient
 from servers import background_server
 
@@ -113,8 +114,10 @@ async def test_agents_move_to_the_other_replica_on_restart_and_miss_nothing(
         final_hashes: dict[str, str] = {}
         all_final = anyio.Event()
 
-        async def agent(unit: str) -> None:
+        async def agent(unit: str, *, task_status: TaskStatus[None]) -> None:
             async for config in agents.watch_config(unit):
+                if unit not in latest:
+                    task_status.started()
                 latest[unit] = config
                 if len(latest) == len(units):
                     first_seen.set()
@@ -124,8 +127,9 @@ async def test_agents_move_to_the_other_replica_on_restart_and_miss_nothing(
                     all_final.set()
 
         async with anyio.create_task_group() as tg:
+            # One after another, so round robin has both replicas ready to share them.
             for unit in units:
-                tg.start_soon(agent, unit)
+                await tg.start(agent, unit)
             with anyio.fail_after(30):
                 await first_seen.wait()
             # Replica A goes away with its share of the agents; writes keep coming.
