@@ -341,6 +341,10 @@ class Multiwatcher:
         if pending:
             self.cache.apply(Batch(revision, tuple(pending)))
             self.stats.batches += 1
+        elif token is not None:
+            # Nothing the cache models (e.g. a token write), but its revision is
+            # applied all the same: a read waiting for it must not wait for idle.
+            self.cache.advance(revision)
         if token is not None:
             self.resume_token = token
 

@@ -13,18 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
 import grpc
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from genconf import auth
 from genconf.api.errors import abort_with
-from genconf.api.redact import SecretKeys, redacted
+from genconf.api.redact import PublicKeys, SecretKeys, redacted
 from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
 from genconf.tokenbook import TokenBook
 
@@ -53,14 +56,78 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_JSON_TYPES: Final = frozenset(
+    {"google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"}
+)
+
+
+@functools.cache
+def _holds_json(descriptor: Descriptor) -> bool:
+    """Whether messages of this type can contain a `google.protobuf.Value`."""
+    seen: set[str] = set()
+
+    def walk(d: Descriptor) -> bool:
+        if d.full_name in _JSON_TYPES:
+            return True
+        if d.full_name in seen:
+            return False
+        seen.add(d.full_name)
+        return any(f.message_type is not None and walk(f.message_type) for f in d.fields)
+
+    return walk(descriptor)
+
+
+def _non_finite(message: Message) -> bool:
+    """Whether a JSON value in ``message`` holds NaN or an infinity.
+
+    protobuf carries them in `Value.number_value`, but JSON has no such numbers:
+    they cannot be config, and the JSON conversion of the handlers fails on them."""
+    name = message.DESCRIPTOR.full_name
+    if name == "google.protobuf.Value":
+        kind = message.WhichOneof("kind")  # type: ignore[arg-type]
+        if kind == "number_value":
+            return not math.isfinite(message.number_value)  # type: ignore[attr-defined]
+        if kind == "struct_value":
+            return _non_finite(message.struct_value)  # type: ignore[attr-defined]
+        if kind == "list_value":
+            return any(_non_finite(v) for v in message.list_value.values)  # type: ignore[attr-defined]
+        return False
+    if name == "google.protobuf.Struct":
+        return any(_non_finite(v) for v in message.fields.values())  # type: ignore[attr-defined]
+    if name == "google.protobuf.ListValue":
+        return any(_non_finite(v) for v in message.values)  # type: ignore[attr-defined]
+    for field, value in message.ListFields():
+        if field.message_type is None or not _holds_json(field.message_type):
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = value.values()
+        elif field.is_repeated:
+            items = value
+        else:
+            items = (value,)
+        if any(isinstance(item, Message) and _non_finite(item) for item in items):
+            return True
+    return False
+
+
 def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[bytes], Any]:
     def decode(data: bytes) -> Any:
         if deserializer is None:
             return data
         try:
-            return deserializer(data)
+            request = deserializer(data)
         except (DecodeError, UnicodeDecodeError, ValueError) as exc:
             return BadRequest(f"the request to {auth.short_method(method)} is not valid: {exc}")
+        if (
+            isinstance(request, Message)
+            and _holds_json(request.DESCRIPTOR)
+            and _non_finite(request)
+        ):
+            return BadRequest(
+                f"the request to {auth.short_method(method)} is not valid: it holds NaN or "
+                "an infinite number; JSON values allow finite numbers only"
+            )
+        return request
 
     return decode
 
@@ -84,11 +151,14 @@ class Guard:
         *,
         streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN,
         secret_keys: SecretKeys = lambda application: frozenset(),
+        public_keys: PublicKeys | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.tokens = tokens
         self.bootstrap = bootstrap
         self.secret_keys = secret_keys
+        # Given, redaction fails closed: see `genconf.api.redact`.
+        self.public_keys = public_keys
         self.streams_per_token = streams_per_token
         self.clock = clock
         self._streams: dict[str, int] = {}
@@ -100,7 +170,7 @@ class Guard:
     def shown_to(self, principal: auth.Principal, response: Any) -> Any:
         """The response as ``principal`` may see it: observers get secrets redacted."""
         if principal.role is auth.Role.OBSERVER and isinstance(response, Message):
-            return redacted(response, self.secret_keys)
+            return redacted(response, self.secret_keys, self.public_keys)
         return response
 
     def authenticate(self, metadata: Any) -> auth.Principal:
@@ -201,6 +271,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
     def _admit(self, method: str, metadata: Any, request: Any) -> auth.Principal:
         principal = self.guard.authenticate(metadata)
+        # The role first: a caller who may not call the method hears so, whatever it sent.
+        auth.authorize(principal, method)
         if isinstance(request, BadRequest):
             raise InvalidArgument(request.reason)
         auth.authorize(principal, method, request)
@@ -240,27 +312,41 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
             unlisten = guard.tokens.listen(principal.token_id, on_revoked)
             items = aiter(behavior(request, context))
+            # Each item is awaited in a task of its own, so the token's end can
+            # interrupt a handler that is waiting for the next change.
+            step: asyncio.Future[Any] | None = None
             try:
                 while True:
                     step = asyncio.ensure_future(anext(items))
                     await asyncio.wait((step, ended), return_when=asyncio.FIRST_COMPLETED)
                     if not step.done():
-                        step.cancel()
-                        await asyncio.gather(step, return_exceptions=True)
+                        await _cancel(step)
                         await abort_with(context, Unauthenticated(ended.result()))
                     try:
                         item = step.result()
                     except StopAsyncIteration:
                         return
+                    step = None
                     yield guard.shown_to(principal, item)
             finally:
                 unlisten()
                 close()
+                # The call was cancelled (the client went away) while an item was
+                # pending: end that step first; closing a generator that is still
+                # running fails and would leave its watch registered forever.
+                if step is not None and not step.done():
+                    await _cancel(step)
                 aclose = getattr(items, "aclose", None)
                 if aclose is not None:
                     await aclose()
 
         return call
+
+
+async def _cancel(step: asyncio.Future[Any]) -> None:
+    """Cancel ``step`` and wait until it has finished (its cleanup has run)."""
+    step.cancel()
+    await asyncio.gather(step, return_exceptions=True)
 
 
 def _rewrap(

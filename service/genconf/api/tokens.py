@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, Final
 
+import anyio
 import grpc
 
 from genconf import auth
@@ -21,7 +24,11 @@ from genconf.v1 import tokens_pb2_grpc, types_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-MAX_LIFETIME = dt.timedelta(days=3650)
+log = logging.getLogger("genconf.tokens")
+
+MAX_LIFETIME: Final = dt.timedelta(days=3650)
+# How long a token write waits for this server's token book to show it.
+BOOK_WAIT: Final = 5.0
 
 
 def token_info(record: auth.TokenRecord) -> pb.TokenInfo:
@@ -49,9 +56,13 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
     ) -> pb.CreateTokenResponse:
         if request.expires_in_seconds < 0:
             raise InvalidArgument("expires_in_seconds must not be negative (0: never expires)")
+        # Compared as a number first: a huge int64 overflows timedelta.
+        if request.expires_in_seconds > MAX_LIFETIME.total_seconds():
+            raise InvalidArgument(
+                f"expires_in_seconds may be at most {int(MAX_LIFETIME.total_seconds())} "
+                "(10 years); use 0 for no expiry"
+            )
         lifetime = dt.timedelta(seconds=request.expires_in_seconds)
-        if lifetime > MAX_LIFETIME:
-            raise InvalidArgument("a token may live at most 10 years; use 0 for no expiry")
         now = self.store.clock()
         caller = current_principal.get()
         minted = auth.mint(
@@ -63,6 +74,8 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
             now=now,
         )
         result = await self.store.create_token(minted.doc)
+        token_id = minted.doc["_id"]
+        await self._book_shows(lambda: self.tokens.get(token_id) is not None, context)
         return pb.CreateTokenResponse(
             token=minted.plaintext,
             info=token_info(auth.TokenRecord.from_doc(minted.doc)),
@@ -90,4 +103,26 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
             raise InvalidArgument(
                 f"{request.id!r} is not a token id (16 hex digits, see `genconf token list`)"
             )
-        return convert.write_to_proto(await self.store.revoke_token(request.id))
+        result = await self.store.revoke_token(request.id)
+
+        def refused() -> bool:
+            # Revoked, not merely unknown: a book that has not seen the token yet
+            # would accept it once the creation arrives, until the revocation does.
+            record = self.tokens.get(request.id)
+            return record is not None and record.revoked
+
+        await self._book_shows(refused, context)
+        return convert.write_to_proto(result)
+
+    async def _book_shows(self, check: Callable[[], bool], context: Context) -> None:
+        """Wait (bounded) until this server's token book reflects the write just made.
+
+        The book follows the change stream; without the wait a token could fail
+        right after CreateToken, or work right after RevokeToken, on this very
+        server. The write itself is done either way, so a timeout is only logged."""
+        remaining = context.time_remaining()
+        limit = BOOK_WAIT if remaining is None else max(0.0, min(BOOK_WAIT, remaining - 0.05))
+        with anyio.move_on_after(limit):
+            await self.tokens.wait_until(check)
+            return
+        log.warning("the token book did not show a token write within %.1f s", limit)

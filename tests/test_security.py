@@ -1,0 +1,1084 @@
+"""Security end to end: tokens, roles, revocation, stream limits, TLS, redaction.
+
+Real mongod, real servers on loopback. The access matrix is built from the
+service descriptors of ``genconf.v1``: a new RPC without a rule in `auth.RULES`
+or a request in `MATRIX_REQUESTS` fails `test_access_matrix`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import bson
+import grpc
+import pytest
+from bson import json_util
+from google.protobuf import descriptor_pool, json_format, message_factory, struct_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from pymongo import MongoClient
+from servers import assert_code, running_server, server_config, wait_serving
+from tls_certs import CertificateAuthority, Issued
+
+import genconf.v1
+from genconf import auth
+from genconf.api.convert import to_value
+from genconf.api.guard import Guard
+from genconf.api.redact import REDACTED
+from genconf.client import Client, ClientError
+from genconf.errors import InvalidArgument
+from genconf.server import RunningServer, serve
+from genconf.tokenbook import TokenBook
+from genconf.v1 import (
+    admin_pb2,
+    agent_pb2,
+    agent_pb2_grpc,
+    controller_pb2,
+    history_pb2,
+    tokens_pb2,
+    types_pb2,
+)
+
+OK = grpc.StatusCode.OK
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+DENIED = grpc.StatusCode.PERMISSION_DENIED
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+# The bootstrap admin token the test servers start with (kept in memory only).
+BOOTSTRAP = "bootstrap-admin-token-for-tests-0123456789"
+CALL_TIMEOUT = 10.0
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+# -- shared helpers ------------------------------------------------------------------
+
+
+def digest(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> str:
+    """Every document of every collection, canonically: equal digests, equal databases."""
+    db = mongo_client[db_name]
+    h = hashlib.sha256()
+    for name in sorted(db.list_collection_names()):
+        for doc in db[name].find({}, sort=[("_id", 1)]):
+            h.update(name.encode() + json_util.dumps(doc, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def bearer(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+@asynccontextmanager
+async def auth_server(
+    mongo_uri: str, db_name: str, **overrides: Any
+) -> AsyncIterator[RunningServer]:
+    async with running_server(mongo_uri, db_name, admin_token=BOOTSTRAP, **overrides) as srv:
+        yield srv
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 10.0) -> None:
+    """Until ``check()`` holds, for state the server changes with no event a client can
+    wait on (a stream's cleanup after the client cancels it)."""
+    with anyio.fail_after(limit):
+        while not await check():  # noqa: ASYNC110 (no event to wait on: see above)
+            await anyio.sleep(0.02)
+
+
+# -- RPCs from the descriptors -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rpc:
+    path: str  # /genconf.v1.Service/Method
+    service: str
+    name: str
+    request_type: type[Message]
+    response_type: type[Message]
+    streaming: bool
+
+    @property
+    def short(self) -> str:
+        return f"{self.service}/{self.name}"
+
+
+def genconf_services() -> list[ServiceDescriptor]:
+    """Every service declared in any module of ``genconf.v1``."""
+    services: dict[str, ServiceDescriptor] = {}
+    for info in pkgutil.iter_modules(genconf.v1.__path__):
+        if not info.name.endswith("_pb2"):
+            continue
+        module = importlib.import_module(f"genconf.v1.{info.name}")
+        for service in module.DESCRIPTOR.services_by_name.values():
+            services[service.full_name] = service
+    return [services[name] for name in sorted(services)]
+
+
+def all_rpcs() -> list[Rpc]:
+    rpcs = []
+    for service in genconf_services():
+        for method in service.methods:
+            assert not method.client_streaming, f"{method.full_name}: client streams are new here"
+            rpcs.append(
+                Rpc(
+                    f"/{service.full_name}/{method.name}",
+                    service.name,
+                    method.name,
+                    message_factory.GetMessageClass(method.input_type),
+                    message_factory.GetMessageClass(method.output_type),
+                    method.server_streaming,
+                )
+            )
+    return rpcs
+
+
+RPCS = all_rpcs()
+
+
+async def invoke(
+    channel: grpc.aio.Channel, rpc: Rpc, request: Message, token: str | None
+) -> tuple[grpc.StatusCode, str]:
+    """Call ``rpc`` once (a stream: its first message) and return its status."""
+    if rpc.streaming:
+        stream = channel.unary_stream(
+            rpc.path,
+            request_serializer=rpc.request_type.SerializeToString,
+            response_deserializer=rpc.response_type.FromString,
+        )(request, metadata=bearer(token), timeout=CALL_TIMEOUT)
+        try:
+            first = await stream.read()
+            if first is grpc.aio.EOF:
+                return await stream.code(), await stream.details() or ""
+            return OK, ""
+        except grpc.aio.AioRpcError as exc:
+            return exc.code(), exc.details() or ""
+        finally:
+            stream.cancel()
+    unary = channel.unary_unary(
+        rpc.path,
+        request_serializer=rpc.request_type.SerializeToString,
+        response_deserializer=rpc.response_type.FromString,
+    )
+    try:
+        await unary(request, metadata=bearer(token), timeout=CALL_TIMEOUT)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code(), exc.details() or ""
+    return OK, ""
+
+
+async def invoke_raw(
+    callable_: Any, payload: bytes, token: str | None
+) -> tuple[grpc.StatusCode, str]:
+    """Send ``payload`` as the request bytes, with no client-side encoding."""
+    try:
+        call = callable_(payload, metadata=bearer(token), timeout=CALL_TIMEOUT)
+        if isinstance(call, grpc.aio.UnaryStreamCall):
+            try:
+                await call.read()
+            finally:
+                call.cancel()
+        else:
+            await call
+    except grpc.aio.AioRpcError as exc:
+        return exc.code(), exc.details() or ""
+    return OK, ""
+
+
+def test_every_rpc_has_an_access_rule_and_no_rule_is_stale() -> None:
+    paths = {rpc.path for rpc in RPCS}
+    assert {s.name for s in genconf_services()} >= {
+        "AgentService",
+        "ControllerService",
+        "HistoryService",
+        "AdminService",
+        "TokenService",
+    }
+    missing = sorted(paths - set(auth.RULES))
+    assert not missing, f"RPCs without an access rule (refused to all): {missing}"
+    stale = sorted(p for p in auth.RULES if p.startswith("/genconf.") and p not in paths)
+    assert not stale, f"rules for RPCs that do not exist: {stale}"
+
+
+# The security policy, written independently of the rule table it checks.
+WRITE_RPCS = frozenset(
+    {
+        "CreateApplication",
+        "UpdateApplication",
+        "RemoveApplication",
+        "AddUnits",
+        "RemoveUnit",
+        "SetConfig",
+        "AddBranch",
+        "TrackBranch",
+        "UntrackBranch",
+        "SetBranchConfig",
+        "CommitBranch",
+        "AbortBranch",
+        "ReportApplied",
+        "Rollback",
+        "TagVersion",
+        "BumpVersion",
+        "RevertGeneration",
+        "CreateToken",
+        "RevokeToken",
+    }
+)
+
+
+def test_rule_table_follows_the_policy() -> None:
+    """Observers never write; agents only reach AgentService; tokens are admin-only;
+    admins may call everything; every agent RPC binds the token to the request's unit."""
+    for rpc in RPCS:
+        access = auth.RULES[rpc.path]
+        assert auth.Role.ADMIN in access.roles, rpc.short
+        assert not access.public, f"{rpc.short} must need a token"
+        if rpc.name in WRITE_RPCS:
+            assert auth.Role.OBSERVER not in access.roles, f"observers may call {rpc.short}"
+        else:
+            assert auth.Role.OBSERVER in access.roles or rpc.service == "TokenService", rpc.short
+        if rpc.service == "TokenService":
+            assert access.roles == {auth.Role.ADMIN}, rpc.short
+        if auth.Role.AGENT in access.roles:
+            assert rpc.service == "AgentService", rpc.short
+            assert access.unit_field == "unit", f"{rpc.short} does not bind agents to a unit"
+            assert access.unit_field in rpc.request_type.DESCRIPTOR.fields_by_name
+    agent_rpcs = {r.name for r in RPCS if auth.Role.AGENT in auth.RULES[r.path].roles}
+    assert agent_rpcs == {"GetConfig", "WatchConfig", "ReportApplied"}
+
+
+def test_token_format_and_authentication_rules() -> None:
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    minted = auth.mint(
+        auth.Role.AGENT,
+        unit="web/0",
+        expires_at=now + dt.timedelta(hours=1),
+        created_by="t",
+        description="d",
+        now=now,
+    )
+    assert auth.TOKEN_RE.match(minted.plaintext)
+    token_id, secret = minted.plaintext.split("_", 2)[1:]
+    assert minted.doc["_id"] == token_id
+    stored = bson.encode(minted.doc)
+    assert secret.encode() not in stored and minted.plaintext.encode() not in stored
+    record = auth.TokenRecord.from_doc(minted.doc)
+    lookup = {record.id: record}
+    principal = auth.authenticate(minted.plaintext, lookup, None, now)
+    assert (principal.role, principal.unit) == (auth.Role.AGENT, "web/0")
+    forged = f"gct_{token_id}_{'A' * 43}"
+    for token, why in [
+        (forged, "not valid"),
+        ("gct_0000000000000000_" + secret, "not valid"),
+        ("something else", "not a genconf token"),
+    ]:
+        with pytest.raises(auth.Unauthenticated, match=why) as caught:
+            auth.authenticate(token, lookup, None, now)
+        assert secret not in caught.value.message
+    with pytest.raises(auth.Unauthenticated, match="expired"):
+        auth.authenticate(minted.plaintext, lookup, None, now + dt.timedelta(hours=1))
+    with pytest.raises(InvalidArgument, match="--unit"):
+        auth.mint(
+            auth.Role.AGENT, unit=None, expires_at=None, created_by="", description="", now=now
+        )
+    with pytest.raises(InvalidArgument, match="only agent tokens"):
+        auth.mint(
+            auth.Role.OBSERVER,
+            unit="web/0",
+            expires_at=None,
+            created_by="",
+            description="",
+            now=now,
+        )
+    with pytest.raises(InvalidArgument, match="at least"):
+        auth.bootstrap_record("short")
+    # A bootstrap token that happens to look like a genconf token still works.
+    lookalike = auth.mint(
+        auth.Role.ADMIN, unit=None, expires_at=None, created_by="", description="", now=now
+    ).plaintext
+    boot = auth.bootstrap_record(lookalike)
+    assert auth.authenticate(lookalike, lookup, boot, now).token_id == auth.BOOTSTRAP_ID
+    assert auth.authenticate(BOOTSTRAP, lookup, auth.bootstrap_record(BOOTSTRAP), now).role == (
+        auth.Role.ADMIN
+    )
+
+
+# -- the access matrix ------------------------------------------------------------------
+
+WEB_SCHEMA: dict[str, Any] = {
+    "port": {"type": "int", "default": 80},
+    "motd": {"type": "string"},
+    "password": {"type": "string", "secret": True},
+}
+DB_SCHEMA: dict[str, Any] = {"motd": {"type": "string"}, "level": {"type": "int"}}
+VALID_HASH = "0" * 64
+
+# The callers of the matrix. Writers get requests of their own (names, units), so
+# that every allowed call can succeed; the others never get past the guard.
+ROLES = ("admin", "controller", "observer", "agent", "other-agent")
+CALLERS = (*ROLES, "none", "garbage", "forged", "expired", "revoked")
+UNIT_OF = {"admin": "web/3", "controller": "web/4"}  # TrackBranch / UntrackBranch
+REMOVED_UNIT_OF = {"admin": "web/6", "controller": "web/7"}
+LABEL_OF = {"admin": "1.0.0", "controller": "1.0.1"}
+
+
+@dataclass
+class Seeded:
+    start_revision: int  # before any seeding: WatchDeltas replays from here
+    tokens: dict[str, str | None]  # caller -> bearer token
+    generation_of: dict[str, int]  # writer -> a generation it may revert
+    spare_token_id: str  # for RevokeToken
+
+
+def role_of(caller: str) -> auth.Role | None:
+    """The role a caller's token carries (None: it never gets authenticated)."""
+    if caller in ("agent", "other-agent"):
+        return auth.Role.AGENT
+    if caller in ROLES:
+        return auth.Role(caller)
+    return None
+
+
+Request = Callable[[str, Seeded], Message]
+
+MATRIX_REQUESTS: dict[str, Request] = {
+    # AgentService
+    "GetConfig": lambda c, s: agent_pb2.GetConfigRequest(unit="web/0"),
+    "WatchConfig": lambda c, s: agent_pb2.WatchConfigRequest(unit="web/0"),
+    "ReportApplied": lambda c, s: agent_pb2.ReportAppliedRequest(
+        unit="web/0", hash=VALID_HASH, ok=True, message=c
+    ),
+    # ControllerService
+    "CreateApplication": lambda c, s: controller_pb2.CreateApplicationRequest(name=f"new-{c}"),
+    "UpdateApplication": lambda c, s: controller_pb2.UpdateApplicationRequest(
+        name="db", charm=f"db-{c}"
+    ),
+    "RemoveApplication": lambda c, s: controller_pb2.RemoveApplicationRequest(name=f"rm-{c}"),
+    "GetApplication": lambda c, s: controller_pb2.GetApplicationRequest(name="web"),
+    "ListApplications": lambda c, s: controller_pb2.ListApplicationsRequest(),
+    "AddUnits": lambda c, s: controller_pb2.AddUnitsRequest(application="db", count=1),
+    "RemoveUnit": lambda c, s: controller_pb2.RemoveUnitRequest(
+        name=REMOVED_UNIT_OF.get(c, "web/5")
+    ),
+    "ListUnits": lambda c, s: controller_pb2.ListUnitsRequest(application="web"),
+    "SetConfig": lambda c, s: controller_pb2.SetConfigRequest(
+        application="web", set=struct({"port": 8081}), reason=c
+    ),
+    "AddBranch": lambda c, s: controller_pb2.AddBranchRequest(name=f"nb-{c}"),
+    "TrackBranch": lambda c, s: controller_pb2.TrackBranchRequest(
+        branch=f"tb-{c}", units=[UNIT_OF.get(c, "web/5")]
+    ),
+    "UntrackBranch": lambda c, s: controller_pb2.UntrackBranchRequest(
+        branch=f"tb-{c}", units=[UNIT_OF.get(c, "web/5")]
+    ),
+    "SetBranchConfig": lambda c, s: controller_pb2.SetBranchConfigRequest(
+        branch=f"tb-{c}", application="web", set=struct({"port": 9000})
+    ),
+    "DiffBranch": lambda c, s: controller_pb2.DiffBranchRequest(branch="feature"),
+    "CommitBranch": lambda c, s: controller_pb2.CommitBranchRequest(branch=f"tb-{c}", force=True),
+    "AbortBranch": lambda c, s: controller_pb2.AbortBranchRequest(branch=f"nb-{c}"),
+    "ListBranches": lambda c, s: controller_pb2.ListBranchesRequest(),
+    "GetBranch": lambda c, s: controller_pb2.GetBranchRequest(name="feature"),
+    # HistoryService
+    "ListVersions": lambda c, s: history_pb2.ListVersionsRequest(application="web"),
+    "GetVersion": lambda c, s: history_pb2.GetVersionRequest(application="web", version=1),
+    "LatestVersion": lambda c, s: history_pb2.LatestVersionRequest(application="web"),
+    "DiffVersions": lambda c, s: history_pb2.DiffVersionsRequest(
+        application="web", from_version=1, to_version=2
+    ),
+    "Rollback": lambda c, s: history_pb2.RollbackRequest(application="web", to_version=2),
+    "TagVersion": lambda c, s: history_pb2.TagVersionRequest(
+        application="web", version=1, label=LABEL_OF.get(c, "9.9.9")
+    ),
+    "BumpVersion": lambda c, s: history_pb2.BumpVersionRequest(application="web", part="patch"),
+    "KeyHistory": lambda c, s: history_pb2.KeyHistoryRequest(application="web", key="port"),
+    "ListGenerations": lambda c, s: history_pb2.ListGenerationsRequest(),
+    "GetGeneration": lambda c, s: history_pb2.GetGenerationRequest(id=1),
+    "RevertGeneration": lambda c, s: history_pb2.RevertGenerationRequest(
+        id=s.generation_of.get(c, 1)
+    ),
+    # AdminService
+    "Snapshot": lambda c, s: admin_pb2.SnapshotRequest(),
+    "WatchDeltas": lambda c, s: admin_pb2.WatchDeltasRequest(since_revision=s.start_revision),
+    # TokenService
+    "CreateToken": lambda c, s: tokens_pb2.CreateTokenRequest(role="observer", description=c),
+    "ListTokens": lambda c, s: tokens_pb2.ListTokensRequest(),
+    "RevokeToken": lambda c, s: tokens_pb2.RevokeTokenRequest(id=s.spare_token_id),
+}
+
+
+def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(values)
+    return out
+
+
+def expected_status(rpc: Rpc, caller: str) -> grpc.StatusCode:
+    if caller in ("none", "garbage", "forged", "expired", "revoked"):
+        return UNAUTHENTICATED
+    role = role_of(caller)
+    assert role is not None
+    access = auth.RULES[rpc.path]
+    if role not in access.roles:
+        return DENIED
+    if caller == "other-agent":  # bound to web/1; every agent request names web/0
+        return DENIED
+    return OK
+
+
+async def seed_matrix(
+    admin: Client, mongo_client: MongoClient[dict[str, Any]], db_name: str
+) -> Seeded:
+    start = (await admin.snapshot()).revision
+    await admin.create_application("web", schema=WEB_SCHEMA, units=8)
+    await admin.create_application("db", schema=DB_SCHEMA, units=1)
+    for writer in ("admin", "controller"):
+        await admin.create_application(f"rm-{writer}")
+        await admin.add_branch(f"tb-{writer}")
+    await admin.set_config("web", {"port": 8080, "password": "s3cret"})
+    await admin.add_branch("feature")
+    await admin.track_branch("feature", units=["web/2"])
+    await admin.set_branch_config("feature", "web", {"port": 9090})
+    generation_of = {}
+    for writer, values in (("admin", {"motd": "hi"}), ("controller", {"level": 3})):
+        generation_of[writer] = (await admin.set_config("db", values)).generation
+
+    tokens: dict[str, str | None] = {"none": None, "garbage": "not-a-token-at-all"}
+    for caller in ROLES:
+        role = role_of(caller)
+        assert role is not None
+        unit = {"agent": "web/0", "other-agent": "web/1"}.get(caller, "")
+        tokens[caller] = (await admin.create_token(role.value, unit=unit, description=caller)).token
+    admin_token = tokens["admin"]
+    assert admin_token is not None
+    tokens["forged"] = (
+        admin_token[:-43] + ("B" if admin_token[-43] == "A" else "A") + (admin_token[-42:])
+    )
+    revoked = await admin.create_token("controller", description="revoked")
+    await admin.revoke_token(revoked.info.id)
+    tokens["revoked"] = revoked.token
+    spare = await admin.create_token("observer", description="spare")
+
+    # An expired token cannot be minted through the API: store one directly.
+    now = dt.datetime.now(dt.UTC)
+    expired = auth.mint(
+        auth.Role.ADMIN,
+        unit=None,
+        expires_at=now - dt.timedelta(minutes=1),
+        created_by="test",
+        description="expired",
+        now=now - dt.timedelta(hours=1),
+    )
+    mongo_client[db_name]["tokens"].insert_one(expired.doc)
+    tokens["expired"] = expired.plaintext
+    # A write after the insert: once the server has it, it has the token too.
+    barrier = await admin.add_branch("barrier")
+    known = {t.id: t for t in await admin.list_tokens(min_revision=barrier.revision)}
+    assert known[expired.doc["_id"]].expires_at.ToDatetime(dt.UTC) < now
+    assert known[revoked.info.id].revoked
+    await admin.abort_branch("barrier")
+    return Seeded(start, tokens, generation_of, spare.info.id)
+
+
+async def test_access_matrix(
+    mongo_uri: str,
+    db_name: str,
+    mongo_client: MongoClient[dict[str, Any]],
+    subtests: pytest.Subtests,
+) -> None:
+    assert set(MATRIX_REQUESTS) == {rpc.name for rpc in RPCS}, "an RPC has no matrix request"
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        seeded = await seed_matrix(admin, mongo_client, db_name)
+        async with grpc.aio.insecure_channel(srv.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            with subtests.test("health without a token"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT)
+                assert reply.status == SERVING
+            for rpc in RPCS:
+                for caller in CALLERS:
+                    expected = expected_status(rpc, caller)
+                    with subtests.test(f"{rpc.short} as {caller}"):
+                        request = MATRIX_REQUESTS[rpc.name](caller, seeded)
+                        before = digest(mongo_client, db_name) if expected != OK else ""
+                        code, details = await invoke(channel, rpc, request, seeded.tokens[caller])
+                        assert code == expected, (
+                            f"{rpc.short} as {caller}: expected {expected.name}, "
+                            f"got {code.name}: {details}"
+                        )
+                        if expected != OK:
+                            assert details, "a refusal must say why"
+                            assert digest(mongo_client, db_name) == before, (
+                                f"{rpc.short} as {caller} was refused but wrote something"
+                            )
+                        if caller == "other-agent" and rpc.service == "AgentService":
+                            assert "bound to unit web/1" in details
+            # An undecodable request (field 1 claims 5 bytes, 2 follow): the token is
+            # checked first, then the role, then the request.
+            garbage = b"\x0a\x05ab"
+            for rpc in RPCS:
+                for caller in ("none", "observer", "admin"):
+                    with subtests.test(f"{rpc.short} undecodable as {caller}"):
+                        expected = expected_status(rpc, caller)
+                        if expected == OK:
+                            expected = INVALID
+                        raw = channel.unary_unary(rpc.path)
+                        if rpc.streaming:
+                            raw = channel.unary_stream(rpc.path)  # type: ignore[assignment]
+                        code, details = await invoke_raw(raw, garbage, seeded.tokens[caller])
+                        assert code == expected, f"{code.name}: {details}"
+
+
+async def test_reflection_needs_a_token_and_health_does_not(mongo_uri: str, db_name: str) -> None:
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP) as admin,
+        grpc.aio.insecure_channel(srv.address) as channel,
+    ):
+        observer = (await admin.create_token("observer")).token
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        listing = reflection_pb2.ServerReflectionRequest(list_services="")
+
+        async def services(token: str | None) -> list[str]:
+            call = stub.ServerReflectionInfo(metadata=bearer(token), timeout=CALL_TIMEOUT)
+            try:
+                await call.write(listing)
+                reply = await call.read()
+                assert reply is not grpc.aio.EOF
+                return [s.name for s in reply.list_services_response.service]
+            finally:
+                call.cancel()
+
+        served = await services(observer)
+        assert "genconf.v1.TokenService" in served
+        # Every method the server serves has a rule (deny by default would refuse it).
+        pool = descriptor_pool.Default()
+        for name in served:
+            for method in pool.FindServiceByName(name).methods:
+                assert f"/{name}/{method.name}" in auth.RULES, f"{name}/{method.name}"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await services(None)
+        assert caught.value.code() == UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(channel)
+        # Health/List passes the guard without a token like Check and Watch (this
+        # grpcio's async HealthServicer does not implement it: UNIMPLEMENTED).
+        try:
+            await health.List(health_pb2.HealthListRequest(), timeout=CALL_TIMEOUT)
+            code = OK
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+        assert code not in (UNAUTHENTICATED, DENIED)
+        watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT)
+        try:
+            assert (await watch.read()).status == SERVING
+        finally:
+            watch.cancel()
+
+
+async def test_a_new_token_works_and_a_revoked_one_fails_as_soon_as_the_call_returns(
+    mongo_uri: str, db_name: str
+) -> None:
+    """No waiting for the change stream on the server that handled the call."""
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        app = await admin.create_application("web", units=1)
+        for _ in range(3):
+            created = await admin.create_token("controller")
+            async with Client(srv.address, token=created.token, timeout=CALL_TIMEOUT) as c:
+                apps = await c.list_applications(min_revision=app.revision)
+                assert [a.name for a in apps] == ["web"]
+                await admin.revoke_token(created.info.id)
+                with pytest.raises(ClientError) as caught:
+                    await c.list_applications()
+                assert "revoked" in assert_code(caught.value, UNAUTHENTICATED).message
+        infos = await admin.list_tokens()
+        assert len(infos) == 3 and all(t.revoked for t in infos)
+        assert {t.created_by for t in infos} == {auth.BOOTSTRAP_ID}
+
+
+async def first_config(stream: AsyncIterator[Any]) -> Any:
+    with anyio.fail_after(CALL_TIMEOUT):
+        return await anext(stream)
+
+
+async def test_revoking_a_token_ends_its_open_streams(mongo_uri: str, db_name: str) -> None:
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        await admin.create_application("web", units=2)
+        agent = await admin.create_token("agent", unit="web/0")
+        other = await admin.create_token("agent", unit="web/1")
+        async with (
+            Client(srv.address, token=agent.token, timeout=None) as agent_client,
+            Client(srv.address, token=other.token, timeout=None) as other_client,
+        ):
+            watch = agent_client.watch_config("web/0", reconnect=False)
+            bystander = other_client.watch_config("web/1", reconnect=False)
+            try:
+                assert (await first_config(watch)).unit == "web/0"
+                assert (await first_config(bystander)).unit == "web/1"
+                await admin.revoke_token(agent.info.id)
+                with anyio.fail_after(10), pytest.raises(ClientError) as caught:
+                    async for _ in watch:
+                        pass
+                assert "revoked" in assert_code(caught.value, UNAUTHENTICATED).message
+                # The other agent's stream lives on and still gets changes.
+                await admin.update_application("web", schema={"k": {"type": "int", "default": 1}})
+                assert dict((await first_config(bystander)).config) == {"k": 1}
+            finally:
+                await watch.aclose()
+                await bystander.aclose()
+
+            async def no_watchers() -> bool:
+                return srv.read.cache.statistics().watchers == 0
+
+            await eventually(no_watchers, "the ended streams leave no watch behind")
+
+
+async def test_an_expiring_token_ends_its_open_stream(mongo_uri: str, db_name: str) -> None:
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        await admin.create_application("web", units=1)
+        agent = await admin.create_token("agent", unit="web/0", expires_in_seconds=2)
+        expires_at = agent.info.expires_at.ToDatetime(dt.UTC)
+        assert dt.timedelta(seconds=1) < expires_at - agent.info.created_at.ToDatetime(dt.UTC)
+        async with Client(srv.address, token=agent.token, timeout=None) as agent_client:
+            watch = agent_client.watch_config("web/0", reconnect=False)
+            try:
+                assert (await first_config(watch)).unit == "web/0"
+                # Bookmarks keep flowing meanwhile (every 0.2 s): the stream ends
+                # because the token expired, not because it went quiet.
+                with anyio.fail_after(10), pytest.raises(ClientError) as caught:
+                    async for _ in watch:
+                        pass
+            finally:
+                await watch.aclose()
+            assert "expired" in assert_code(caught.value, UNAUTHENTICATED).message
+            assert dt.datetime.now(dt.UTC) >= expires_at
+            with pytest.raises(ClientError) as caught:
+                await agent_client.get_config("web/0")
+            assert "expired" in assert_code(caught.value, UNAUTHENTICATED).message
+
+
+async def test_streams_per_token_limit(mongo_uri: str, db_name: str) -> None:
+    async with (
+        auth_server(mongo_uri, db_name, streams_per_token=2) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        await admin.create_application("web", units=2)
+        agent = (await admin.create_token("agent", unit="web/0")).token
+        observer = (await admin.create_token("observer")).token
+        async with grpc.aio.insecure_channel(srv.address) as channel:
+            stub = agent_pb2_grpc.AgentServiceStub(channel)
+
+            def open_watch(token: str, unit: str = "web/0") -> Any:
+                return stub.WatchConfig(
+                    agent_pb2.WatchConfigRequest(unit=unit), metadata=bearer(token)
+                )
+
+            first, second = open_watch(agent), open_watch(agent)
+            opened = [first, second]
+            try:
+                for call in (first, second):
+                    assert (await call.read()).HasField("config")
+                third = open_watch(agent)
+                opened.append(third)
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await third.read()
+                assert caught.value.code() == EXHAUSTED
+                assert "streams_per_token=2" in (caught.value.details() or "")
+                # The limit is per token: others stream, and unary calls are not counted.
+                for unit in ("web/0", "web/1"):
+                    call = open_watch(observer, unit)
+                    opened.append(call)
+                    assert (await call.read()).HasField("config")
+                async with Client(srv.address, token=agent, timeout=CALL_TIMEOUT) as c:
+                    assert (await c.get_config("web/0")).unit == "web/0"
+
+                first.cancel()
+                fourth: list[Any] = []
+
+                async def slot_is_free() -> bool:
+                    call = open_watch(agent)
+                    opened.append(call)
+                    try:
+                        assert (await call.read()).HasField("config")
+                    except grpc.aio.AioRpcError as exc:
+                        assert exc.code() == EXHAUSTED
+                        return False
+                    fourth.append(call)
+                    return True
+
+                await eventually(slot_is_free, "a cancelled stream frees its slot")
+                assert len(fourth) == 1
+                # And the slot was the only one: the limit still holds.
+                extra = open_watch(agent)
+                opened.append(extra)
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await extra.read()
+                assert caught.value.code() == EXHAUSTED
+            finally:
+                for call in opened:
+                    call.cancel()
+
+            async def all_closed() -> bool:
+                return srv.read.cache.statistics().watchers == 0
+
+            await eventually(all_closed, "cancelled streams leave no watch behind")
+
+
+# -- secrets stay secret ----------------------------------------------------------------
+
+VAULT_SCHEMA: dict[str, Any] = {
+    "port": {"type": "int", "default": 80},
+    "password": {"type": "string", "secret": True, "default": "hunter2-default"},
+    "api_key": {"type": "string", "secret": True},
+}
+SECRET_MARK = b"hunter2"
+
+
+def everything_stored(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> bytes:
+    db = mongo_client[db_name]
+    return b"".join(
+        bson.encode(doc) for name in db.list_collection_names() for doc in db[name].find({})
+    )
+
+
+async def test_tokens_are_never_stored_or_logged_in_plain_text(
+    mongo_uri: str,
+    db_name: str,
+    mongo_client: MongoClient[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="genconf")
+    caplog.set_level(logging.DEBUG, logger="grpc")
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        await admin.create_application("vault", schema=VAULT_SCHEMA, units=1)
+        seeded = await admin.set_config("vault", {"api_key": "hunter2-master"}, reason="rotate")
+        plaintexts = [BOOTSTRAP]
+        for role, unit in [
+            ("admin", ""),
+            ("controller", ""),
+            ("observer", ""),
+            ("agent", "vault/0"),
+        ]:
+            created = await admin.create_token(role, unit=unit, description=f"a {role}")
+            plaintexts.append(created.token)
+            async with Client(srv.address, token=created.token, timeout=CALL_TIMEOUT) as c:
+                assert (await c.get_config("vault/0", min_revision=seeded.revision)).hash
+                with pytest.raises(ClientError) as caught:  # wrong secret, same id
+                    async with Client(
+                        srv.address, token=created.token[:-1] + "x", timeout=CALL_TIMEOUT
+                    ) as forged:
+                        await forged.get_config("vault/0")
+                assert_code(caught.value, UNAUTHENTICATED)
+                assert created.token[-43:] not in caught.value.message
+        with pytest.raises(ClientError) as caught:  # an error that echoes the value
+            await admin.set_config("vault", {"port": "hunter2-wrong-type"})
+        assert "hunter2-wrong-type" in assert_code(caught.value, INVALID).message
+        await admin.revoke_token((await admin.list_tokens())[0].id)
+        stored = everything_stored(mongo_client, db_name)
+        docs = list(mongo_client[db_name]["tokens"].find({}))
+        assert len(docs) == len(plaintexts) - 1  # every minted token; never the bootstrap
+        assert all(len(d["hash"]) == 32 and len(d["salt"]) == 16 for d in docs)
+        assert sum(d["revoked_at"] is not None for d in docs) == 1
+    logged = (
+        "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+        + caplog.text
+    )
+    assert caplog.records, "nothing was logged: the log check would prove nothing"
+    for plaintext in plaintexts:
+        for part in {plaintext, plaintext.split("_", 2)[-1]}:
+            assert part.encode() not in stored, "a token is stored in plain text"
+            assert part not in logged, "a token was logged"
+    assert "hunter2" not in logged, "a secret config value was logged"
+
+
+async def test_observers_see_secrets_redacted_and_admins_see_them(
+    mongo_uri: str, db_name: str
+) -> None:
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        start = (await admin.snapshot()).revision
+        await admin.create_application("vault", schema=VAULT_SCHEMA, units=2)
+        await admin.set_config("vault", {"password": "hunter2-v1", "port": 81})
+        await admin.add_branch("rotate")
+        await admin.track_branch("rotate", units=["vault/1"])
+        await admin.set_branch_config(
+            "rotate", "vault", {"password": "hunter2-branch", "api_key": "hunter2-key"}
+        )
+        # Master moves on: the branch now conflicts, and the conflict names values.
+        last = await admin.set_config("vault", {"password": "hunter2-v2"})
+        multiline = "hunter2\nline two\nline three\n" * 3
+        last = await admin.set_config("vault", {"api_key": multiline})
+        observer = (await admin.create_token("observer")).token
+
+        reads: dict[str, Callable[[Client], Awaitable[Message]]] = {
+            "GetApplication": lambda c: c.get_application("vault", min_revision=last.revision),
+            "ListApplications": lambda c: _list_apps(c),
+            "GetConfig master": lambda c: _config(c, "vault/0"),
+            "GetConfig branch": lambda c: _config(c, "vault/1"),
+            "DiffBranch": lambda c: c.diff_branch("rotate"),
+            "GetBranch": lambda c: c.get_branch("rotate"),
+            "DiffVersions": lambda c: c.diff_versions("vault", 1, 4),
+            "GetVersion": lambda c: c.get_version("vault", 3),
+            "ListVersions": lambda c: c.list_versions("vault"),
+            "KeyHistory password": lambda c: c.key_history("vault", "password"),
+            "KeyHistory api_key": lambda c: c.key_history("vault", "api_key"),
+            "GetGeneration": lambda c: c.get_generation(2),
+            "ListGenerations": lambda c: c.list_generations(),
+            "Snapshot": lambda c: c.snapshot(),
+            "WatchDeltas": lambda c: _first_deltas(c, start),
+            "WatchConfig": lambda c: _first_watch_config(c, "vault/1"),
+        }
+        async with Client(srv.address, token=observer, timeout=CALL_TIMEOUT) as obs:
+            for name, read in reads.items():
+                shown = (await read(obs)).SerializeToString()
+                assert SECRET_MARK not in shown, f"{name} shows a secret to an observer"
+                assert REDACTED.encode() in shown, f"{name}: nothing redacted, nothing checked"
+                in_full = (await read(admin)).SerializeToString()
+                assert SECRET_MARK in in_full, f"{name} hides the secret from an admin"
+            # Hashes stay true: an observer can still tell which config a unit runs.
+            seen = await obs.get_config("vault/0")
+            real = await admin.get_config("vault/0")
+            assert seen.hash == real.hash
+            assert seen.config["password"] == REDACTED
+            assert seen.config["port"] == 81  # other values are as they are
+            app = await obs.get_application("vault")
+            assert app.schema["password"].default.string_value == REDACTED
+
+
+async def _list_apps(c: Client) -> Message:
+    return admin_pb2.SnapshotResponse(applications=await c.list_applications())
+
+
+async def _config(c: Client, unit: str) -> Message:
+    """GetConfig as the message (`Client.get_config` decodes it)."""
+    stub = agent_pb2_grpc.AgentServiceStub(c.channel)
+    return await stub.GetConfig(agent_pb2.GetConfigRequest(unit=unit), timeout=CALL_TIMEOUT)
+
+
+async def _first_deltas(c: Client, since: int) -> Message:
+    stream = c.watch_deltas(since_revision=since)
+    batches = admin_pb2.SnapshotResponse()
+    try:
+        with anyio.fail_after(CALL_TIMEOUT):
+            async for batch in stream:
+                for delta in batch.deltas:
+                    if delta.HasField("application"):
+                        batches.applications.append(delta.application)
+                # Replayed: every application upsert, including the last one.
+                if len(batches.applications) >= 4:
+                    return batches
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    raise AssertionError("the feed ended")
+
+
+async def _first_watch_config(c: Client, unit: str) -> Message:
+    stub = agent_pb2_grpc.AgentServiceStub(c.channel)
+    call = stub.WatchConfig(agent_pb2.WatchConfigRequest(unit=unit), timeout=CALL_TIMEOUT)
+    try:
+        reply = await call.read()
+        assert reply is not grpc.aio.EOF and reply.HasField("config")
+        return reply
+    finally:
+        call.cancel()
+
+
+# -- listening: loopback without auth only ------------------------------------------------
+
+
+async def test_a_non_loopback_listen_needs_an_admin_token(mongo_uri: str, db_name: str) -> None:
+    for listen in ("0.0.0.0:0", "[::]:0", "192.0.2.1:0", "example.com:0"):
+        with pytest.raises(InvalidArgument, match="--admin-token-file") as caught:
+            async with serve(server_config(mongo_uri, db_name, listen=listen)):
+                raise AssertionError(f"{listen}: started without authentication")
+        assert listen in caught.value.message
+    async with serve(
+        server_config(mongo_uri, db_name, listen="0.0.0.0:0", admin_token=BOOTSTRAP)
+    ) as srv:
+        port = srv.address.rsplit(":", 1)[1]
+        local = f"127.0.0.1:{port}"
+        await wait_serving(local)
+        async with Client(local, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin:
+            assert await admin.health() == "SERVING"
+            await admin.create_application("web")
+        async with Client(local, timeout=CALL_TIMEOUT) as anonymous:
+            with pytest.raises(ClientError) as caught_call:
+                await anonymous.list_applications()
+            assert_code(caught_call.value, UNAUTHENTICATED)
+    # Loopback without a token is fine (and open to anyone on the machine).
+    async with running_server(mongo_uri, db_name, listen="localhost:0") as srv:
+        async with Client(srv.address, timeout=CALL_TIMEOUT) as anonymous:
+            assert [a.name for a in await anonymous.list_applications()] == ["web"]
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def tls_server(
+    mongo_uri: str, db_name: str, channel: Callable[[str], grpc.aio.Channel], **overrides: Any
+) -> AsyncIterator[str]:
+    """A TLS server (`servers.running_server` waits over plaintext) and its address,
+    SERVING as seen through ``channel(address)``."""
+    async with serve(server_config(mongo_uri, db_name, **overrides)) as srv:
+        address = f"127.0.0.1:{srv.address.rsplit(':', 1)[1]}"
+        async with channel(address) as ch:
+            watch = health_pb2_grpc.HealthStub(ch).Watch(
+                health_pb2.HealthCheckRequest(), wait_for_ready=True
+            )
+            try:
+                with anyio.fail_after(30):
+                    async for reply in watch:
+                        if reply.status == SERVING:
+                            break
+            finally:
+                watch.cancel()
+        yield address
+
+
+def tls_channel(
+    address: str, ca: CertificateAuthority, client: Issued | None, token: str | None = None
+) -> grpc.aio.Channel:
+    """A TLS channel trusting ``ca``, presenting ``client``'s certificate when given,
+    and sending ``token`` with gRPC's standard access-token call credentials."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca.cert,
+        private_key=client.key if client else None,
+        certificate_chain=client.cert if client else None,
+    )
+    if token is not None:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(token)
+        )
+    return grpc.aio.secure_channel(address, credentials)
+
+
+async def test_tls_with_client_certificates(mongo_uri: str, db_name: str, tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path, "main")
+    rogue = CertificateAuthority(tmp_path, "rogue")
+    server_cert = ca.server()
+    good = ca.client()
+    async with tls_server(
+        mongo_uri,
+        db_name,
+        lambda address: tls_channel(address, ca, good),
+        tls_cert=server_cert.cert_path,
+        tls_key=server_cert.key_path,
+        tls_client_ca=ca.cert_path,
+        admin_token=BOOTSTRAP,
+    ) as address:
+        async with Client(channel=tls_channel(address, ca, good), timeout=CALL_TIMEOUT) as c:
+            assert await c.health() == "SERVING"
+            # TLS authenticates the connection; the bearer token still decides the rest.
+            with pytest.raises(ClientError) as caught:
+                await c.list_applications()
+            assert_code(caught.value, UNAUTHENTICATED)
+        authorized = tls_channel(address, ca, good, token=BOOTSTRAP)
+        async with Client(channel=authorized, timeout=CALL_TIMEOUT) as c:
+            created = await c.create_application("web")
+            apps = await c.list_applications(min_revision=created.revision)
+            assert [a.name for a in apps] == ["web"]
+        refused: dict[str, grpc.aio.Channel] = {
+            "no client certificate": tls_channel(address, ca, None),
+            "a client certificate from another CA": tls_channel(address, ca, rogue.client()),
+            "plaintext": grpc.aio.insecure_channel(address),
+        }
+        for what, channel in refused.items():
+            async with Client(channel=channel, timeout=CALL_TIMEOUT) as c:
+                with pytest.raises(ClientError) as caught:
+                    await c.health()
+                assert caught.value.code == UNAVAILABLE, f"{what}: {caught.value}"
+        # A client that does not trust the server's CA does not connect either.
+        rogue_trust = tls_channel(address, rogue, rogue.client())
+        async with Client(channel=rogue_trust, timeout=CALL_TIMEOUT) as c:
+            with pytest.raises(ClientError) as caught:
+                await c.health()
+            assert caught.value.code == UNAVAILABLE
+
+
+async def test_tls_without_client_certificates(
+    mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    ca = CertificateAuthority(tmp_path, "main")
+    server_cert = ca.server()
+    async with tls_server(
+        mongo_uri,
+        db_name,
+        lambda address: tls_channel(address, ca, None),
+        tls_cert=server_cert.cert_path,
+        tls_key=server_cert.key_path,
+    ) as address:
+        async with Client(address, tls_ca=str(ca.cert_path), timeout=CALL_TIMEOUT) as c:
+            assert await c.health() == "SERVING"
+            created = await c.create_application("web")
+            apps = await c.list_applications(min_revision=created.revision)
+            assert [a.name for a in apps] == ["web"]
+        async with Client(address, timeout=CALL_TIMEOUT) as plaintext:
+            with pytest.raises(ClientError) as caught:
+                await plaintext.health()
+            assert caught.value.code == UNAVAILABLE
+
+
+def test_redaction_can_fail_closed_for_history_the_schema_no_longer_describes() -> None:
+    """With ``public_keys``, values of keys dropped from the schema, and of removed
+    applications, are hidden from observers too (history outlives the schema)."""
+    public = {"vault": frozenset({"port"})}  # "password" was dropped; "gone" was removed
+    guard = Guard(
+        TokenBook(),
+        None,
+        secret_keys=lambda app: frozenset(),
+        public_keys=public.get,
+    )
+    generation = types_pb2.Generation(id=1)
+    for app in ("vault", "gone"):
+        changes = generation.changes.add(application=app)
+        for key, value in (("port", 81), ("password", "hunter2")):
+            change = changes.changes.add(key=key, has_from=True, has_to=True)
+            getattr(change, "from").CopyFrom(struct_pb2.Value(string_value="old"))
+            change.to.CopyFrom(to_value(value))
+    history = history_pb2.KeyHistoryResponse(application="gone", key="port")
+    history.entries.add(version=1, has_value=True, value=to_value(80))
+    observer = auth.Principal("o", auth.Role.OBSERVER)
+    shown = guard.shown_to(observer, generation)
+    visible = {
+        (c.application, k.key): json_format.MessageToDict(k.to)
+        for c in shown.changes
+        for k in c.changes
+    }
+    assert visible == {
+        ("vault", "port"): 81,
+        ("vault", "password"): REDACTED,
+        ("gone", "port"): REDACTED,
+        ("gone", "password"): REDACTED,
+    }
+    assert guard.shown_to(observer, history).entries[0].value.string_value == REDACTED
+    # Other roles see everything; the original message is never changed.
+    controller = auth.Principal("c", auth.Role.CONTROLLER)
+    assert guard.shown_to(controller, generation) is generation
+    assert generation.changes[1].changes[1].to.string_value == "hunter2"
