@@ -142,6 +142,8 @@ async def test_watch_deltas_filters_by_kind_and_application(client: Client) -> N
 async def test_live_feed_starts_now(client: Client) -> None:
     """Without since_revision the feed replays nothing: only what happens after it opens."""
     before = await client.create_application("web", schema=SCHEMA, units=1)
+    # The creation must be in the cache before the feed opens, or it would be "new".
+    await client.list_applications(min_revision=before.revision)
     feed = client.watch_deltas()
     received: list[admin_pb2.DeltaBatch] = []
     got = anyio.Event()
