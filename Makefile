@@ -36,8 +36,9 @@ lint: $(STAMP)
 protos: $(STAMP)
 	$(PY) -m genconf.protogen
 
+## bench: every benchmark at its default size (a few minutes each)
 bench: $(STAMP)
-	$(VENV)/bin/genconf bench ingest
+	for w in ingest fanout targeted read idle storm; do $(VENV)/bin/genconf bench $$w || exit 1; done
 
 clean:
 	rm -rf $(VENV) .genconf-data .pytest_cache .ruff_cache

@@ -2,22 +2,160 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
-import anyio
 import grpc
 
 from genconf import model
 from genconf.api import convert
-from genconf.api.errors import streaming, unary
+from genconf.api.errors import abort_with, unary
 from genconf.api.reads import await_revision
-from genconf.cache import EffectiveConfig, ModelCache, WatchClosed
-from genconf.errors import InvalidArgument, NotFound, Unavailable
+from genconf.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
+from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable
 from genconf.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# Where a group's shared WatchConfigResponse is memoized (EffectiveConfig.encoded).
+_WATCH_KEY: Final = "watch_response"
+# Ticks of the bookmark clock per interval: bookmarks come within half a tick of
+# their time, and a tick's streams send theirs together. Fewer, larger bursts cost
+# less CPU per bookmark in gRPC (measured: ~37 us per message in one burst per
+# interval, ~60 us in 30), but every burst delays the commits that land in it
+# (10,000 streams, 30 s: p99 commit-to-notified 44 ms with 30 ticks, ~100 ms with
+# 8, ~350 ms with 4): latency wins.
+BOOKMARK_TICKS: Final = 30
+# Streams nudged per turn of the event loop when a tick's bookmarks are due.
+NUDGE_CHUNK: Final = 64
+
+
+class Quiet:
+    """One stream in the bookmark clock: when its next bookmark is due, where it is filed."""
+
+    __slots__ = ("due", "slot", "watch")
+
+    def __init__(self, watch: ConfigWatch, due: float) -> None:
+        self.watch = watch
+        self.due = due
+        self.slot = 0
+
+
+class BookmarkClock:
+    """One timer for the bookmarks of every stream, instead of one per stream.
+
+    A stream gets a bookmark once it has sent nothing for ``interval``. Each is
+    filed under the clock tick nearest to when that is due; the clock wakes every
+    ``interval / ticks`` and looks only at the streams filed under the ticks that
+    passed: it nudges those still due (their handler sends a bookmark and files
+    itself again) and files the others again (they sent a config meanwhile). So
+    sending a config costs a stream one float assignment and no timer, and a quiet
+    stream's bookmarks come every ``interval``, give or take half a tick.
+
+    A new stream's first bookmark is due after a random part of the interval, so
+    the streams of a reconnect storm do not send their bookmarks in one burst,
+    interval after interval, but spread evenly over the ticks. The clock's task
+    runs only while streams are registered.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        ticks: int = BOOKMARK_TICKS,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if interval <= 0 or ticks < 1:
+            raise ValueError("the bookmark interval must be > 0 and ticks >= 1")
+        self.interval = interval
+        self.tick = interval / ticks
+        self._clock = clock
+        self._jitter = jitter
+        self._origin = clock()
+        self._done = 0  # the last tick whose streams were looked at
+        self._slots: dict[int, set[Quiet]] = {}
+        self._count = 0
+        self._task: asyncio.Task[None] | None = None
+        self.nudged = 0
+
+    @property
+    def streams(self) -> int:
+        return self._count
+
+    def register(self, watch: ConfigWatch) -> Quiet:
+        now = self._clock()
+        if self._task is None:
+            self._done = max(self._done, math.floor((now - self._origin) / self.tick))
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="genconf-bookmark-clock"
+            )
+        quiet = Quiet(watch, now + self.interval * (1.0 - self._jitter()))
+        self._file(quiet)
+        self._count += 1
+        return quiet
+
+    def unregister(self, quiet: Quiet) -> None:
+        slot = self._slots.get(quiet.slot)
+        if slot is not None:
+            slot.discard(quiet)
+            if not slot:
+                del self._slots[quiet.slot]
+        self._count -= 1
+        if self._count == 0 and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def sent(self, quiet: Quiet, *, refile: bool = False) -> None:
+        """The stream sent a message; ``refile`` after a nudge (the clock let go of it)."""
+        quiet.due = self._clock() + self.interval
+        if refile:
+            self._file(quiet)
+
+    def _file(self, quiet: Quiet) -> None:
+        quiet.slot = slot = max(self._done + 1, round((quiet.due - self._origin) / self.tick))
+        streams = self._slots.get(slot)
+        if streams is None:
+            streams = self._slots[slot] = set()
+        streams.add(quiet)
+
+    async def _run(self) -> None:
+        while True:
+            delay = self._origin + (self._done + 1) * self.tick - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due = self.advance(self._clock())
+            # A tick's bookmarks go out in chunks with a turn of the event loop in
+            # between, so a notification never waits behind thousands of them.
+            for start in range(0, len(due), NUDGE_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                for quiet in due[start : start + NUDGE_CHUNK]:
+                    quiet.watch.nudge()
+
+    def advance(self, now: float) -> list[Quiet]:
+        """Look at the streams filed under every tick up to ``now``: file again those
+        that sent something meanwhile, and return those whose bookmark is due (the
+        clock's task nudges them; tests call this with a clock of their own)."""
+        current = max(self._done + 1, math.floor((now - self._origin) / self.tick))
+        slots = [self._slots.pop(k) for k in range(self._done + 1, current + 1) if k in self._slots]
+        # Set first, so that streams filed again below land after this pass.
+        self._done = current
+        horizon = now + self.tick / 2
+        due: list[Quiet] = []
+        for slot in slots:
+            for quiet in slot:
+                if quiet.due <= horizon:
+                    due.append(quiet)
+                else:
+                    self._file(quiet)
+        self.nudged += len(due)
+        return due
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -25,6 +163,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.store = store
         self.cache = cache
         self.bookmark_interval = bookmark_interval
+        self.bookmarks = BookmarkClock(bookmark_interval)
+        self._bookmarks_at = -1  # the revision _bookmark_memo holds bookmarks of
+        self._bookmark_memo: dict[str, agent_pb2.WatchConfigResponse] = {}
 
     @unary
     async def GetConfig(
@@ -35,45 +176,50 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         current = self.cache.config(request.unit)
         return self._config(current.unit, current.effective)
 
-    @streaming
     async def WatchConfig(
         self, request: agent_pb2.WatchConfigRequest, context: Context
     ) -> AsyncIterator[agent_pb2.WatchConfigResponse]:
-        unit = request.unit
-        model.parse_unit_name(unit)
-        await await_revision(self.cache, request.min_revision, context)
-        # Registering the watch and reading the current config happen with no
-        # await in between, so no change can fall between the two.
-        watch = self.cache.watch(unit)
-        with watch:
-            current = self.cache.config(unit)
-            last_hash = current.hash
-            if request.known_hash == last_hash:
-                yield self._bookmark(last_hash)
-            else:
-                yield agent_pb2.WatchConfigResponse(config=self._config(unit, current.effective))
-            while True:
-                effective = None
-                try:
-                    with anyio.move_on_after(self.bookmark_interval):
-                        effective = await watch.next()
-                except WatchClosed as closed:
-                    if closed.removed:
-                        raise NotFound(f"unit {unit!r} was removed") from None
-                    raise Unavailable(
-                        f"the watch ended ({closed.reason}); reconnect with known_hash"
-                    ) from None
-                if effective is None:
-                    if watch.pending:
-                        # A change landed between the timeout and now: send it
-                        # first, so a bookmark's hash is the config at its revision.
-                        continue
+        # Errors become statuses here rather than through `errors.streaming`: one
+        # async generator layer less on every message to every agent.
+        try:
+            unit = request.unit
+            model.parse_unit_name(unit)
+            await await_revision(self.cache, request.min_revision, context)
+            # Registering the watch and reading the current config happen with no
+            # await in between, so no change can fall between the two.
+            watch = self.cache.watch(unit)
+            quiet = self.bookmarks.register(watch)
+            try:
+                current = self.cache.config(unit)
+                last_hash = current.hash
+                if request.known_hash == last_hash:
                     yield self._bookmark(last_hash)
-                elif effective.hash != last_hash:
-                    last_hash = effective.hash
-                    yield agent_pb2.WatchConfigResponse(
-                        config=self._config(unit, effective, current=not watch.pending)
-                    )
+                else:
+                    yield self._watch_response(unit, current.effective, current=True)
+                while True:
+                    try:
+                        effective = await watch.next_or_nudge()
+                    except WatchClosed as closed:
+                        if closed.removed:
+                            raise NotFound(f"unit {unit!r} was removed") from None
+                        raise Unavailable(
+                            f"the watch ended ({closed.reason}); reconnect with known_hash"
+                        ) from None
+                    if effective is None:
+                        # The bookmark clock found the stream quiet. Nothing is pending
+                        # (a pending config comes first), so the bookmark's hash is the
+                        # config at its revision.
+                        yield self._bookmark(last_hash)
+                        self.bookmarks.sent(quiet, refile=True)
+                    elif effective.hash != last_hash:
+                        last_hash = effective.hash
+                        yield self._watch_response(unit, effective, current=not watch.pending)
+                        self.bookmarks.sent(quiet)
+            finally:
+                self.bookmarks.unregister(quiet)
+                watch.close()
+        except GenconfError as exc:
+            await abort_with(context, exc)
 
     def _config(
         self, unit: str, effective: EffectiveConfig, *, current: bool = True
@@ -88,10 +234,40 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             out.revision = max(out.revision, self.cache.revision)
         return out
 
+    def _watch_response(
+        self, unit: str, effective: EffectiveConfig, *, current: bool
+    ) -> agent_pb2.WatchConfigResponse:
+        """`_config` as a WatchConfigResponse, copied once per subscriber from a
+        message built once per distinct config (the struct, the canonical JSON and
+        the hash are never redone per subscriber)."""
+        revision = effective.revision
+        if current:
+            revision = max(revision, self.cache.revision)
+        shared = effective.encoded.get(_WATCH_KEY)
+        if shared is None:
+            shared = agent_pb2.WatchConfigResponse(config=convert.config_to_proto("", effective))
+            effective.encoded[_WATCH_KEY] = shared
+        out = agent_pb2.WatchConfigResponse()
+        out.CopyFrom(shared)
+        config = out.config
+        config.unit = unit
+        config.revision = revision
+        return out
+
     def _bookmark(self, hash_: str) -> agent_pb2.WatchConfigResponse:
-        return agent_pb2.WatchConfigResponse(
-            bookmark=agent_pb2.Bookmark(revision=self.cache.revision, hash=hash_)
-        )
+        """A bookmark at the cache's revision: one message per distinct config hash
+        and revision, shared by every stream that sends it (nobody changes it)."""
+        revision = self.cache.revision
+        if revision != self._bookmarks_at:
+            self._bookmarks_at = revision
+            self._bookmark_memo.clear()
+        message = self._bookmark_memo.get(hash_)
+        if message is None:
+            message = agent_pb2.WatchConfigResponse(
+                bookmark=agent_pb2.Bookmark(revision=revision, hash=hash_)
+            )
+            self._bookmark_memo[hash_] = message
+        return message
 
     @unary
     async def ReportApplied(

@@ -6,6 +6,21 @@ an absolute rate that depends on the host.
 
 - `genconf.bench.ingest`: change events applied to the model cache per second,
   against a raw change-stream read of the same events.
+
+The agent-facing workloads run a server process (`genconf.bench.server`: genconf
+plus the baseline handlers of `genconf.api.baseline`) and drive it from separate
+client processes (`genconf.bench.agents`); `genconf.bench.harness` holds what
+they share. Each prints its figures next to the baseline and their ratio:
+
+- `fanout`: one application-wide change to S watching agents; time until the
+  last has it, against one pre-encoded message sent to as many streams.
+- `targeted`: commits that each change one unit's config at a steady rate, with
+  S agents subscribed; commit-to-notified, against a plain change stream.
+- `read`: GetConfig throughput, against an empty unary handler.
+- `idle`: server memory per idle stream and CPU with bookmarks on, against
+  streams that only wait.
+- `storm`: S agents reconnect at once; time until all have their config,
+  against the same storm on the baseline stream.
 """
 
 from __future__ import annotations
@@ -15,7 +30,14 @@ from collections.abc import Sequence
 from typing import Final
 
 # Workload name -> module under genconf.bench exposing ``main(argv) -> int``.
-WORKLOADS: Final = {"ingest": "ingest"}
+WORKLOADS: Final = {
+    "ingest": "ingest",
+    "fanout": "fanout",
+    "targeted": "targeted",
+    "read": "read",
+    "idle": "idle",
+    "storm": "storm",
+}
 
 
 def main(workload: str, argv: Sequence[str]) -> int:

@@ -1,0 +1,194 @@
+"""Fanout: one application-wide change reaching S subscribed agents (default 10,000).
+
+Method
+------
+One application with S units; every unit has an agent with a ``WatchConfig``
+stream open (spread over ``--workers`` client processes and their channels). In
+the same agent processes, S baseline streams are open on the same server: the
+baseline ``Watch`` handler of `genconf.api.baseline`, which on a ``Fire`` sends
+one pre-encoded message (the bytes of a real ``WatchConfigResponse`` of this
+fleet) to every subscriber, with no cache, no per-stream encoding, no timers.
+
+Each round, for each side in turn (which goes first alternates): take ``t0``
+just before the trigger RPC (``Fire`` for the baseline; ``SetConfig`` of one key
+of the application for genconf, which goes through MongoDB, the change stream,
+the multiwatcher and the cache), then wait until every agent has the message.
+Each agent records when it received it; its latency is that time minus ``t0``
+(one monotonic clock for all processes). The headline is the time until the
+last agent has it; p50/p99 over the agents of the same round come with it. The
+reported round is the best of ``--repeat`` per side (least disturbed by the
+host); the median is alongside.
+
+Targets: ratio (baseline time / genconf time for the last agent) >= 0.7, and
+all agents within 1 s. Agent processes run on the same cores as the server: they
+spend about as much CPU receiving as the server spends sending, for both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from genconf.bench.harness import (
+    BenchError,
+    Figure,
+    Options,
+    Report,
+    add_options,
+    machine,
+    ms,
+    options_from,
+    percentile,
+    run_main,
+    session,
+    turns,
+)
+
+__all__ = ["DEFAULT_STREAMS", "main", "run_fanout"]
+
+DEFAULT_STREAMS: Final = 10_000
+DEFAULT_REPEAT: Final = 5
+TARGET_RATIO: Final = 0.7
+TARGET_LAST_MS: Final = 1000.0
+SIDES: Final = ("baseline", "genconf")
+
+
+async def run_fanout(opts: Options) -> Report:
+    """Run the fanout workload (see the module docstring)."""
+    opts.check()
+    async with session(opts, "fanout") as s:
+        units = await s.create_app("fleet", opts.streams)
+        app = s.app("fleet")
+        payload = await s.config_message(units[0])
+        await s.fire(payload)  # what a baseline subscriber receives first
+        for side in SIDES:
+            await s.subscribe(side, side, units)
+        per_worker = [len(part) for part in s.split(units)]
+        client = s.need_client()
+        starts: dict[str, list[float]] = {side: [] for side in SIDES}
+        server_cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+        acks: list[float] = []
+        for r in range(1, opts.repeat + 1):
+            for side in turns(SIDES, r):
+                before = await s.server_stats()
+                t0 = time.monotonic()
+                if side == "baseline":
+                    await s.fire(payload)
+                else:
+                    await client.set_config(app, {"round": r}, reason="bench fanout")
+                    acks.append(time.monotonic() - t0)
+                starts[side].append(t0)
+                # Initial config plus one per round, on every stream.
+                await s.wait_configs(side, [n * (r + 1) for n in per_worker])
+                after = await s.server_stats()
+                server_cpu[side].append(after["cpu_seconds"] - before["cpu_seconds"])
+        records = {side: await s.records(side) for side in SIDES}
+        stats = await s.server_stats()
+        mongodb = s.mongodb
+
+    latencies = {side: _round_latencies(records[side], starts[side]) for side in SIDES}
+    received = {side: [len(lat) for lat in latencies[side]] for side in SIDES}
+    for side in SIDES:
+        if any(n != opts.streams for n in received[side]):
+            raise BenchError(f"{side}: agents that got each round's change: {received[side]}")
+    distinct = {len({h[r] for h in records["genconf"]["hashes"]}) for r in range(opts.repeat + 1)}
+    if distinct != {1}:
+        raise BenchError("agents of one application disagree on a round's config hash")
+
+    last = {side: [max(lat) for lat in latencies[side]] for side in SIDES}
+    best = {side: min(range(opts.repeat), key=last[side].__getitem__) for side in SIDES}
+    pick = {side: latencies[side][best[side]] for side in SIDES}
+
+    def figure(name: str, of: Any, **targets: Any) -> Figure:
+        return Figure(name, "ms", ms(of(pick["genconf"])), ms(of(pick["baseline"])), **targets)
+
+    figures = [
+        figure(
+            "last agent has it",
+            max,
+            target_ratio=TARGET_RATIO,
+            target_max=TARGET_LAST_MS,
+        ),
+        figure("p50 per agent", lambda v: percentile(v, 50)),
+        figure("p99 per agent", lambda v: percentile(v, 99)),
+        Figure(
+            "last agent, median round",
+            "ms",
+            ms(statistics.median(last["genconf"])),
+            ms(statistics.median(last["baseline"])),
+        ),
+        Figure(
+            "server CPU per fan-out",
+            "ms",
+            ms(min(server_cpu["genconf"])),
+            ms(min(server_cpu["baseline"])),
+        ),
+        Figure("SetConfig acknowledged", "ms", ms(statistics.median(acks))),
+    ]
+    return Report(
+        workload="fanout",
+        title=f"one application-wide change to {opts.streams:,} WatchConfig streams "
+        f"({opts.workers} client processes x {opts.channels} channels); "
+        f"best of {opts.repeat} rounds per side",
+        baseline="the same server sending one pre-encoded message to as many streams "
+        "(genconf.api.baseline Watch/Fire): no cache, no per-stream work",
+        params=_params(opts),
+        machine=machine(mongodb),
+        figures=figures,
+        details={
+            "streams": opts.streams,
+            "agents_received_per_round": received,
+            "last_agent_ms_per_round": {k: [ms(x) for x in v] for k, v in last.items()},
+            "server_cpu_ms_per_round": {k: [ms(x) for x in v] for k, v in server_cpu.items()},
+            "notifications": stats.get("notifications"),
+            "server_rss_mib": round(stats.get("rss_bytes", 0) / 2**20, 1),
+        },
+    )
+
+
+def _round_latencies(records: dict[str, Any], starts: Sequence[float]) -> list[list[float]]:
+    """Per round, each agent's latency: when it got that round's message minus t0."""
+    out: list[list[float]] = []
+    for r, t0 in enumerate(starts, start=1):
+        out.append([times[r] - t0 for times in records["times"] if len(times) > r])
+    return out
+
+
+def _params(opts: Options) -> dict[str, Any]:
+    return {
+        "streams": opts.streams,
+        "workers": opts.workers,
+        "channels": opts.channels,
+        "repeat": opts.repeat,
+        "server": opts.server or "started",
+        "bookmark_interval_s": opts.bookmark_interval,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genconf bench fanout",
+        description="Time until S subscribed agents have one application-wide change, "
+        "against the same server sending one pre-encoded message to as many streams "
+        f"(target ratio >= {TARGET_RATIO}, all within {TARGET_LAST_MS:g} ms).",
+    )
+    add_options(parser, streams=DEFAULT_STREAMS, repeat=DEFAULT_REPEAT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+
+    async def run(args: argparse.Namespace) -> Report:
+        return await run_fanout(options_from(args))
+
+    return run_main(parser, argv, run)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

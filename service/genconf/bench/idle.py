@@ -1,0 +1,205 @@
+"""Idle: what S open, quiet streams cost the server (default 10,000), with bookmarks on.
+
+Method
+------
+For each side in turn, on a freshly started server (so that neither side
+inherits the other's freed memory): read the server's resident memory after a
+full collection, open S streams from ``--workers`` client processes, read it
+again, wait one bookmark interval (the steady state: every stream has sent its
+first, randomly placed bookmark), then let the streams sit for ``--window``
+seconds and read the server's CPU time before and after. Memory per stream is
+the growth divided by S; CPU is the server process's CPU time over the window as
+a share of one core.
+
+genconf's streams are ``WatchConfig`` with bookmarks every
+``--bookmark-interval`` seconds (the server's default, 30 s); the window defaults
+to one interval, so every stream sends one bookmark in it. The baseline's are the
+baseline ``Watch`` of `genconf.api.baseline`: a stream that got one message and
+waits, so its memory is what gRPC and the event loop alone need per stream; in
+its window the bench sends them one pre-encoded bookmark each per interval, spread
+over the interval as genconf's bookmark clock spreads its own (``Fire`` to one of
+``BOOKMARK_TICKS`` topics per tick), so its CPU is that of sending as many
+messages, in the same pattern, with no genconf work.
+
+Targets: <= 30 KB per stream and <= 2 % of one core. With ``--server``, both
+sides run on that one server, the baseline first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any, Final
+
+from genconf.api.agent import BOOKMARK_TICKS
+from genconf.bench.harness import (
+    Figure,
+    Options,
+    Report,
+    Session,
+    add_options,
+    machine,
+    options_from,
+    run_main,
+    session,
+)
+from genconf.v1 import agent_pb2
+
+__all__ = ["DEFAULT_STREAMS", "main", "run_idle"]
+
+DEFAULT_STREAMS: Final = 10_000
+DEFAULT_BOOKMARK_INTERVAL: Final = 30.0
+TARGET_KB_PER_STREAM: Final = 30.0
+TARGET_CPU_PERCENT: Final = 2.0
+SIDES: Final = ("baseline", "genconf")
+
+
+async def _broadcast_bookmarks(s: Session, start: float, window: float, interval: float) -> None:
+    """One bookmark-sized message to every baseline stream per interval of the window,
+    as genconf's bookmark clock spreads them: the streams in BOOKMARK_TICKS topics,
+    one topic per tick (pacing to that schedule, not synchronization)."""
+    message = agent_pb2.WatchConfigResponse(
+        bookmark=agent_pb2.Bookmark(revision=2**62, hash="0" * 64)
+    ).SerializeToString()
+    intervals = max(1, round(window / interval))
+    tick = window / (intervals * BOOKMARK_TICKS)
+    for i in range(intervals * BOOKMARK_TICKS):
+        await asyncio.sleep(max(0.0, start + (i + 0.5) * tick - time.monotonic()))
+        await s.fire(message, topic=str(i % BOOKMARK_TICKS))
+
+
+async def _side(
+    s: Session, side: str, units: list[str], window: float, interval: float
+) -> dict[str, Any]:
+    """Open the streams of one side, measure, close them."""
+    await s.start_server(bookmark_interval=interval)
+    if side == "baseline":
+        await s.fire(await s.config_message(units[0]))
+    empty = await s.server_stats(collect=True)
+    await s.subscribe(side, side, units, topics=BOOKMARK_TICKS if side == "baseline" else 0)
+    full = await s.server_stats(collect=True)
+    # Steady state first: after one interval every stream has sent its first
+    # (randomly placed) bookmark, and sends one per interval from then on.
+    await asyncio.sleep(interval)
+    settled = await s.server_stats()
+    bookmarks_before = (await s.records(side))["bookmarks"]
+    start_cpu, start_clock = settled["cpu_seconds"], time.monotonic()
+    if side == "baseline":
+        # As many messages as genconf's bookmarks, pre-encoded, one broadcast each.
+        await _broadcast_bookmarks(s, start_clock, window, interval)
+    # The window is the measurement itself: streams sit idle while time passes.
+    await asyncio.sleep(max(0.0, start_clock + window - time.monotonic()))
+    end = await s.server_stats()
+    elapsed = time.monotonic() - start_clock
+    got = await s.records(side)
+    await s.close(side)
+    return {
+        "kb_per_stream": (full["rss_bytes"] - empty["rss_bytes"]) / len(units) / 1024,
+        "cpu_percent": (end["cpu_seconds"] - start_cpu) / elapsed * 100,
+        "bookmarks": got["bookmarks"] - bookmarks_before,
+        "window_s": elapsed,
+        "rss_mib_before": empty["rss_bytes"] / 2**20,
+        "rss_mib_open": full["rss_bytes"] / 2**20,
+        "watchers": full["config_watchers"] if side == "genconf" else full["baseline_subscribers"],
+    }
+
+
+async def run_idle(
+    opts: Options, *, window: float | None = None, interval: float = DEFAULT_BOOKMARK_INTERVAL
+) -> Report:
+    """Run the idle workload (see the module docstring)."""
+    opts.check()
+    window = interval if window is None else window
+    if window <= 0 or interval <= 0:
+        raise ValueError("--window and --bookmark-interval must be > 0")
+    async with session(opts, "idle", start_server=False) as s:
+        await s.start_server(bookmark_interval=interval)
+        units = await s.create_app("fleet", opts.streams)
+        result = {side: await _side(s, side, units, window, interval) for side in SIDES}
+        mongodb = s.mongodb
+
+    g, b = result["genconf"], result["baseline"]
+    every = "(the given server's interval)" if opts.server else f"{interval:g} s"
+    figures = [
+        Figure(
+            "memory per stream",
+            "KB",
+            g["kb_per_stream"],
+            b["kb_per_stream"],
+            target_max=TARGET_KB_PER_STREAM,
+        ),
+        Figure(
+            "server CPU while idle",
+            "% of a core",
+            g["cpu_percent"],
+            b["cpu_percent"],
+            target_max=TARGET_CPU_PERCENT,
+        ),
+        Figure(
+            "bookmarks sent per second",
+            "1/s",
+            g["bookmarks"] / g["window_s"],
+            higher_is_better=True,
+        ),
+    ]
+    return Report(
+        workload="idle",
+        title=f"{opts.streams:,} idle streams for {window:g} s, bookmarks every {every} "
+        f"({opts.workers} client processes x {opts.channels} channels)",
+        baseline="as many baseline streams (genconf.api.baseline Watch) on "
+        f"{'the same server, first' if opts.server else 'a fresh server'}, sent one "
+        "pre-encoded bookmark each per interval, spread like genconf's: what gRPC and the "
+        "event loop need",
+        params={
+            "streams": opts.streams,
+            "window_s": window,
+            "bookmark_interval_s": interval,
+            "workers": opts.workers,
+            "channels": opts.channels,
+            "server": opts.server or "started (fresh per side)",
+        },
+        machine=machine(mongodb),
+        figures=figures,
+        details={
+            "genconf": {k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()},
+            "baseline": {k: round(v, 3) if isinstance(v, float) else v for k, v in b.items()},
+        },
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genconf bench idle",
+        description="Server memory per idle stream and server CPU while idle, with bookmarks "
+        f"on (targets <= {TARGET_KB_PER_STREAM:g} KB per stream, <= {TARGET_CPU_PERCENT:g} % "
+        "of one core).",
+    )
+    add_options(parser, streams=DEFAULT_STREAMS, repeat=1)
+    parser.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=DEFAULT_BOOKMARK_INTERVAL,
+        help="the server's bookmark interval (s)",
+    )
+    parser.add_argument(
+        "--window", type=float, default=None, help="idle seconds measured (default: one interval)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+
+    async def run(args: argparse.Namespace) -> Report:
+        return await run_idle(
+            options_from(args), window=args.window, interval=args.bookmark_interval
+        )
+
+    return run_main(parser, argv, run)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

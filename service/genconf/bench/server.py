@@ -1,0 +1,87 @@
+"""The server process that `genconf bench` drives: `genconf serve` plus the baseline
+handlers (`genconf.api.baseline`), in a process of its own so that the figures
+are the server's alone and its memory and CPU can be read apart from the bench.
+
+    python -m genconf.bench.server --mongo-uri URI --database DB [--listen HOST:PORT]
+
+It prints ``READY_LINE ADDRESS`` once the cache is synced and gRPC health is
+SERVING, and stops cleanly on SIGTERM or SIGINT. Start it yourself to point
+several bench runs at one server (``genconf bench WORKLOAD --server ADDRESS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Final
+
+import anyio
+
+from genconf.multiwatcher import Tuning
+from genconf.readside import tune_gc
+from genconf.server import ServerConfig, serve
+
+READY_LINE: Final = "genconf bench server ready on"
+
+
+def _term_at_stdin_eof() -> None:
+    """Stop (as on SIGTERM) once stdin closes: the bench that started us is gone."""
+    sys.stdin.buffer.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    tune_gc()
+    config = ServerConfig(
+        mongo_uri=args.mongo_uri,
+        data_dir=Path(args.data_dir),
+        listen=args.listen,
+        database=args.database,
+        bookmark_interval=args.bookmark_interval,
+        tuning=Tuning(),
+        bench_baseline=True,
+    )
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if args.exit_with_stdin:
+            threading.Thread(target=_term_at_stdin_eof, daemon=True).start()
+        async with serve(config) as running:
+            with anyio.fail_after(120):
+                await running.read.wait_synced()
+            print(f"{READY_LINE} {running.address}", flush=True)
+            async for _ in signals:
+                break
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m genconf.bench.server",
+        description="A genconf server with the bench baseline handlers.",
+    )
+    parser.add_argument("--mongo-uri", default=None, help="default: embedded mongod")
+    parser.add_argument("--data-dir", default=".genconf-bench-data", help="embedded data")
+    parser.add_argument("--database", default="genconf")
+    parser.add_argument("--listen", default="127.0.0.1:0")
+    parser.add_argument("--bookmark-interval", type=float, default=30.0)
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="stop when stdin closes (how `genconf bench` makes sure we never outlive it)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return int(anyio.run(_serve, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
