@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -18,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import grpc
 import pytest
 import yaml
+from tls_certs import CertificateAuthority
 
 from genconf import cli
 from genconf.client import Client
@@ -506,18 +505,14 @@ async def test_token_is_sent_as_a_bearer_on_every_call(
     assert ("WatchConfig", "Bearer streams-too") in seen
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 async def test_tls_ca_connects_over_tls(tmp_path: Path) -> None:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    await anyio.run_process(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-    )  # fmt: skip
+    ca = CertificateAuthority(tmp_path, "genconf-test")
+    issued = ca.server()
+    cert = ca.cert_path
     handler = Recorder()
     server = grpc.aio.server()
     server.add_generic_rpc_handlers([handler])
-    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    credentials = grpc.ssl_server_credentials([(issued.key, issued.cert)])
     port = server.add_secure_port("127.0.0.1:0", credentials)
     await server.start()
     try:

@@ -8,15 +8,12 @@ from __future__ import annotations
 import os
 import queue
 import shlex
-import shutil
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import IO
-
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "genconf is ready on "
@@ -52,7 +49,6 @@ def lines_of(stream: IO[str]) -> queue.Queue[str | None]:
     return out
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_run_serves_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo-data"
     # -o: the venv is installed already; do not let a newer pyproject.toml reinstall it.
