@@ -303,50 +303,47 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             except GenconfError as exc:
                 await abort_with(context, exc)
             current_principal.set(principal)
-            ended = asyncio.get_running_loop().create_future()
+            task = asyncio.current_task()
+            assert task is not None
+            # Why the token stopped being usable, once it has; and whether the call
+            # is waiting inside the handler (only then may it be interrupted: while
+            # suspended at a yield, gRPC is writing and the check below runs next).
+            ended: list[str] = []
+            waiting = False
 
             def on_revoked(_: str) -> None:
                 reason = guard.still_valid(principal)
-                if reason is not None and not ended.done():
-                    ended.set_result(reason)
+                if reason is not None and not ended:
+                    ended.append(reason)
+                    if waiting:
+                        task.cancel()
 
             unlisten = guard.tokens.listen(principal.token_id, on_revoked)
             items = aiter(behavior(request, context))
-            # Each item is awaited in a task of its own, so the token's end can
-            # interrupt a handler that is waiting for the next change.
-            step: asyncio.Future[Any] | None = None
             try:
-                while True:
-                    step = asyncio.ensure_future(anext(items))
-                    await asyncio.wait((step, ended), return_when=asyncio.FIRST_COMPLETED)
-                    if not step.done():
-                        await _cancel(step)
-                        await abort_with(context, Unauthenticated(ended.result()))
+                while not ended:
+                    waiting = True
                     try:
-                        item = step.result()
+                        item = await anext(items)
                     except StopAsyncIteration:
                         return
-                    step = None
+                    except asyncio.CancelledError:
+                        if not ended:
+                            raise  # the client went away: not ours to handle
+                        task.uncancel()
+                        break
+                    finally:
+                        waiting = False
                     yield guard.shown_to(principal, item)
+                await abort_with(context, Unauthenticated(ended[0]))
             finally:
                 unlisten()
                 close()
-                # The call was cancelled (the client went away) while an item was
-                # pending: end that step first; closing a generator that is still
-                # running fails and would leave its watch registered forever.
-                if step is not None and not step.done():
-                    await _cancel(step)
                 aclose = getattr(items, "aclose", None)
                 if aclose is not None:
                     await aclose()
 
         return call
-
-
-async def _cancel(step: asyncio.Future[Any]) -> None:
-    """Cancel ``step`` and wait until it has finished (its cleanup has run)."""
-    step.cancel()
-    await asyncio.gather(step, return_exceptions=True)
 
 
 def _rewrap(
