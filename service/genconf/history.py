@@ -106,12 +106,14 @@ class History:
 
     async def get_version(self, application: str, version: int = 0) -> dict[str, Any]:
         """Version ``version`` (0: the current one)."""
-        app = await self.application(application)
+        return await self._version_of(await self.application(application), version)
+
+    async def _version_of(self, app: Mapping[str, Any], version: int) -> dict[str, Any]:
         number = version or int(app["version"])
-        doc = await self._find_one(VERSIONS, {"_id": version_id(application, number)})
+        doc = await self._find_one(VERSIONS, {"_id": version_id(app["_id"], number)})
         if doc is None:
             raise NotFound(
-                f"application {application!r} has no version {number} "
+                f"application {app['_id']!r} has no version {number} "
                 f"(its versions run up to {app['version']}; older ones may have been pruned)"
             )
         return doc
@@ -142,8 +144,8 @@ class History:
             raise InvalidArgument(f"from_version must be 1 or more, not {from_version}")
         app = await self.application(application)
         schema = schema_of(app)
-        before = await self.get_version(application, from_version)
-        after = await self.get_version(application, to_version)
+        before = await self._version_of(app, from_version)
+        after = await self._version_of(app, to_version)
         return (
             int(before["version"]),
             int(after["version"]),
