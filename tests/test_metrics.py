@@ -44,10 +44,10 @@ async def test_metrics_move_with_operations(mongo_uri: str, db_name: str) -> Non
         before = await anyio.to_thread.run_sync(scrape, srv.metrics_address)
         assert before[("genconf_watchers", (("kind", "config"),))] == 0
 
-        await client.create_application("web", schema={"k": {"type": "int"}}, units=2)
+        created = await client.create_application("web", schema={"k": {"type": "int"}}, units=2)
         with pytest.raises(ClientError):
             await client.get_application("nope")
-        watch = client.watch_config("web/0")
+        watch = client.watch_config("web/0", min_revision=created.revision)
         first = await anext(watch)
         written = await client.set_config("web", {"k": 5})
         changed = await anext(watch)

@@ -140,8 +140,8 @@ async def test_watch_config_without_reconnect_raises_unavailable_on_shutdown(
 ) -> None:
     async with running_server(mongo_uri, db_name) as srv:
         client = Client(srv.address, timeout=10)
-        await client.create_application("web", schema=SCHEMA, units=1)
-        watch = client.watch_config("web/0", reconnect=False)
+        created = await client.create_application("web", schema=SCHEMA, units=1)
+        watch = client.watch_config("web/0", reconnect=False, min_revision=created.revision)
         first = await anext(watch)
     with anyio.fail_after(5), pytest.raises(ClientError) as caught:
         await anext(watch)

@@ -473,18 +473,25 @@ class Client:
         )
 
     async def watch_config(
-        self, unit: str, *, known_hash: str = "", reconnect: bool = True
+        self,
+        unit: str,
+        *,
+        known_hash: str = "",
+        reconnect: bool = True,
+        min_revision: int = 0,
     ) -> AsyncIterator[Config]:
         """Every distinct config of ``unit``, in order, across reconnects.
 
         Bookmarks are consumed here. On UNAVAILABLE (restart, shutdown, network)
         the watch reconnects with backoff, resuming with the last hash, so the
-        server sends nothing when nothing changed meanwhile.
+        server sends nothing when nothing changed meanwhile. ``min_revision`` (a
+        write's revision) makes the first config reflect that write, so a unit
+        created just now is not NOT_FOUND on a server that has yet to see it.
         """
         last_hash = known_hash
         # The newest revision seen: a server reconnected to first catches up to it,
         # so a lagging replica can never take the caller back to an older config.
-        seen_revision = 0
+        seen_revision = min_revision
         delays = self.backoff.delays()
         while True:
             call = self._agent.WatchConfig(
