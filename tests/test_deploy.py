@@ -39,7 +39,7 @@ from tls_certs import CertificateAuthority
 
 from genconf import healthcheck
 from genconf.cli import build_parser
-from genconf.server import RunningServer, serve
+from genconf.server import SERVICE_NAMES, RunningServer, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -527,6 +527,11 @@ def test_probes_check_grpc_health_on_the_grpc_container_port() -> None:
             assert check.tls_ca and any(check.tls_ca.startswith(m + "/") for m in mounts), kind
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # `serve`'s sync limit
+    # Readiness follows the change stream (whole-server status); liveness must not,
+    # or a MongoDB outage would restart every replica.
+    assert parse_healthcheck(container["readinessProbe"]["exec"]["command"]).service == ""
+    live = parse_healthcheck(container["livenessProbe"]["exec"]["command"]).service
+    assert live in SERVICE_NAMES, live
 
 
 def test_service_exposes_grpc_and_metrics_ports_of_the_container() -> None:

@@ -301,6 +301,7 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
         max_request_bytes=args.max_request_bytes,
         streams_per_token=args.streams_per_token,
         metrics_listen=args.metrics_listen,
+        stale_after=args.stale_after,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(config) as running:
@@ -372,6 +373,13 @@ def _add_serve(commands: Commands) -> None:
     )
     ops.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
+    )
+    ops.add_argument(
+        "--stale-after",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="report NOT_SERVING (whole-server health) after this long without the change stream",
     )
 
 

@@ -74,6 +74,9 @@ class WatcherStats:
     resyncs: int = 0
     last_error: str = ""
     lag_seconds: float = 0.0
+    # time.monotonic() when MongoDB last answered the stream (events or an empty
+    # getMore, every max_await_ms when idle): how current the cache is known to be.
+    last_heard: float = 0.0
 
 
 def token_revision(token: Mapping[str, Any] | None) -> int | None:
@@ -289,6 +292,7 @@ class Multiwatcher:
     async def _follow(self) -> None:
         async with await self._open() as stream:
             self.stats.state = State.SYNCED
+            self.stats.last_heard = time.monotonic()
             # The transaction being gathered: its deltas, cluster time, and the
             # resume token of its last event. The resume token moves only when a
             # transaction is applied, so a failure mid-way re-reads it whole.
@@ -347,6 +351,7 @@ class Multiwatcher:
             self.cache.advance(revision)
         if token is not None:
             self.resume_token = token
+            self.stats.last_heard = time.monotonic()
 
     def _note_idle(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
         """An empty getMore: everything up to the post-batch token has been seen."""
@@ -357,6 +362,7 @@ class Multiwatcher:
         if rev is not None:
             self.cache.advance(rev)
         self.stats.lag_seconds = 0.0
+        self.stats.last_heard = time.monotonic()
 
 
 def _batch_has_more(stream: AsyncChangeStream[dict[str, Any]]) -> bool:

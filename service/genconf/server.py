@@ -36,6 +36,7 @@ from genconf.errors import InvalidArgument
 from genconf.history import History
 from genconf.metrics import Metrics, MetricsInterceptor
 from genconf.multiwatcher import Tuning
+from genconf.readiness import DEFAULT_STALE_AFTER, follow_readiness
 from genconf.readside import ReadSide, read_side
 from genconf.store import Store
 from genconf.v1 import (
@@ -91,6 +92,9 @@ class ServerConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
     metrics_listen: str | None = None  # HOST:PORT for Prometheus' /metrics (None: off)
+    # Whole-server health is NOT_SERVING after this long without word from the
+    # change stream (genconf.readiness).
+    stale_after: float = DEFAULT_STALE_AFTER
     bench_baseline: bool = False  # also serve genconf.api.baseline (`genconf bench` only)
 
 
@@ -117,12 +121,17 @@ def is_loopback(listen: str) -> bool:
         return False
 
 
-async def _mark_serving_when_synced(running: RunningServer) -> None:
+async def _serve_when_synced(running: RunningServer) -> None:
+    """SERVING once the cache has synced; then the whole-server status follows
+    the change stream (`genconf.readiness`)."""
     await running.read.wait_synced()
     running.phase = Phase.SERVING
     for name in ("", *SERVICE_NAMES):
         await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("cache synced at revision %d; serving", running.read.cache.revision)
+    await follow_readiness(
+        running.health, running.read.watcher.stats, stale_after=running.config.stale_after
+    )
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -261,7 +270,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
 
         stack.push_async_callback(stop_grpc)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_mark_serving_when_synced, running)
+            tg.start_soon(_serve_when_synced, running)
             if guard.enabled:
                 tg.start_soon(guard.sweep_expired)
             try:
