@@ -4,33 +4,19 @@ Each scenario ends with a full consistency check against MongoDB."""
 
 from __future__ import annotations
 
+import time
 from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
-from anyio.abc import TaskStatus
+from fleet import AGENTS, Fleet, expected_hashes
 from pymongo import MongoClient
 from servers import background_server
 
-from genconf import model
-from genconf.client import Backoff, Client, Config
-from genconf.store import effective_from_docs
+from genconf.client import Backoff, Client
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}, "s": {"type": "string"}}
-AGENTS = 60
-
-
-def expected_hashes(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, str]:
-    """Every unit's config hash computed straight from the documents in MongoDB."""
-    db = mongo_client[db_name]
-    apps = {a["_id"]: a for a in db.applications.find()}
-    branches = {b["_id"]: b for b in db.branches.find()}
-    return {
-        u["_id"]: model.config_hash(
-            effective_from_docs(apps[u["application"]], branches.get(u.get("branch") or ""))
-        )
-        for u in db.units.find()
-    }
+CLIENTS = 4  # balanced channels the fleet's streams are spread over
 
 
 async def seed(client: Client) -> int:
@@ -103,49 +89,37 @@ async def test_agents_move_to_the_other_replica_on_restart_and_miss_nothing(
         b = await stack.enter_async_context(background_server(mongo_uri, db_name))
         stack.push_async_callback(a_stack.aclose)
         writer = await stack.enter_async_context(Client(b.address, timeout=10))
-        await seed(writer)
+        seeded = await seed(writer)
         # Agents balance over both replicas, as a fleet behind two addresses would.
-        agents = await stack.enter_async_context(
-            Client(f"{a.address},{b.address}", timeout=10, backoff=Backoff(0.05, 0.5))
-        )
+        clients = [
+            await stack.enter_async_context(
+                Client(f"{a.address},{b.address}", timeout=None, backoff=Backoff(0.05, 0.5))
+            )
+            for _ in range(CLIENTS)
+        ]
         units = sorted(expected_hashes(mongo_client, db_name))
-        latest: dict[str, Config] = {}
-        first_seen = anyio.Event()
-        final_hashes: dict[str, str] = {}
-        all_final = anyio.Event()
-
-        async def agent(unit: str, *, task_status: TaskStatus[None]) -> None:
-            async for config in agents.watch_config(unit):
-                if unit not in latest:
-                    task_status.started()
-                latest[unit] = config
-                if len(latest) == len(units):
-                    first_seen.set()
-                if final_hashes and all(
-                    latest.get(u) and latest[u].hash == h for u, h in final_hashes.items()
-                ):
-                    all_final.set()
-
+        fleet = Fleet()
         async with anyio.create_task_group() as tg:
-            # One after another, so round robin has both replicas ready to share them.
-            for unit in units:
-                await tg.start(agent, unit)
-            with anyio.fail_after(30):
-                await first_seen.wait()
+            with anyio.fail_after(120):
+                await fleet.start(tg, clients, units, seeded)
             # Replica A goes away with its share of the agents; writes keep coming.
             on_a, on_b = a.read.cache.statistics().watchers, b.read.cache.statistics().watchers
             assert on_a > 0 and on_b > 0 and on_a + on_b == len(units)
+            stopped = time.monotonic()
             await a_stack.aclose()
             await writer.set_config("web", {"k": 11})
             await writer.set_config("db", {"s": "after"})
             await writer.set_branch_config("canary", "web", {"k": 12})
-            final_hashes.update(expected_hashes(mongo_client, db_name))
-            # A change that reached every agent before the hashes were captured
-            # would not set the event: check once here, then wait for the rest.
-            if all(latest[u].hash == h for u, h in final_hashes.items()):
-                all_final.set()
-            with anyio.fail_after(60):
-                await all_final.wait()
+            final = expected_hashes(mongo_client, db_name)
+            with anyio.fail_after(120):
+                await fleet.wait_all(lambda c: c.hash == final[c.unit])
+            moved = time.monotonic() - stopped
+            assert b.read.cache.statistics().watchers == len(units)  # all on B now
             tg.cancel_scope.cancel()
-        assert {u: c.hash for u, c in latest.items()} == final_hashes
-        assert latest["web/0"].config["k"] == 12 and latest["web/5"].config["k"] == 11
+        print(
+            f"\nrestart with {len(units)} agents: {on_a} moved from the stopped replica; "
+            f"every agent had the three writes made meanwhile {moved:.2f}s after the stop"
+        )
+        assert fleet.hashes() == final == expected_hashes(mongo_client, db_name)
+        assert fleet.latest["web/0"].config["k"] == 12 and fleet.latest["web/5"].config["k"] == 11
+        assert fleet.latest["db/0"].config["s"] == "after"
