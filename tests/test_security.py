@@ -871,6 +871,39 @@ async def test_observers_see_secrets_redacted_and_admins_see_them(
             assert app.schema["password"].default.string_value == REDACTED
 
 
+async def test_observers_do_not_see_values_of_options_dropped_from_the_schema(
+    mongo_uri: str, db_name: str
+) -> None:
+    """History outlives the schema: once ``password`` is dropped, its old values in
+    versions and generations stay hidden from observers (redaction fails closed).
+    Version diffs and key history read through the current schema, so they no
+    longer show the dropped key at all."""
+    async with (
+        auth_server(mongo_uri, db_name) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        await admin.create_application("vault", schema=VAULT_SCHEMA, units=1)
+        await admin.set_config("vault", {"password": "hunter2-old", "port": 81})
+        await admin.set_config("vault", unset=["password"])
+        dropped = {k: v for k, v in VAULT_SCHEMA.items() if k != "password"}
+        last = await admin.update_application("vault", schema=dropped)
+        observer = (await admin.create_token("observer")).token
+        reads: dict[str, Callable[[Client], Awaitable[Message]]] = {
+            "GetVersion": lambda c: c.get_version("vault", 2),
+            "ListGenerations": lambda c: c.list_generations(),
+        }
+        async with Client(srv.address, token=observer, timeout=CALL_TIMEOUT) as obs:
+            await obs.get_application("vault", min_revision=last.revision)
+            for name, read in reads.items():
+                assert SECRET_MARK in (await read(admin)).SerializeToString(), name
+                shown = (await read(obs)).SerializeToString()
+                assert SECRET_MARK not in shown, f"{name} shows a dropped secret"
+                assert REDACTED.encode() in shown, name
+            # What the schema still describes as public is shown as it is.
+            version = await obs.get_version("vault", 2)
+            assert json_format.MessageToDict(version)["settings"]["port"] == 81
+
+
 async def _list_apps(c: Client) -> Message:
     return admin_pb2.SnapshotResponse(applications=await c.list_applications())
 

@@ -322,6 +322,14 @@ class ModelCache:
             return frozenset()
         return frozenset(key for key, spec in app.schema.items() if spec.secret)
 
+    def public_keys(self, application: str) -> frozenset[str] | None:
+        """The keys of ``application`` observers may see (None if unknown): history
+        may hold keys the schema has since dropped, which stay hidden."""
+        app = self.applications.get(application)
+        if app is None:
+            return None
+        return frozenset(key for key, spec in app.schema.items() if not spec.secret)
+
     def units_of(self, application: str) -> list[Unit]:
         names = self._units_by_app.get(application, set())
         return sorted((self.units[n] for n in names), key=lambda u: u.number)

@@ -192,6 +192,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             bootstrap,
             streams_per_token=config.streams_per_token,
             secret_keys=read.cache.secret_keys,
+            public_keys=read.cache.public_keys,
         )
         interceptors: list[grpc.aio.ServerInterceptor] = [GuardInterceptor(guard)]
         metrics_address = None
