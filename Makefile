@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint protos bench clean
+.PHONY: run test lint protos bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ protos: $(STAMP)
 ## bench: every benchmark at its default size (a few minutes each)
 bench: $(STAMP)
 	for w in ingest fanout targeted read idle storm; do $(VENV)/bin/genconf bench $$w || exit 1; done
+
+## soak: writes, branches and agent churn for MINUTES (default 10); memory growth, final check
+MINUTES ?= 10
+soak: $(STAMP)
+	$(VENV)/bin/genconf bench soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .genconf-data .pytest_cache .ruff_cache

@@ -45,7 +45,7 @@ def no_bench_databases(mongo_client: MongoClient[dict[str, Any]], workload: str)
 
 
 def test_every_workload_is_registered() -> None:
-    assert set(WORKLOADS) >= {"ingest", "fanout", "targeted", "read", "idle", "storm"}
+    assert set(WORKLOADS) >= {"ingest", "fanout", "targeted", "read", "idle", "storm", "soak"}
 
 
 async def test_fanout_small(mongo_uri: str, mongo_client: MongoClient[dict[str, Any]]) -> None:

@@ -21,6 +21,9 @@ they share. Each prints its figures next to the baseline and their ratio:
   streams that only wait.
 - `storm`: S agents reconnect at once; time until all have their config,
   against the same storm on the baseline stream.
+- `soak`: writes, branch lifecycles and agents joining and leaving for N
+  minutes; the server's memory over time (no baseline: against itself), then
+  every agent's config against MongoDB's documents.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ WORKLOADS: Final = {
     "read": "read",
     "idle": "idle",
     "storm": "storm",
+    "soak": "soak",
 }
 
 

@@ -331,12 +331,13 @@ class Agents:
             await channel.close()
 
 
-async def serve_commands() -> None:
-    """Answer commands from stdin until ``exit`` or end of input."""
+async def serve_commands(make: Callable[[], Agents] = Agents) -> None:
+    """Answer commands from stdin until ``exit`` or end of input (``make``: a subclass
+    with commands of its own, as `genconf.bench.soak_agents`)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 26)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    agents = Agents()
+    agents = make()
     try:
         while line := await reader.readline():
             cmd = json.loads(line)

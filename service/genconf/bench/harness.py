@@ -53,6 +53,7 @@ from genconf.errors import GenconfError
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 UNITS_PER_CALL: Final = 1000  # the store's limit on units per CreateApplication/AddUnits
+AGENTS_MODULE: Final = "genconf.bench.agents"
 SERVER_START_TIMEOUT: Final = 120.0
 STOP_TIMEOUT: Final = 20.0
 
@@ -364,9 +365,10 @@ class ServerProcess:
 class Worker:
     """One ``python -m genconf.bench.agents`` process and its command pipe."""
 
-    def __init__(self, index: int, log_path: Path) -> None:
+    def __init__(self, index: int, log_path: Path, module: str = AGENTS_MODULE) -> None:
         self.index = index
         self.log_path = log_path
+        self.module = module  # the command loop to run (soak's adds commands of its own)
         self.proc: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
         self._lock = asyncio.Lock()
@@ -376,7 +378,7 @@ class Worker:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "genconf.bench.agents",
+            self.module,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
@@ -439,6 +441,7 @@ class Options:
     database: str | None = None  # default: a fresh one, dropped at the end
     timeout: float = 120.0  # bound on each wait for agents
     bookmark_interval: float = 600.0  # the started server's; idle sets its own
+    agents_module: str = AGENTS_MODULE  # what the agent processes run
 
     def check(self) -> None:
         if self.streams < 1 or self.workers < 1 or self.channels < 1 or self.repeat < 1:
@@ -552,7 +555,7 @@ class Session:
 
     async def start_workers(self) -> None:
         for i in range(self.opts.workers):
-            worker = Worker(i, self.workdir / f"agents-{i}.log")
+            worker = Worker(i, self.workdir / f"agents-{i}.log", self.opts.agents_module)
             self.workers.append(worker)
             await worker.start()
 

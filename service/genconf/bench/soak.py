@@ -1,0 +1,671 @@
+"""Soak: everything at once for ``--minutes``; server memory over time, and every agent
+ends on the config MongoDB says it should hold.
+
+Method
+------
+The model: ``--apps`` applications whose units make up the initial ``--streams``
+agents, each with a ``WatchConfig`` stream from one of ``--workers`` client
+processes (`genconf.bench.soak_agents`). Then, concurrently, for the whole run:
+
+- steady writes: ``SetConfig`` round-robin over the applications at
+  ``--write-rate`` per second, values always new (and now and then a key unset);
+- branch lifecycles, one every ``--branch-interval`` seconds: add a branch, track
+  ``--branch-units`` units, set branch config on two applications, hold half the
+  interval, then end it; in turn: commit, forced abort (units still tracking),
+  forced commit (over a key the writes change), untrack-then-abort;
+- churn every ``--churn-interval`` seconds: ``--churn-fraction`` of the connected
+  agents leave (stream cancelled), ``--unit-churn`` units are added and as many
+  removed (a removed unit's agent sees its stream end with NOT_FOUND), and agents
+  join for the new units and for units without one, back to ``--streams``; every
+  other rejoining agent sends the hash it held (a bookmark when it is current);
+- the server's resident memory (VmRSS of its process) and open watch streams,
+  every ``--sample-interval`` seconds, from the moment the initial agents are
+  connected (the warm-up sample).
+
+At the end the churn stops, every application gets one last write, and each
+unit's expected config hash is computed straight from the MongoDB documents
+(`genconf.store.effective_from_docs`). The run passes iff every connected agent
+comes to hold its unit's hash (within ``--timeout``), every agent of a removed
+unit had its stream ended, and ``GetConfig`` answers the same hash for every
+unit. Memory growth is reported, not judged: after warm-up against the end, and
+the least-squares slope over the run's second half.
+
+There is no same-run baseline: the server is compared with itself over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import grpc
+from pymongo import AsyncMongoClient
+
+from genconf import model
+from genconf.bench.harness import (
+    BenchError,
+    Figure,
+    Options,
+    Report,
+    Session,
+    add_options,
+    machine,
+    options_from,
+    run_main,
+    session,
+)
+from genconf.client import ClientError
+from genconf.store import APPLICATIONS, BRANCHES, UNITS, effective_from_docs
+
+__all__ = ["DEFAULT_STREAMS", "Plan", "main", "run_soak"]
+
+AGENTS_MODULE: Final = "genconf.bench.soak_agents"
+DEFAULT_STREAMS: Final = 200
+DEFAULT_BOOKMARK_INTERVAL: Final = 30.0  # the server's default: bookmarks are steady state
+LIFECYCLES: Final = ("commit", "abort", "commit-force", "abort-untracked")
+LEVELS: Final = ("debug", "info", "warning")
+REGIONS: Final = ("eu-west", "us-east", "ap-south")
+GET_CONFIG_CONCURRENCY: Final = 32
+SAMPLE_LIMIT: Final = 5  # mismatches and errors listed in the report (all are counted)
+MIB: Final = 2**20
+
+
+@dataclass
+class Plan:
+    """The soak's own sizes and rates (the common ones are in `Options`)."""
+
+    minutes: float = 10.0
+    apps: int = 3
+    write_rate: float = 5.0  # SetConfig per second, over all applications
+    branch_interval: float = 4.0  # seconds from one branch lifecycle to the next
+    branch_units: int = 3  # units each branch tracks
+    churn_interval: float = 5.0
+    churn_fraction: float = 0.1  # of the connected agents, leaving per churn tick
+    unit_churn: int = 1  # units added, and units removed, per churn tick
+    sample_interval: float = 5.0
+    seed: int | None = None
+
+    def check(self) -> None:
+        if not self.minutes > 0:
+            raise ValueError("--minutes must be > 0")
+        if self.apps < 1 or self.branch_units < 1 or self.unit_churn < 0:
+            raise ValueError("--apps and --branch-units must be >= 1, --unit-churn >= 0")
+        if min(self.write_rate, self.branch_interval, self.churn_interval) <= 0:
+            raise ValueError("--write-rate, --branch-interval and --churn-interval must be > 0")
+        if not 0 <= self.churn_fraction <= 1:
+            raise ValueError("--churn-fraction must be within 0..1")
+        if self.sample_interval <= 0:
+            raise ValueError("--sample-interval must be > 0")
+
+
+@dataclass
+class Sample:
+    """The server at one moment: seconds since warm-up, resident memory, watch streams."""
+
+    t: float
+    rss_mib: float
+    watchers: int
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size now (VmRSS), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for process {pid}")
+
+
+def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) points, per minute."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    den = sum((t - mean_t) ** 2 for t, _ in points)
+    if den == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / den * 60.0
+
+
+async def expected_hashes(mongo_uri: str, database: str, apps: Sequence[str]) -> dict[str, str]:
+    """Each unit's config hash of ``apps``, computed straight from the MongoDB documents."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    try:
+        db = client[database]
+        app_docs = {a["_id"]: a async for a in db[APPLICATIONS].find({"_id": {"$in": list(apps)}})}
+        branches = {b["_id"]: b async for b in db[BRANCHES].find()}
+        return {
+            u["_id"]: model.config_hash(
+                effective_from_docs(app_docs[u["application"]], branches.get(u.get("branch") or ""))
+            )
+            async for u in db[UNITS].find({"application": {"$in": list(apps)}})
+        }
+    finally:
+        await client.close()
+
+
+class Soak:
+    """The run's bookkeeping: what exists, which agent is where, what happened.
+
+    Every task runs on this one event loop, and each picks what it works on and
+    marks it (``busy``, or gone from ``units``) with no await in between, so no two
+    tasks work on the same unit at once.
+    """
+
+    def __init__(self, s: Session, plan: Plan, rng: random.Random) -> None:
+        self.s = s
+        self.plan = plan
+        self.rng = rng
+        self.client = s.need_client()
+        self.apps: list[str] = []
+        self.units: dict[str, str] = {}  # unit -> application, as in MongoDB
+        self.agents: dict[str, int] = {}  # unit -> agent process of its connected agent
+        self.held: dict[str, str] = {}  # unit -> the hash its agent held when it left
+        self.removed_with_agent: set[str] = set()
+        self.busy: set[str] = set()  # tracked by the branch in flight: not removed
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.samples: list[Sample] = []
+        self.stop = asyncio.Event()
+        self.turn = 0  # the agent process the next joining agent goes to
+        self.began = 0.0
+
+    # -- pacing and errors ----------------------------------------------------------
+
+    async def pause(self, until: float) -> bool:
+        """Wait until ``until`` (monotonic) unless the run stops first (pacing, not
+        synchronization); whether the run goes on."""
+        delay = until - time.monotonic()
+        if delay > 0 and not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self.stop.wait()
+        return not self.stop.is_set()
+
+    def failed(self, what: str, exc: Exception) -> None:
+        """A write the server refused: counted and listed, and the run goes on."""
+        self.counts["errors"] += 1
+        if len(self.errors) < SAMPLE_LIMIT:
+            self.errors.append(f"{what}: {exc}")
+
+    # -- agents ----------------------------------------------------------------------
+
+    async def join(self, entries: Sequence[tuple[str, str, int]], *, churn: bool = True) -> None:
+        """Agents for these (unit, known hash, min revision), spread over the processes
+        (``churn``: counted as joining, unlike the initial population). An agent that
+        fails to start stays counted as connected: the final check reports it."""
+        workers = self.s.workers
+        parts: list[list[tuple[str, str, int]]] = [[] for _ in workers]
+        for entry in entries:
+            parts[self.turn % len(workers)].append(entry)
+            self.turn += 1
+        timeout = self.s.opts.timeout
+        replies = await asyncio.gather(
+            *(
+                w.request(timeout, op="join", agents=parts[i], timeout=timeout)
+                for i, w in enumerate(workers)
+            )
+        )
+        for i, reply in enumerate(replies):
+            for unit, _, _ in parts[i]:
+                self.agents[unit] = i
+                self.held.pop(unit, None)
+            self.counts["agents_joined" if churn else "agents_initial"] += len(parts[i])
+            self.counts["join_failures"] += len(reply["failed"])
+            for unit, why in reply["failed"][:SAMPLE_LIMIT]:
+                if len(self.errors) < SAMPLE_LIMIT:
+                    self.errors.append(f"join {unit}: {why}")
+
+    async def leave(self, units: Sequence[str]) -> None:
+        by_worker: dict[int, list[str]] = {}
+        for unit in units:
+            by_worker.setdefault(self.agents.pop(unit), []).append(unit)
+        replies = await asyncio.gather(
+            *(
+                self.s.workers[i].request(30, op="leave", units=part)
+                for i, part in by_worker.items()
+            )
+        )
+        for reply in replies:
+            self.held.update(reply["hashes"])
+        self.counts["agents_left"] += len(units)
+
+    # -- the workload's tasks ---------------------------------------------------------
+
+    async def writes(self) -> None:
+        """Steady SetConfig round-robin over the applications, each with new values."""
+        n = 0
+        apps = self.apps
+        while await self.pause(self.began + n / self.plan.write_rate):
+            app = apps[n % len(apps)]
+            try:
+                if n % 6 == 5:
+                    await self.client.set_config(app, {"seq": n + 1}, unset=["region"])
+                else:
+                    values = {"seq": n + 1, "round": n // len(apps), "region": REGIONS[n % 3]}
+                    await self.client.set_config(app, values)
+                self.counts["writes"] += 1
+            except ClientError as exc:
+                self.failed(f"set_config {app}", exc)
+            n += 1
+
+    async def branches(self) -> None:
+        """One branch lifecycle per interval, the kinds in turn."""
+        interval = self.plan.branch_interval
+        cycle = 0
+        while await self.pause(self.began + cycle * interval):
+            await self.lifecycle(cycle, self.began + (cycle + 0.5) * interval)
+            cycle += 1
+
+    async def lifecycle(self, cycle: int, end_at: float) -> None:
+        kind = LIFECYCLES[cycle % len(LIFECYCLES)]
+        name = f"soak-{cycle}"
+        app = self.apps[cycle % len(self.apps)]
+        other = self.apps[(cycle + 1) % len(self.apps)]
+        free = sorted(u for u, a in self.units.items() if a == app and u not in self.busy)
+        chosen = self.rng.sample(free, min(self.plan.branch_units, len(free)))
+        self.busy.update(chosen)
+        client = self.client
+        try:
+            await client.add_branch(name, created_by="bench-soak")
+            if chosen:
+                await client.track_branch(name, units=chosen)
+            changes: dict[str, Any] = {"replicas": 2 + cycle, "log-level": LEVELS[cycle % 3]}
+            if kind == "commit-force":
+                changes["round"] = -cycle  # the writes' key too: only force gets it through
+            unset = ["region"] if kind.startswith("abort") else []
+            await client.set_branch_config(name, app, changes, unset=unset)
+            if other != app:
+                await client.set_branch_config(name, other, {"timeout": 30 + cycle})
+            if not await self.pause(end_at):
+                return  # the run is over: the branch stays active, and is checked as it is
+            if kind == "commit":
+                try:
+                    await client.commit_branch(name)
+                except ClientError as exc:
+                    if exc.code != grpc.StatusCode.FAILED_PRECONDITION:
+                        raise
+                    self.counts["commit_conflicts"] += 1
+                    await client.commit_branch(name, force=True)
+                self.counts["branches_committed"] += 1
+            elif kind == "commit-force":
+                await client.commit_branch(name, force=True)
+                self.counts["branches_committed"] += 1
+                self.counts["forced_commits"] += 1
+            elif kind == "abort":
+                await client.abort_branch(name, force=True)
+                self.counts["branches_aborted"] += 1
+                self.counts["forced_aborts"] += 1
+            else:
+                if chosen:
+                    await client.untrack_branch(name, units=chosen)
+                await client.abort_branch(name)
+                self.counts["branches_aborted"] += 1
+        except ClientError as exc:
+            self.failed(f"branch {name} ({kind})", exc)
+            with contextlib.suppress(ClientError):
+                await client.abort_branch(name, force=True)
+        finally:
+            self.busy.difference_update(chosen)
+
+    async def churn(self) -> None:
+        """Agents leave, units come and go, agents join; once per interval."""
+        interval = self.plan.churn_interval
+        tick = 1
+        while await self.pause(self.began + tick * interval):
+            await self.churn_once()
+            tick += 1
+
+    async def churn_once(self) -> None:
+        connected = sorted(self.agents)
+        count = min(len(connected), max(1, round(self.plan.churn_fraction * len(connected))))
+        await self.leave(self.rng.sample(connected, count))
+        joining: list[tuple[str, str, int]] = []
+        for _ in range(self.plan.unit_churn):
+            app = self.rng.choice(self.apps)
+            try:
+                added = await self.client.add_units(app, count=1)
+            except ClientError as exc:
+                self.failed(f"add_units {app}", exc)
+                continue
+            for unit in added.units:
+                self.units[unit] = app
+                joining.append((unit, "", added.revision))
+            self.counts["units_added"] += len(added.units)
+            new = {unit for unit, _, _ in joining}
+            victims = sorted(u for u in self.units if u not in self.busy and u not in new)
+            if victims:
+                await self.remove_unit(self.rng.choice(victims))
+        new = {unit for unit, _, _ in joining}
+        free = sorted(u for u in self.units if u not in self.agents and u not in new)
+        wanted = max(0, self.s.opts.streams - len(self.agents) - len(joining))
+        back = self.rng.sample(free, min(len(free), wanted))
+        # Every other one comes back with the hash it held, as an agent that restarted.
+        joining += [(u, self.held.get(u, "") if i % 2 else "", 0) for i, u in enumerate(back)]
+        await self.join(joining)
+
+    async def remove_unit(self, unit: str) -> None:
+        app = self.units.pop(unit)
+        worker = self.agents.pop(unit, None)
+        try:
+            await self.client.remove_unit(unit)
+        except ClientError as exc:
+            self.units[unit] = app  # still there, and so is its agent
+            if worker is not None:
+                self.agents[unit] = worker
+            self.failed(f"remove_unit {unit}", exc)
+            return
+        self.counts["units_removed"] += 1
+        self.held.pop(unit, None)
+        if worker is not None:
+            self.removed_with_agent.add(unit)  # the server ends its stream
+
+    async def sample(self) -> Sample:
+        assert self.s.server is not None and self.s.server.pid is not None
+        rss = rss_bytes(self.s.server.pid)
+        stats = await self.s.server_stats()
+        point = Sample(time.monotonic() - self.began, rss / MIB, int(stats["config_watchers"]))
+        self.samples.append(point)
+        return point
+
+    async def sampler(self) -> None:
+        k = 1
+        while await self.pause(self.began + k * self.plan.sample_interval):
+            await self.sample()
+            k += 1
+
+    # -- the end -----------------------------------------------------------------------
+
+    async def check(self) -> dict[str, Any]:
+        """One last write to every application, then every agent and every GetConfig
+        against the hashes computed from MongoDB's documents."""
+        client = self.client
+        revision = 0
+        for i, app in enumerate(self.apps):
+            result = await client.set_config(app, {"seq": -1 - i, "round": -1})
+            revision = max(revision, result.revision)
+        self.counts["writes"] += len(self.apps)
+        assert self.s.mongo_uri is not None
+        expected = await expected_hashes(self.s.mongo_uri, self.s.database, self.apps)
+        started = time.monotonic()
+        timeout = self.s.opts.timeout
+        replies = await self.s.each(
+            lambda i, w: w.request(timeout, op="converge", expected=expected, timeout=timeout)
+        )
+        converged = time.monotonic() - started
+        samples: list[str] = []
+        mismatches = checked = removed = 0
+        for i, reply in enumerate(replies):
+            checked += len(reply["checked"])
+            removed += reply["removed"]
+            mismatches += reply["mismatch_count"]
+            for unit, have, want, state in reply["mismatches"]:
+                samples.append(
+                    f"{unit}: holds {have[:12]}, MongoDB says {str(want)[:12]} ({state})"
+                )
+            # The process holds exactly the agents the bench put there.
+            ours = {u for u, w in self.agents.items() if w == i}
+            for unit in sorted(ours.symmetric_difference(reply["checked"])):
+                mismatches += 1
+                samples.append(f"{unit}: agent {'missing' if unit in ours else 'unexpected'}")
+        get_mismatches = await self.check_get_config(expected, revision, samples)
+        return {
+            "agents_checked": checked,
+            "agents_connected": len(self.agents),
+            "agent_mismatches": mismatches,
+            "removed_unit_streams_ended": removed,
+            "units_in_mongodb": len(expected),
+            "units_as_the_bench_made_them": set(expected) == set(self.units),
+            "get_config_checked": len(expected),
+            "get_config_mismatches": get_mismatches,
+            "wait_for_agents_s": round(converged, 3),
+            "sample": samples[:SAMPLE_LIMIT],
+        }
+
+    async def check_get_config(
+        self, expected: dict[str, str], revision: int, samples: list[str]
+    ) -> int:
+        gate = asyncio.Semaphore(GET_CONFIG_CONCURRENCY)
+        wrong = 0
+
+        async def one(unit: str, want: str) -> None:
+            nonlocal wrong
+            async with gate:
+                got = await self.client.get_config(unit, min_revision=revision)
+            if got.hash != want:
+                wrong += 1
+                samples.append(f"GetConfig {unit}: {got.hash[:12]}, MongoDB says {want[:12]}")
+
+        await asyncio.gather(*(one(u, h) for u, h in expected.items()))
+        return wrong
+
+
+async def run_soak(opts: Options, plan: Plan | None = None) -> Report:
+    """Run the soak workload (see the module docstring)."""
+    plan = plan or Plan()
+    opts.check()
+    plan.check()
+    if opts.server is not None:
+        raise ValueError(
+            "soak reads its server's memory and its database: it starts its own (no --server)"
+        )
+    opts = dataclasses.replace(opts, agents_module=AGENTS_MODULE)
+    seed = plan.seed if plan.seed is not None else random.randrange(2**31)
+    rng = random.Random(seed)
+    duration = plan.minutes * 60.0
+    async with session(opts, "soak") as s:
+        soak = Soak(s, plan, rng)
+        sizes = [
+            opts.streams // plan.apps + (i < opts.streams % plan.apps) for i in range(plan.apps)
+        ]
+        for i, size in enumerate(sizes):
+            for unit in await s.create_app(f"app{i}", size):
+                soak.units[unit] = s.app(f"app{i}")
+            soak.apps.append(s.app(f"app{i}"))
+        joined = time.monotonic()
+        await soak.join([(unit, "", 0) for unit in soak.units], churn=False)
+        join_s = time.monotonic() - joined
+        soak.began = time.monotonic()
+        await soak.sample()  # the warm-up sample: every initial agent is connected
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for work in (soak.writes, soak.branches, soak.churn, soak.sampler):
+                    tasks.create_task(work())
+                # The run's length is the workload itself: wait it out, then stop the tasks.
+                await soak.pause(soak.began + duration)
+                soak.stop.set()
+        except ExceptionGroup as group:
+            raise _first(group) from None
+        await soak.sample()  # the end sample: churn stopped, every task done
+        consistency = await soak.check()
+        totals = await s.each(lambda i, w: w.request(30, op="counts"))
+        mongodb = s.mongodb
+
+    counts = soak.counts
+    for key in ("configs", "bookmarks", "reconnects"):
+        counts[key] = sum(t[key] for t in totals)
+    return _report(opts, plan, seed, soak, consistency, join_s, mongodb)
+
+
+def _first(group: BaseExceptionGroup[Exception]) -> Exception:
+    """The first failure in a task group (run_main shows one error, not a group)."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _report(
+    opts: Options,
+    plan: Plan,
+    seed: int,
+    soak: Soak,
+    consistency: dict[str, Any],
+    join_s: float,
+    mongodb: str,
+) -> Report:
+    samples = soak.samples
+    warm, end = samples[0], samples[-1]
+    half = [(p.t, p.rss_mib) for p in samples if p.t >= plan.minutes * 30.0]
+    if len(half) < 2:
+        half = [(p.t, p.rss_mib) for p in samples[-2:]]
+    growth = end.rss_mib - warm.rss_mib
+    c = soak.counts
+    figures = [
+        Figure("server RSS after warm-up", "MiB", warm.rss_mib),
+        Figure("server RSS at end", "MiB", end.rss_mib),
+        Figure("peak server RSS", "MiB", max(p.rss_mib for p in samples)),
+        Figure("RSS growth", "MiB", growth),
+        Figure("RSS growth, relative", "%", growth / warm.rss_mib * 100 if warm.rss_mib else 0),
+        Figure("RSS growth/min, 2nd half", "MiB/min", slope_per_minute(half)),
+        Figure(
+            "agents off MongoDB's config", "agents", consistency["agent_mismatches"], target_max=0
+        ),
+        Figure(
+            "GetConfig off MongoDB", "units", consistency["get_config_mismatches"], target_max=0
+        ),
+    ]
+    watchers = [p.watchers for p in samples]
+    return Report(
+        workload="soak",
+        title=f"{plan.minutes:g} min: {plan.write_rate:g} writes/s over {plan.apps} "
+        f"applications, a branch every {plan.branch_interval:g} s, "
+        f"{plan.churn_fraction:.0%} of {opts.streams:,} agents leaving and as many joining "
+        f"every {plan.churn_interval:g} s ({opts.workers} client processes x "
+        f"{opts.channels} channels)",
+        baseline="none: the server against itself over time (memory), and against "
+        "MongoDB's documents (configs)",
+        params={
+            "minutes": plan.minutes,
+            "streams": opts.streams,
+            "apps": plan.apps,
+            "write_rate_per_s": plan.write_rate,
+            "branch_interval_s": plan.branch_interval,
+            "branch_units": plan.branch_units,
+            "churn_interval_s": plan.churn_interval,
+            "churn_fraction": plan.churn_fraction,
+            "unit_churn": plan.unit_churn,
+            "sample_interval_s": plan.sample_interval,
+            "bookmark_interval_s": opts.bookmark_interval,
+            "seed": seed,
+            "workers": opts.workers,
+            "channels": opts.channels,
+        },
+        machine=machine(mongodb),
+        figures=figures,
+        details={
+            "counts": {
+                "writes": c["writes"],
+                "branches_committed": c["branches_committed"],
+                "forced_commits": c["forced_commits"],
+                "commit_conflicts_forced": c["commit_conflicts"],
+                "branches_aborted": c["branches_aborted"],
+                "forced_aborts": c["forced_aborts"],
+                "units_added": c["units_added"],
+                "units_removed": c["units_removed"],
+                "agents_initial": c["agents_initial"],
+                "agents_joined": c["agents_joined"],
+                "agents_left": c["agents_left"],
+                "agents_of_removed_units": len(soak.removed_with_agent),
+                "config_messages": c["configs"],
+                "bookmarks": c["bookmarks"],
+                "reconnects": c["reconnects"],
+                "join_failures": c["join_failures"],
+                "errors": c["errors"],
+            },
+            "consistency": consistency,
+            "memory": {
+                "samples": len(samples),
+                "interval_s": plan.sample_interval,
+                "initial_join_s": round(join_s, 3),
+                "watch_streams_min": min(watchers),
+                "watch_streams_max": max(watchers),
+                "watch_streams_end": end.watchers,
+            },
+            "rss_mib_series": [round(p.rss_mib, 1) for p in samples],
+            "sample_times_s": [round(p.t, 1) for p in samples],
+            "errors": soak.errors,
+        },
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genconf bench soak",
+        description="Writes, branch lifecycles and agents joining and leaving, all at once "
+        "for --minutes; the server's memory over time, and a final check that every agent "
+        "and every GetConfig matches MongoDB (exit 1 when not).",
+    )
+    add_options(parser, streams=DEFAULT_STREAMS, repeat=1)
+    d = Plan()
+    parser.add_argument("--minutes", type=float, default=d.minutes, help="length of the run")
+    parser.add_argument("--apps", type=int, default=d.apps, help="applications")
+    parser.add_argument(
+        "--write-rate", type=float, default=d.write_rate, help="SetConfig per second in all"
+    )
+    parser.add_argument(
+        "--branch-interval", type=float, default=d.branch_interval, help="s between branches"
+    )
+    parser.add_argument(
+        "--branch-units", type=int, default=d.branch_units, help="units each branch tracks"
+    )
+    parser.add_argument(
+        "--churn-interval", type=float, default=d.churn_interval, help="s between churn ticks"
+    )
+    parser.add_argument(
+        "--churn-fraction",
+        type=float,
+        default=d.churn_fraction,
+        help="share of the connected agents leaving per tick (as many join)",
+    )
+    parser.add_argument(
+        "--unit-churn", type=int, default=d.unit_churn, help="units added and removed per tick"
+    )
+    parser.add_argument(
+        "--sample-interval", type=float, default=d.sample_interval, help="s between RSS samples"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=DEFAULT_BOOKMARK_INTERVAL,
+        help="the started server's (s): bookmarks are part of the steady state",
+    )
+    # A soak is a check: a consistency failure is a failed run, --check or not.
+    parser.set_defaults(check=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+
+    async def run(args: argparse.Namespace) -> Report:
+        plan = Plan(
+            minutes=args.minutes,
+            apps=args.apps,
+            write_rate=args.write_rate,
+            branch_interval=args.branch_interval,
+            branch_units=args.branch_units,
+            churn_interval=args.churn_interval,
+            churn_fraction=args.churn_fraction,
+            unit_churn=args.unit_churn,
+            sample_interval=args.sample_interval,
+            seed=args.seed,
+        )
+        return await run_soak(options_from(args, bookmark_interval=args.bookmark_interval), plan)
+
+    return run_main(parser, argv, run)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
