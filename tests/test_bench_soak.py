@@ -31,6 +31,7 @@ async def test_soak_small(mongo_uri: str, mongo_client: MongoClient[dict[str, An
         churn_fraction=0.2,
         sample_interval=1.0,
         seed=7,
+        ring_size=50,
     )
     report = await soak.run_soak(
         Options(streams=AGENTS, mongo_uri=mongo_uri, timeout=60, **SMALL), plan
@@ -75,6 +76,11 @@ async def test_soak_small(mongo_uri: str, mongo_client: MongoClient[dict[str, An
     assert len(report.details["rss_mib_series"]) == memory["samples"]
     assert all(x > 0 for x in report.details["rss_mib_series"])
     assert 0 < memory["watch_streams_min"] <= memory["watch_streams_max"]
+    # The server ran with the soak's ring size: the run made well over 50 deltas,
+    # and the ring kept about 50 (it drops whole transactions, oldest first).
+    assert memory["ring_size"] == 50
+    assert counts["writes"] + counts["agents_initial"] > 50  # a delta each at least
+    assert 25 <= memory["ring_deltas_end"] <= 50
     for figure in report.figures:
         assert figure.value is not None and math.isfinite(figure.value), figure
         assert figure.baseline is None and figure.ratio is None
@@ -128,3 +134,5 @@ def test_soak_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--churn-fraction" in capsys.readouterr().err
     assert soak.main(["--server", "127.0.0.1:1"]) == 2
     assert "--server" in capsys.readouterr().err
+    assert soak.main(["--ring-size", "0"]) == 2
+    assert "--ring-size" in capsys.readouterr().err

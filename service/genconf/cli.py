@@ -302,6 +302,7 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
         streams_per_token=args.streams_per_token,
         metrics_listen=args.metrics_listen,
         stale_after=args.stale_after,
+        ring_size=args.ring_size,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(config) as running:
@@ -380,6 +381,13 @@ def _add_serve(commands: Commands) -> None:
         default=10.0,
         metavar="SECONDS",
         help="report NOT_SERVING (whole-server health) after this long without the change stream",
+    )
+    ops.add_argument(
+        "--ring-size",
+        type=_positive,
+        default=10_000,
+        metavar="DELTAS",
+        help="recent changes kept so an admin feed can resume from a revision (memory: ~KB each)",
     )
 
 

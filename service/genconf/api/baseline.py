@@ -137,6 +137,7 @@ class BaselineServicer:
                 "monotonic": time.monotonic(),
                 "baseline_subscribers": self.subscribers,
                 "config_watchers": cache.watchers,
+                "ring_deltas": cache.ring_size,
                 "revision": cache.revision,
                 "notifications": cache.notifications,
             }

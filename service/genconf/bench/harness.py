@@ -56,6 +56,7 @@ UNITS_PER_CALL: Final = 1000  # the store's limit on units per CreateApplication
 AGENTS_MODULE: Final = "genconf.bench.agents"
 SERVER_START_TIMEOUT: Final = 120.0
 STOP_TIMEOUT: Final = 20.0
+LIST_SHOWN: Final = 12  # a longer list in a table shows its ends only
 
 # The config every workload's fleet carries (the same shape as bench ingest's),
 # plus the integers the workloads bump.
@@ -228,6 +229,10 @@ def _plain(value: Any) -> str:
     if isinstance(value, float):
         return _num(value)
     if isinstance(value, list):
+        if len(value) > LIST_SHOWN:
+            half = LIST_SHOWN // 2
+            shown = [*map(_plain, value[:half]), "...", *map(_plain, value[-half:])]
+            return "[" + ", ".join(shown) + f"] ({len(value)} values; all with -o json)"
         return "[" + ", ".join(_plain(v) for v in value) + "]"
     return str(value)
 
@@ -322,7 +327,13 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    async def start(self, mongo_uri: str, database: str, bookmark_interval: float) -> str:
+    async def start(
+        self,
+        mongo_uri: str,
+        database: str,
+        bookmark_interval: float,
+        extra_args: Sequence[str] = (),
+    ) -> str:
         self._log = _append(self.log_path)
         self.proc = await asyncio.create_subprocess_exec(
             *self.command,
@@ -334,6 +345,7 @@ class ServerProcess:
             "127.0.0.1:0",
             "--bookmark-interval",
             str(bookmark_interval),
+            *extra_args,
             "--exit-with-stdin",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -442,6 +454,7 @@ class Options:
     timeout: float = 120.0  # bound on each wait for agents
     bookmark_interval: float = 600.0  # the started server's; idle sets its own
     agents_module: str = AGENTS_MODULE  # what the agent processes run
+    server_args: tuple[str, ...] = ()  # more `genconf.bench.server` arguments
 
     def check(self) -> None:
         if self.streams < 1 or self.workers < 1 or self.channels < 1 or self.repeat < 1:
@@ -518,6 +531,7 @@ class Session:
             self.mongo_uri,
             self.database,
             self.opts.bookmark_interval if bookmark_interval is None else bookmark_interval,
+            self.opts.server_args,
         )
         await self._connect()
 

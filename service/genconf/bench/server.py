@@ -22,6 +22,7 @@ from typing import Final
 
 import anyio
 
+from genconf.cache import DEFAULT_RING_SIZE
 from genconf.multiwatcher import Tuning
 from genconf.readside import tune_gc
 from genconf.server import ServerConfig, serve
@@ -43,6 +44,7 @@ async def _serve(args: argparse.Namespace) -> int:
         listen=args.listen,
         database=args.database,
         bookmark_interval=args.bookmark_interval,
+        ring_size=args.ring_size,
         tuning=Tuning(),
         bench_baseline=True,
     )
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="genconf")
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--bookmark-interval", type=float, default=30.0)
+    parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument(
         "--exit-with-stdin",

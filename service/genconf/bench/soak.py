@@ -63,6 +63,7 @@ from genconf.bench.harness import (
     run_main,
     session,
 )
+from genconf.cache import DEFAULT_RING_SIZE
 from genconf.client import ClientError
 from genconf.store import APPLICATIONS, BRANCHES, UNITS, effective_from_docs
 
@@ -93,6 +94,8 @@ class Plan:
     unit_churn: int = 1  # units added, and units removed, per churn tick
     sample_interval: float = 5.0
     seed: int | None = None
+    # The server's admin-feed ring (deltas kept for resume): memory grows until it is full.
+    ring_size: int = DEFAULT_RING_SIZE
 
     def check(self) -> None:
         if not self.minutes > 0:
@@ -105,15 +108,19 @@ class Plan:
             raise ValueError("--churn-fraction must be within 0..1")
         if self.sample_interval <= 0:
             raise ValueError("--sample-interval must be > 0")
+        if self.ring_size < 1:
+            raise ValueError("--ring-size must be >= 1")
 
 
 @dataclass
 class Sample:
-    """The server at one moment: seconds since warm-up, resident memory, watch streams."""
+    """The server at one moment: seconds since warm-up, resident memory, watch streams,
+    and deltas in the admin feed's ring (which holds old records until it is full)."""
 
     t: float
     rss_mib: float
     watchers: int
+    ring_deltas: int
 
 
 def rss_bytes(pid: int) -> int:
@@ -374,7 +381,12 @@ class Soak:
         assert self.s.server is not None and self.s.server.pid is not None
         rss = rss_bytes(self.s.server.pid)
         stats = await self.s.server_stats()
-        point = Sample(time.monotonic() - self.began, rss / MIB, int(stats["config_watchers"]))
+        point = Sample(
+            time.monotonic() - self.began,
+            rss / MIB,
+            int(stats["config_watchers"]),
+            int(stats["ring_deltas"]),
+        )
         self.samples.append(point)
         return point
 
@@ -459,7 +471,11 @@ async def run_soak(opts: Options, plan: Plan | None = None) -> Report:
         raise ValueError(
             "soak reads its server's memory and its database: it starts its own (no --server)"
         )
-    opts = dataclasses.replace(opts, agents_module=AGENTS_MODULE)
+    opts = dataclasses.replace(
+        opts,
+        agents_module=AGENTS_MODULE,
+        server_args=(*opts.server_args, "--ring-size", str(plan.ring_size)),
+    )
     seed = plan.seed if plan.seed is not None else random.randrange(2**31)
     rng = random.Random(seed)
     duration = plan.minutes * 60.0
@@ -554,6 +570,7 @@ def _report(
             "churn_fraction": plan.churn_fraction,
             "unit_churn": plan.unit_churn,
             "sample_interval_s": plan.sample_interval,
+            "ring_size": plan.ring_size,
             "bookmark_interval_s": opts.bookmark_interval,
             "seed": seed,
             "workers": opts.workers,
@@ -589,6 +606,9 @@ def _report(
                 "watch_streams_min": min(watchers),
                 "watch_streams_max": max(watchers),
                 "watch_streams_end": end.watchers,
+                "ring_deltas_warm_up": warm.ring_deltas,
+                "ring_deltas_end": end.ring_deltas,
+                "ring_size": plan.ring_size,
             },
             "rss_mib_series": [round(p.rss_mib, 1) for p in samples],
             "sample_times_s": [round(p.t, 1) for p in samples],
@@ -634,6 +654,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument(
+        "--ring-size",
+        type=int,
+        default=d.ring_size,
+        help="the server's admin-feed ring in deltas (memory grows until it is full)",
+    )
+    parser.add_argument(
         "--bookmark-interval",
         type=float,
         default=DEFAULT_BOOKMARK_INTERVAL,
@@ -659,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             unit_churn=args.unit_churn,
             sample_interval=args.sample_interval,
             seed=args.seed,
+            ring_size=args.ring_size,
         )
         return await run_soak(options_from(args, bookmark_interval=args.bookmark_interval), plan)
 
