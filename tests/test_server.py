@@ -43,6 +43,16 @@ async def test_refuses_a_non_loopback_listen_without_auth(db_name: str) -> None:
             pass
 
 
+@pytest.mark.parametrize("stale_after", [0.0, -1.0])
+async def test_refuses_a_stale_after_that_is_not_positive(db_name: str, stale_after: float) -> None:
+    config = ServerConfig(
+        mongo_uri="mongodb://127.0.0.1:1", database=db_name, stale_after=stale_after
+    )
+    with pytest.raises(InvalidArgument, match="--stale-after must be > 0"):
+        async with serve(config):
+            pass
+
+
 class Progress:
     """How many agents have seen at least n configs, with an event per n."""
 

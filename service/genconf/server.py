@@ -161,6 +161,8 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 @asynccontextmanager
 async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     """Run a genconf server until the block exits."""
+    if not config.stale_after > 0:
+        raise InvalidArgument(f"--stale-after must be > 0 seconds, got {config.stale_after}")
     bootstrap = bootstrap_record(config.admin_token) if config.admin_token else None
     if bootstrap is None and not is_loopback(config.listen):
         raise InvalidArgument(
