@@ -17,7 +17,7 @@ from pymongo import MongoClient
 
 from genconf import model
 from genconf.client import Client, Config
-from genconf.store import effective_from_docs
+from genconf.store import effective_by_unit
 
 # The suite runs reduced fleets; the issue's figure is for 1,000
 # (GENCONF_TEST_AGENTS=1000 pytest tests/test_failover_service.py -s).
@@ -27,14 +27,12 @@ AGENTS = int(os.environ.get("GENCONF_TEST_AGENTS", "200"))
 def expected_hashes(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, str]:
     """Every unit's config hash computed straight from the documents in MongoDB."""
     db = mongo_client[db_name]
-    apps = {a["_id"]: a for a in db.applications.find()}
-    branches = {b["_id"]: b for b in db.branches.find()}
-    return {
-        u["_id"]: model.config_hash(
-            effective_from_docs(apps[u["application"]], branches.get(u.get("branch") or ""))
-        )
-        for u in db.units.find()
-    }
+    configs = effective_by_unit(
+        {a["_id"]: a for a in db.applications.find()},
+        {b["_id"]: b for b in db.branches.find()},
+        db.units.find(),
+    )
+    return {unit: model.config_hash(config) for unit, config in configs.items()}
 
 
 class Fleet:

@@ -1210,3 +1210,18 @@ def effective_from_docs(app: Mapping[str, Any], branch: Mapping[str, Any] | None
     """A unit's effective config straight from documents (for recomputation checks)."""
     changes = changes_of(branch["changes"].get(app["_id"], {})) if branch else None
     return model.effective_config(schema_of(app), app["settings"], changes)
+
+
+def effective_by_unit(
+    apps: Mapping[str, Mapping[str, Any]],
+    branches: Mapping[str, Mapping[str, Any]],
+    units: Iterable[Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Each unit document's effective config, from its application and branch documents
+    (by ``_id``): what the cache and every agent must agree with."""
+    return {
+        unit["_id"]: effective_from_docs(
+            apps[unit["application"]], branches.get(unit.get("branch") or "")
+        )
+        for unit in units
+    }

@@ -65,7 +65,7 @@ from genconf.bench.harness import (
 )
 from genconf.cache import DEFAULT_RING_SIZE
 from genconf.client import ClientError
-from genconf.store import APPLICATIONS, BRANCHES, UNITS, effective_from_docs
+from genconf.store import APPLICATIONS, BRANCHES, UNITS, effective_by_unit
 
 __all__ = ["DEFAULT_STREAMS", "Plan", "main", "run_soak"]
 
@@ -149,14 +149,12 @@ async def expected_hashes(mongo_uri: str, database: str, apps: Sequence[str]) ->
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     try:
         db = client[database]
-        app_docs = {a["_id"]: a async for a in db[APPLICATIONS].find({"_id": {"$in": list(apps)}})}
-        branches = {b["_id"]: b async for b in db[BRANCHES].find()}
-        return {
-            u["_id"]: model.config_hash(
-                effective_from_docs(app_docs[u["application"]], branches.get(u.get("branch") or ""))
-            )
-            async for u in db[UNITS].find({"application": {"$in": list(apps)}})
-        }
+        configs = effective_by_unit(
+            {a["_id"]: a async for a in db[APPLICATIONS].find({"_id": {"$in": list(apps)}})},
+            {b["_id"]: b async for b in db[BRANCHES].find()},
+            [u async for u in db[UNITS].find({"application": {"$in": list(apps)}})],
+        )
+        return {unit: model.config_hash(config) for unit, config in configs.items()}
     finally:
         await client.close()
 
