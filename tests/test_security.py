@@ -1085,7 +1085,6 @@ def test_redaction_can_fail_closed_for_history_the_schema_no_longer_describes() 
     guard = Guard(
         TokenBook(),
         None,
-        secret_keys=lambda app: frozenset(),
         public_keys=public.get,
     )
     generation = types_pb2.Generation(id=1)

@@ -137,7 +137,6 @@ class Principal:
     token_id: str
     role: Role
     unit: str | None = None
-    expires_at: dt.datetime | None = None
 
 
 def bootstrap_record(plaintext: str) -> TokenRecord:
@@ -178,7 +177,7 @@ def authenticate(
         raise Unauthenticated(
             f"token {token_id} expired at {record.expires_at:%Y-%m-%d %H:%M:%S} UTC"
         )
-    return Principal(record.id, record.role, record.unit, record.expires_at)
+    return Principal(record.id, record.role, record.unit)
 
 
 # -- the rule table ----------------------------------------------------------------

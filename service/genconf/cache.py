@@ -287,6 +287,8 @@ class ModelCache:
         self._units_by_app: dict[str, set[str]] = {}
         self._units_by_branch: dict[str, set[str]] = {}
         self._groups: dict[tuple[str, str | None], EffectiveConfig] = {}
+        # public_keys() per existing application, dropped with its groups (_invalidate).
+        self._public_keys: dict[str, frozenset[str]] = {}
         # Per unit, its watches: nearly always one, so a list (a set per unit would
         # cost three times the memory of the list, with ten thousand agents).
         self._watches: dict[str, list[ConfigWatch]] = {}
@@ -315,20 +317,21 @@ class ModelCache:
             raise NotFound(f"unit {unit!r} has no application (it is being removed)")
         return UnitConfig(unit, effective)
 
-    def secret_keys(self, application: str) -> frozenset[str]:
-        """The keys of ``application`` whose schema marks them secret (none if unknown)."""
-        app = self.applications.get(application)
-        if app is None:
-            return frozenset()
-        return frozenset(key for key, spec in app.schema.items() if spec.secret)
-
     def public_keys(self, application: str) -> frozenset[str] | None:
         """The keys of ``application`` observers may see (None if unknown): history
-        may hold keys the schema has since dropped, which stay hidden."""
+        may hold keys the schema has since dropped, which stay hidden.
+
+        Redaction asks for every application entry of every observer message, so
+        the set is memoized per application until its schema can have changed."""
+        public = self._public_keys.get(application)
+        if public is not None:
+            return public
         app = self.applications.get(application)
         if app is None:
             return None
-        return frozenset(key for key, spec in app.schema.items() if not spec.secret)
+        public = frozenset(key for key, spec in app.schema.items() if not spec.secret)
+        self._public_keys[application] = public
+        return public
 
     def units_of(self, application: str) -> list[Unit]:
         names = self._units_by_app.get(application, set())
@@ -434,6 +437,7 @@ class ModelCache:
         for u in self.units.values():
             self._index_unit(u, add=True)
         self._groups.clear()
+        self._public_keys.clear()
         self.oldest_revision = max(self.revision, revision)
         self._mark_synced()
         # Readers that asked for a revision the snapshot already covers (e.g. a
@@ -566,6 +570,7 @@ class ModelCache:
 
     def _invalidate(self, *, application: str | None = None, branch: str | None = None) -> None:
         if application is not None:
+            self._public_keys.pop(application, None)
             stale = [k for k in self._groups if k[0] == application]
         else:
             stale = [k for k in self._groups if k[1] == branch]

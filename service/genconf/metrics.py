@@ -93,6 +93,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Labelled children by (method as called, code): looked up once, not per RPC.
+        self._counted: dict[tuple[str, grpc.StatusCode | None], Counter] = {}
+        self._timed: dict[str, Histogram] = {}
 
     @contextmanager
     def serve_http(self, listen: str) -> Iterator[str]:
@@ -108,10 +111,21 @@ class Metrics:
             thread.join(timeout=5)
 
     def record(self, method: str, code: grpc.StatusCode | None, seconds: float | None) -> None:
-        label = method.lstrip("/").removeprefix("genconf.v1.")
-        self.rpcs.labels(label, (code or grpc.StatusCode.OK).name).inc()
+        counter = self._counted.get((method, code))
+        if counter is None:
+            counter = self._counted[method, code] = self.rpcs.labels(
+                _label(method), (code or grpc.StatusCode.OK).name
+            )
+        counter.inc()
         if seconds is not None:
-            self.latency.labels(label).observe(seconds)
+            histogram = self._timed.get(method)
+            if histogram is None:
+                histogram = self._timed[method] = self.latency.labels(_label(method))
+            histogram.observe(seconds)
+
+
+def _label(method: str) -> str:
+    return method.lstrip("/").removeprefix("genconf.v1.")
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

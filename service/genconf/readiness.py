@@ -51,8 +51,9 @@ async def follow_readiness(
     interval = min(1.0, stale_after / 4)
     while True:
         await anyio.sleep(interval)
-        silent_for = clock() - stats.last_heard
-        current = is_current(stats, clock(), stale_after)
+        now = clock()
+        silent_for = now - stats.last_heard
+        current = is_current(stats, now, stale_after)
         if current == serving:
             continue
         serving = current

@@ -192,9 +192,8 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         guard = Guard(
             read.tokens,
             bootstrap,
-            streams_per_token=config.streams_per_token,
-            secret_keys=read.cache.secret_keys,
             public_keys=read.cache.public_keys,
+            streams_per_token=config.streams_per_token,
         )
         interceptors: list[grpc.aio.ServerInterceptor] = [GuardInterceptor(guard)]
         metrics_address = None

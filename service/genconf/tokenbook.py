@@ -12,8 +12,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import anyio
-
 from genconf.auth import TokenRecord
 
 Listener = Callable[[str], None]
@@ -26,7 +24,6 @@ class TokenBook:
         self.records: dict[str, TokenRecord] = {}
         self._revisions: dict[str, int] = {}
         self._listeners: dict[str, set[Listener]] = {}
-        self._changed: anyio.Event | None = None  # made on first wait (needs a loop)
 
     def get(self, token_id: str) -> TokenRecord | None:
         return self.records.get(token_id)
@@ -59,30 +56,13 @@ class TokenBook:
         record = TokenRecord.from_doc(doc)
         self.records[token_id] = record
         self._revisions[token_id] = revision
-        self._notify()
         if record.revoked:
             self._announce(token_id)
 
     def _drop(self, token_id: str) -> None:
         self.records.pop(token_id, None)
         self._revisions.pop(token_id, None)
-        self._notify()
         self._announce(token_id)
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-    async def wait_until(self, check: Callable[[], bool]) -> None:
-        """Until ``check()`` holds, re-checked after every change (callers bound the wait).
-
-        TokenService waits so that a token it created works, and one it revoked
-        is refused, on this server as soon as the call returns."""
-        while not check():
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
 
     def _announce(self, token_id: str) -> None:
         for listener in list(self._listeners.get(token_id, ())):

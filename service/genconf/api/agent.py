@@ -162,7 +162,6 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, store: Store, cache: ModelCache, *, bookmark_interval: float) -> None:
         self.store = store
         self.cache = cache
-        self.bookmark_interval = bookmark_interval
         self.bookmarks = BookmarkClock(bookmark_interval)
         self._bookmarks_at = -1  # the revision _bookmark_memo holds bookmarks of
         self._bookmark_memo: dict[str, agent_pb2.WatchConfigResponse] = {}
@@ -221,17 +220,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except GenconfError as exc:
             await abort_with(context, exc)
 
-    def _config(
-        self, unit: str, effective: EffectiveConfig, *, current: bool = True
-    ) -> types_pb2.Config:
-        """The unit's Config. When it is the unit's config at the cache's revision
-        (``current``: nothing newer pending), it carries that revision: a memoized
-        group's own revision can be older than the change that moved the unit into
-        it, and a client resumes from this revision (a replica behind it could
-        otherwise hand back the config from before that change)."""
-        out = convert.config_to_proto(unit, effective)
+    def _revision(self, effective: EffectiveConfig, *, current: bool) -> int:
+        """The revision a unit's config carries. When it is the unit's config at the
+        cache's revision (``current``: nothing newer pending), that revision: a
+        memoized group's own revision can be older than the change that moved the
+        unit into it, and a client resumes from this revision (a replica behind it
+        could otherwise hand back the config from before that change)."""
         if current:
-            out.revision = max(out.revision, self.cache.revision)
+            return max(effective.revision, self.cache.revision)
+        return effective.revision
+
+    def _config(self, unit: str, effective: EffectiveConfig) -> types_pb2.Config:
+        """The unit's current Config (see `_revision`)."""
+        out = convert.config_to_proto(unit, effective)
+        out.revision = self._revision(effective, current=True)
         return out
 
     def _watch_response(
@@ -240,9 +242,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         """`_config` as a WatchConfigResponse, copied once per subscriber from a
         message built once per distinct config (the struct, the canonical JSON and
         the hash are never redone per subscriber)."""
-        revision = effective.revision
-        if current:
-            revision = max(revision, self.cache.revision)
+        revision = self._revision(effective, current=current)
         shared = effective.encoded.get(_WATCH_KEY)
         if shared is None:
             shared = agent_pb2.WatchConfigResponse(config=convert.config_to_proto("", effective))

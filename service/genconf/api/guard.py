@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError, Message
 
 from genconf import auth
 from genconf.api.errors import abort_with
-from genconf.api.redact import PublicKeys, SecretKeys, redacted
+from genconf.api.redact import PublicKeys, redacted
 from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
 from genconf.tokenbook import TokenBook
 
@@ -149,15 +149,13 @@ class Guard:
         tokens: TokenBook,
         bootstrap: auth.TokenRecord | None,
         *,
+        public_keys: PublicKeys,
         streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN,
-        secret_keys: SecretKeys = lambda application: frozenset(),
-        public_keys: PublicKeys | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.tokens = tokens
         self.bootstrap = bootstrap
-        self.secret_keys = secret_keys
-        # Given, redaction fails closed: see `genconf.api.redact`.
+        # What observers may see; redaction fails closed: see `genconf.api.redact`.
         self.public_keys = public_keys
         self.streams_per_token = streams_per_token
         self.clock = clock
@@ -170,7 +168,7 @@ class Guard:
     def shown_to(self, principal: auth.Principal, response: Any) -> Any:
         """The response as ``principal`` may see it: observers get secrets redacted."""
         if principal.role is auth.Role.OBSERVER and isinstance(response, Message):
-            return redacted(response, self.secret_keys, self.public_keys)
+            return redacted(response, self.public_keys)
         return response
 
     def authenticate(self, metadata: Any) -> auth.Principal:

@@ -13,6 +13,12 @@ from genconf.errors import Unavailable
 DEFAULT_MAX_WAIT: Final = 30.0
 
 
+def wait_limit(context: grpc.aio.ServicerContext[Any, Any], max_wait: float) -> float:
+    """How long a call may wait: ``max_wait``, less if its deadline comes sooner."""
+    remaining = context.time_remaining()
+    return max_wait if remaining is None else max(0.0, min(max_wait, remaining - 0.05))
+
+
 async def await_revision(
     cache: ModelCache,
     revision: int,
@@ -22,9 +28,7 @@ async def await_revision(
     """Wait (bounded by the call's deadline) until the cache has ``revision``."""
     if revision <= cache.revision:
         return
-    remaining = context.time_remaining()
-    limit = max_wait if remaining is None else max(0.0, min(max_wait, remaining - 0.05))
-    with anyio.move_on_after(limit):
+    with anyio.move_on_after(wait_limit(context, max_wait)):
         await cache.wait_for(revision)
     if cache.revision < revision:
         raise Unavailable(

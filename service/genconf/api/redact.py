@@ -5,10 +5,10 @@ response an observer gets (reads, diffs, history, the admin feed) is copied and
 each secret value replaced by `REDACTED`. Hashes stay true, so an observer can
 still tell that a config changed. Other roles see values as they are.
 
-Which keys are secret comes from the current schema. History outlives it: a
-version or generation may hold a value of an option that has since been dropped
-from the schema, or of an application removed since. Given ``public_keys`` (the
-non-secret keys of each application, None when it does not exist) redaction
+Which keys may be shown comes from the current schema, as ``public_keys``: the
+non-secret keys of each application, None when it does not exist. History
+outlives the schema: a version or generation may hold a value of an option that
+has since been dropped from it, or of an application removed since. So redaction
 fails closed: only values of keys known to be public are shown.
 """
 
@@ -26,34 +26,29 @@ from genconf.v1 import controller_pb2, history_pb2, types_pb2
 
 REDACTED: Final = "<redacted>"
 
-SecretKeys = Callable[[str], frozenset[str]]  # application -> its secret keys
 # application -> its non-secret keys; None: no such application (any key may be secret)
 PublicKeys = Callable[[str], frozenset[str] | None]
 Hidden = Callable[[str], bool]  # key -> whether its value is hidden
 
 
-def redacted(
-    message: Message, secret_keys: SecretKeys, public_keys: PublicKeys | None = None
-) -> Message:
-    """A copy of ``message`` with every secret value replaced (shared messages stay intact)."""
+def redacted(message: Message, public_keys: PublicKeys) -> Message:
+    """A copy of ``message`` with every value not known to be public replaced
+    (shared messages stay intact)."""
     out = type(message)()
     out.CopyFrom(message)
-    _walk(out, _Policy(secret_keys, public_keys))
+    _walk(out, _Policy(public_keys))
     return out
 
 
 class _Policy:
-    def __init__(self, secret_keys: SecretKeys, public_keys: PublicKeys | None) -> None:
-        self.secret_keys = secret_keys
+    def __init__(self, public_keys: PublicKeys) -> None:
         self.public_keys = public_keys
 
     def hidden(self, application: str) -> Hidden:
-        if self.public_keys is not None:
-            public = self.public_keys(application)
-            if public is None:
-                return lambda key: True
-            return lambda key: key not in public
-        return self.secret_keys(application).__contains__
+        public = self.public_keys(application)
+        if public is None:
+            return lambda key: True
+        return lambda key: key not in public
 
 
 def _hide(value: struct_pb2.Value) -> None:

@@ -7,16 +7,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-import anyio
 import grpc
 
 from genconf import auth
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import current_principal
-from genconf.api.reads import await_revision
+from genconf.api.reads import await_revision, wait_limit
 from genconf.cache import ModelCache
-from genconf.errors import InvalidArgument
+from genconf.errors import InvalidArgument, Unavailable
 from genconf.store import Store
 from genconf.tokenbook import TokenBook
 from genconf.v1 import tokens_pb2 as pb
@@ -75,7 +74,9 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
         )
         result = await self.store.create_token(minted.doc)
         token_id = minted.doc["_id"]
-        await self._book_shows(lambda: self.tokens.get(token_id) is not None, context)
+        await self._book_shows(
+            lambda: self.tokens.get(token_id) is not None, result.revision, context
+        )
         return pb.CreateTokenResponse(
             token=minted.plaintext,
             info=token_info(auth.TokenRecord.from_doc(minted.doc)),
@@ -111,18 +112,22 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
             record = self.tokens.get(request.id)
             return record is not None and record.revoked
 
-        await self._book_shows(refused, context)
+        await self._book_shows(refused, result.revision, context)
         return convert.write_to_proto(result)
 
-    async def _book_shows(self, check: Callable[[], bool], context: Context) -> None:
+    async def _book_shows(self, check: Callable[[], bool], revision: int, context: Context) -> None:
         """Wait (bounded) until this server's token book reflects the write just made.
 
         The book follows the change stream; without the wait a token could fail
         right after CreateToken, or work right after RevokeToken, on this very
-        server. The write itself is done either way, so a timeout is only logged."""
-        remaining = context.time_remaining()
-        limit = BOOK_WAIT if remaining is None else max(0.0, min(BOOK_WAIT, remaining - 0.05))
-        with anyio.move_on_after(limit):
-            await self.tokens.wait_until(check)
+        server. The multiwatcher applies token events to the book before it
+        advances the cache past their revision, so once the cache has the write's
+        ``revision`` the book holds it. The write itself is done either way, so a
+        timeout is only logged."""
+        if check():
             return
-        log.warning("the token book did not show a token write within %.1f s", limit)
+        limit = wait_limit(context, BOOK_WAIT)
+        try:
+            await await_revision(self.cache, revision, context, limit)
+        except Unavailable:
+            log.warning("the token book did not show a token write within %.1f s", limit)
