@@ -44,6 +44,7 @@ import yaml
 
 from genconf import model
 from genconf.client import RETRYABLE, Backoff, Client, ClientError, Config
+from genconf.output import to_yaml
 
 log = logging.getLogger("genconf.agent")
 
@@ -85,10 +86,7 @@ def render(fmt: FileFormat, unit: str, config: Mapping[str, Any], hash_: str) ->
         return (json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     header = f"# genconf unit={unit} hash={hash_}\n"
     if fmt is FileFormat.YAML:
-        body = yaml.safe_dump(
-            dict(config), sort_keys=True, allow_unicode=True, default_flow_style=False
-        )
-        return (header + body).encode()
+        return (header + to_yaml(dict(config))).encode()
     lines = []
     for key in sorted(config):
         value = config[key]
@@ -309,7 +307,6 @@ class Reporter:
         self.unit = unit
         self.backoff = backoff
         self.status = status
-        self.sent = 0
         self._pending: Report | None = None
         self._changed = anyio.Event()
 
@@ -333,8 +330,6 @@ class Reporter:
                             await self._changed.wait()  # a newer report: send that now
                         continue
                     self.status.event(f"the server refused the report: {exc.message}", error=True)
-                else:
-                    self.sent += 1
                 if self._pending is report:
                     self._pending = None
 
@@ -347,7 +342,6 @@ class Reporter:
                     self.unit, report.hash, ok=report.ok, message=report.message
                 )
                 self._pending = None
-                self.sent += 1
 
 
 # -- the agent -------------------------------------------------------------------------
@@ -434,13 +428,14 @@ class Agent:
 
     async def _watch_connection(self) -> None:
         """Keep the status line's connection state current (terminal only)."""
+        channel = self.client.channel
         while True:
-            state = self.client.channel.get_state(try_to_connect=False)
+            state = channel.get_state(try_to_connect=False)
             name = CONNECTION_NAMES.get(state, state.name.lower())
             if name != self.status.connection:
                 self.status.connection = name
                 self.status.draw()
-            await anyio.sleep(0.5)
+            await channel.wait_for_state_change(state)
 
 
 async def run_agent(client: Client, options: AgentOptions, *, live: bool) -> int:

@@ -36,6 +36,7 @@ from genconf.cli_history import add_history, add_tokens
 from genconf.cliconfig import ConfigFileError, Settings, resolve
 from genconf.client import Backoff, Client, ClientError, WriteResult
 from genconf.errors import GenconfError, InvalidArgument
+from genconf.logs import setup_logging
 from genconf.output import ColorMode, Format, Output, show
 
 log = logging.getLogger("genconf")
@@ -74,14 +75,6 @@ class Ctx:
 
 
 Handler = Callable[[Ctx, argparse.Namespace], Awaitable[int | None]]
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def _user() -> str:
@@ -279,7 +272,6 @@ def _admin_token(path: str | None) -> str | None:
 
 
 async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
-    from genconf.logs import setup_logging
     from genconf.multiwatcher import Tuning
     from genconf.readside import tune_gc
     from genconf.server import ServerConfig, serve
@@ -321,7 +313,10 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def _add_serve(commands: Commands) -> None:
-    from genconf.server import DEFAULT_LISTEN
+    from genconf.api.guard import DEFAULT_STREAMS_PER_TOKEN
+    from genconf.cache import DEFAULT_RING_SIZE
+    from genconf.readiness import DEFAULT_STALE_AFTER
+    from genconf.server import DEFAULT_LISTEN, DEFAULT_MAX_REQUEST_BYTES, ServerConfig
 
     p = commands.add(
         "serve",
@@ -340,7 +335,10 @@ def _add_serve(commands: Commands) -> None:
     p.add_argument("--listen", default=DEFAULT_LISTEN, help="host:port to serve gRPC on")
     p.add_argument("--database", default="genconf", help="the model's database name")
     p.add_argument(
-        "--bookmark-interval", type=float, default=30.0, help="seconds between watch bookmarks"
+        "--bookmark-interval",
+        type=float,
+        default=ServerConfig.bookmark_interval,
+        help="seconds between watch bookmarks",
     )
     p.add_argument("--demo", action="store_true", help="load a small demo model on first run")
     p.add_argument(
@@ -363,10 +361,16 @@ def _add_serve(commands: Commands) -> None:
         "--tls-client-ca", default=None, metavar="PEM", help="require client certificates from it"
     )
     sec.add_argument(
-        "--max-request-bytes", type=int, default=4 * 1024 * 1024, help="largest request accepted"
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="largest request accepted",
     )
     sec.add_argument(
-        "--streams-per-token", type=int, default=1000, help="open streams allowed per token"
+        "--streams-per-token",
+        type=int,
+        default=DEFAULT_STREAMS_PER_TOKEN,
+        help="open streams allowed per token",
     )
     ops = p.add_argument_group("operations")
     ops.add_argument(
@@ -378,14 +382,14 @@ def _add_serve(commands: Commands) -> None:
     ops.add_argument(
         "--stale-after",
         type=float,
-        default=10.0,
+        default=DEFAULT_STALE_AFTER,
         metavar="SECONDS",
         help="report NOT_SERVING (whole-server health) after this long without the change stream",
     )
     ops.add_argument(
         "--ring-size",
         type=_positive,
-        default=10_000,
+        default=DEFAULT_RING_SIZE,
         metavar="DELTAS",
         help="recent changes kept so an admin feed can resume from a revision (memory: ~KB each)",
     )
@@ -520,14 +524,13 @@ async def _config_get(ctx: Ctx, args: argparse.Namespace) -> None:
     app = await client.get_application(config.application)
     changed: dict[str, Any] = {}
     if config.branch:
-        branch = views.branch_view(await client.get_branch(config.branch))
-        changed = branch["changes"].get(config.application, {})
-    settings = views.struct_dict(app.settings)
+        changes = views.branch_changes_view(await client.get_branch(config.branch))
+        changed = changes.get(config.application, {})
 
     def source(key: str) -> str:
         if key in changed:
             return f"branch {config.branch}"
-        return "master" if key in settings else "default"
+        return "master" if key in app.settings.fields else "default"
 
     header = [
         ("unit", args.target),
@@ -547,13 +550,18 @@ def _check_branch_flags(args: argparse.Namespace) -> None:
         )
 
 
-async def _config_set(ctx: Ctx, args: argparse.Namespace) -> None:
-    _check_branch_flags(args)
-    values = typed_values(await _schema_of(ctx.client, args.application), args.values)
-    what = " ".join(f"{k}={show(v)}" for k, v in values.items())
+async def _write_config(
+    ctx: Ctx,
+    args: argparse.Namespace,
+    what: str,
+    values: Mapping[str, Any] | None = None,
+    unset: Sequence[str] = (),
+) -> None:
+    """Set ``values`` and unset ``unset`` on master or on ``--branch``; ``what``
+    describes the change in the sentence printed."""
     if args.branch:
         w = await ctx.settled(
-            await ctx.client.set_branch_config(args.branch, args.application, values)
+            await ctx.client.set_branch_config(args.branch, args.application, values, unset=unset)
         )
         _written(ctx, w, f"branch {args.branch}: {args.application} {what}")
         return
@@ -561,6 +569,7 @@ async def _config_set(ctx: Ctx, args: argparse.Namespace) -> None:
         await ctx.client.set_config(
             args.application,
             values,
+            unset=unset,
             expected_version=args.expected_version,
             reason=args.reason or "",
             created_by=_user(),
@@ -569,25 +578,16 @@ async def _config_set(ctx: Ctx, args: argparse.Namespace) -> None:
     _written(ctx, w, f"{args.application}: {what}{_versions(w)}")
 
 
+async def _config_set(ctx: Ctx, args: argparse.Namespace) -> None:
+    _check_branch_flags(args)
+    values = typed_values(await _schema_of(ctx.client, args.application), args.values)
+    what = " ".join(f"{k}={show(v)}" for k, v in values.items())
+    await _write_config(ctx, args, what, values=values)
+
+
 async def _config_unset(ctx: Ctx, args: argparse.Namespace) -> None:
     _check_branch_flags(args)
-    keys = " ".join(args.keys)
-    if args.branch:
-        w = await ctx.settled(
-            await ctx.client.set_branch_config(args.branch, args.application, unset=args.keys)
-        )
-        _written(ctx, w, f"branch {args.branch}: {args.application} unset {keys}")
-        return
-    w = await ctx.settled(
-        await ctx.client.set_config(
-            args.application,
-            unset=args.keys,
-            expected_version=args.expected_version,
-            reason=args.reason or "",
-            created_by=_user(),
-        )
-    )
-    _written(ctx, w, f"{args.application}: unset {keys}{_versions(w)}")
+    await _write_config(ctx, args, f"unset {' '.join(args.keys)}", unset=args.keys)
 
 
 def _add_write_flags(p: argparse.ArgumentParser) -> None:
@@ -1008,7 +1008,8 @@ def _exit_code(exc: BaseException, settings: Settings) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "log_level", None) or "info")
+    if not logging.getLogger().handlers:  # as basicConfig did: a configured root stays
+        setup_logging(getattr(args, "log_level", None) or "info")
     if args.command == "bench":
         from genconf import bench
 

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 if TYPE_CHECKING:
     from genconf.cli import Commands, Ctx
+    from genconf.client import WriteResult
 
 DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -22,6 +23,11 @@ SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def plain(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _new_versions(w: WriteResult) -> dict[str, Any]:
+    """What a rollback or revert wrote: each application's new version, the generation."""
+    return {"versions": dict(w.versions), "generation": w.generation}
 
 
 def duration(text: str) -> int:
@@ -61,7 +67,7 @@ async def _version_rollback(ctx: Ctx, args: argparse.Namespace) -> None:
             created_by=args.created_by,
         )
     )
-    ctx.out.emit({"versions": dict(written.versions), "generation": written.generation})
+    ctx.out.emit(_new_versions(written))
 
 
 async def _version_tag(ctx: Ctx, args: argparse.Namespace) -> None:
@@ -103,7 +109,7 @@ async def _generation_revert(ctx: Ctx, args: argparse.Namespace) -> None:
             args.id, force=args.force, reason=args.reason or "", created_by=args.created_by
         )
     )
-    ctx.out.emit({"versions": dict(written.versions), "generation": written.generation})
+    ctx.out.emit(_new_versions(written))
 
 
 # -- tokens ------------------------------------------------------------------------

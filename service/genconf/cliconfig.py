@@ -23,8 +23,9 @@ from typing import Any, Final
 import yaml
 
 from genconf.output import Format
+from genconf.server import DEFAULT_LISTEN
 
-DEFAULT_SERVER: Final = "127.0.0.1:50051"
+DEFAULT_SERVER: Final = DEFAULT_LISTEN  # the server's own default address
 FILE_KEYS: Final = ("server", "token", "tls_ca", "output")
 ENV: Final = {
     "server": "GENCONF_SERVER",

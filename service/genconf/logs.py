@@ -32,10 +32,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str = "info", fmt: str = "text") -> None:
-    """Configure the root logger once, on stderr (stdout stays for command output)."""
+def setup_logging(level: str = "info", fmt: str = "text", *, fallback: int = logging.INFO) -> None:
+    """Configure the root logger once, on stderr (stdout stays for command output);
+    ``fallback`` is the level when ``level`` names none."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.setLevel(getattr(logging, level.upper(), fallback))

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from genconf.api.convert import from_struct, from_value
 from genconf.client import Config, WriteResult
@@ -398,8 +398,3 @@ def delta_line(out: Output, d: Data) -> str:
         by = f" by {value['created_by']}" if value["created_by"] else ""
         detail = f"#{value['id']} {value['kind']}{by} {versions}".rstrip()
     return f"{head}  {detail}".rstrip()
-
-
-def struct_dict(struct: struct_pb2.Struct) -> Data:
-    """A Struct as plain data, integral numbers as ints (as the client reads them)."""
-    return from_struct(struct)

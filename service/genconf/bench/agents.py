@@ -31,7 +31,6 @@ Commands (``op``), each answered with ``{"ok": true, ...}`` or ``{"ok": false,
 - ``raw_watch {mongo_uri, database}`` then ``raw_records``: a plain change
   stream with the multiwatcher's pipeline and options, recording when each
   application update arrives and the ``seq`` setting it carries.
-- ``cpu``: this process's CPU seconds so far.
 - ``exit``.
 """
 
@@ -318,9 +317,6 @@ class Agents:
             return await self.raw_watch(cmd)
         if op == "raw_records":
             return await self.raw_records()
-        if op == "cpu":
-            times = os.times()
-            return {"cpu_seconds": times.user + times.system}
         raise ValueError(f"unknown command {op!r}")
 
     async def aclose(self) -> None:

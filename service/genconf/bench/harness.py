@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 
 import anyio.to_thread
 import grpc
@@ -46,26 +46,28 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from genconf.api import baseline
+from genconf.bench import ingest
 from genconf.bench.server import READY_LINE
 from genconf.client import Client, ClientError
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import GenconfError
+from genconf.server import ServerConfig
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+
+T = TypeVar("T")
 
 UNITS_PER_CALL: Final = 1000  # the store's limit on units per CreateApplication/AddUnits
 AGENTS_MODULE: Final = "genconf.bench.agents"
 SERVER_START_TIMEOUT: Final = 120.0
 STOP_TIMEOUT: Final = 20.0
 LIST_SHOWN: Final = 12  # a longer list in a table shows its ends only
+DEFAULT_BOOKMARK_INTERVAL: Final = ServerConfig.bookmark_interval  # the server's default
+STEADY_BOOKMARKS_HELP: Final = "the started server's (s): bookmarks are part of the steady state"
 
-# The config every workload's fleet carries (the same shape as bench ingest's),
-# plus the integers the workloads bump.
+# The config every workload's fleet carries (bench ingest's), plus the integers the
+# workloads bump.
 SCHEMA: Final[dict[str, Any]] = {
-    "replicas": {"type": "int", "default": 1, "description": "replica count"},
-    "port": {"type": "int", "default": 8080, "description": "listen port"},
-    "timeout": {"type": "int", "default": 30, "description": "seconds"},
-    "log-level": {"type": "string", "default": "info", "description": "log level"},
-    "region": {"type": "string", "default": "eu-west", "description": "placement"},
+    **ingest.SCHEMA,
     "round": {"type": "int", "default": 0, "description": "bumped by the bench"},
     "seq": {"type": "int", "default": 0, "description": "bumped by the bench"},
 }
@@ -323,10 +325,6 @@ class ServerProcess:
         self.address = ""
         self._log: IO[bytes] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
     async def start(
         self,
         mongo_uri: str,
@@ -480,6 +478,15 @@ def add_options(parser: argparse.ArgumentParser, *, streams: int | None, repeat:
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on each wait (s)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+
+def add_bookmark_interval(
+    parser: argparse.ArgumentParser, help: str = STEADY_BOOKMARKS_HELP
+) -> None:
+    """The ``--bookmark-interval`` option (seconds; default: the server's own)."""
+    parser.add_argument(
+        "--bookmark-interval", type=float, default=DEFAULT_BOOKMARK_INTERVAL, help=help
+    )
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> Options:
@@ -639,8 +646,9 @@ class Session:
         stats: dict[str, Any] = json.loads(raw)
         return stats
 
-    def split(self, items: Sequence[str]) -> list[list[str]]:
-        """``items`` spread evenly over the agent processes."""
+    def split(self, items: Sequence[T]) -> list[list[T]]:
+        """``items`` spread evenly over the agent processes (or values per item, grouped
+        as the items are)."""
         n = len(self.workers)
         return [list(items[i::n]) for i in range(n)]
 
@@ -718,10 +726,6 @@ class Session:
 
     async def close(self, group: str) -> None:
         await self.each(lambda i, w: w.request(60, op="close", group=group))
-
-    async def client_cpu(self) -> float:
-        replies = await self.each(lambda i, w: w.request(30, op="cpu"))
-        return float(sum(r["cpu_seconds"] for r in replies))
 
 
 @asynccontextmanager

@@ -34,10 +34,12 @@ from typing import Any, Final
 
 from genconf.api.agent import BOOKMARK_TICKS
 from genconf.bench.harness import (
+    DEFAULT_BOOKMARK_INTERVAL,
     Figure,
     Options,
     Report,
     Session,
+    add_bookmark_interval,
     add_options,
     machine,
     options_from,
@@ -49,7 +51,6 @@ from genconf.v1 import agent_pb2
 __all__ = ["DEFAULT_STREAMS", "main", "run_idle"]
 
 DEFAULT_STREAMS: Final = 10_000
-DEFAULT_BOOKMARK_INTERVAL: Final = 30.0
 TARGET_KB_PER_STREAM: Final = 30.0
 TARGET_CPU_PERCENT: Final = 2.0
 SIDES: Final = ("baseline", "genconf")
@@ -176,12 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of one core).",
     )
     add_options(parser, streams=DEFAULT_STREAMS, repeat=1)
-    parser.add_argument(
-        "--bookmark-interval",
-        type=float,
-        default=DEFAULT_BOOKMARK_INTERVAL,
-        help="the server's bookmark interval (s)",
-    )
+    add_bookmark_interval(parser, help="the server's bookmark interval (s)")
     parser.add_argument(
         "--window", type=float, default=None, help="idle seconds measured (default: one interval)"
     )

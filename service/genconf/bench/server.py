@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 
 from genconf.cache import DEFAULT_RING_SIZE
+from genconf.logs import setup_logging
 from genconf.multiwatcher import Tuning
 from genconf.readside import tune_gc
 from genconf.server import ServerConfig, serve
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=".genconf-bench-data", help="embedded data")
     parser.add_argument("--database", default="genconf")
     parser.add_argument("--listen", default="127.0.0.1:0")
-    parser.add_argument("--bookmark-interval", type=float, default=30.0)
+    parser.add_argument("--bookmark-interval", type=float, default=ServerConfig.bookmark_interval)
     parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument(
@@ -78,11 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop when stdin closes (how `genconf bench` makes sure we never outlive it)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.log_level, fallback=logging.WARNING)
     return int(anyio.run(_serve, args))
 
 

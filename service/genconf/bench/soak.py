@@ -18,7 +18,7 @@ processes (`genconf.bench.soak_agents`). Then, concurrently, for the whole run:
   removed (a removed unit's agent sees its stream end with NOT_FOUND), and agents
   join for the new units and for units without one, back to ``--streams``; every
   other rejoining agent sends the hash it held (a bookmark when it is current);
-- the server's resident memory (VmRSS of its process) and open watch streams,
+- the server's resident memory (as its Stats reports it) and open watch streams,
   every ``--sample-interval`` seconds, from the moment the initial agents are
   connected (the warm-up sample).
 
@@ -44,7 +44,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import grpc
@@ -52,11 +51,11 @@ from pymongo import AsyncMongoClient
 
 from genconf import model
 from genconf.bench.harness import (
-    BenchError,
     Figure,
     Options,
     Report,
     Session,
+    add_bookmark_interval,
     add_options,
     machine,
     options_from,
@@ -71,7 +70,6 @@ __all__ = ["DEFAULT_STREAMS", "Plan", "main", "run_soak"]
 
 AGENTS_MODULE: Final = "genconf.bench.soak_agents"
 DEFAULT_STREAMS: Final = 200
-DEFAULT_BOOKMARK_INTERVAL: Final = 30.0  # the server's default: bookmarks are steady state
 LIFECYCLES: Final = ("commit", "abort", "commit-force", "abort-untracked")
 LEVELS: Final = ("debug", "info", "warning")
 REGIONS: Final = ("eu-west", "us-east", "ap-south")
@@ -121,14 +119,6 @@ class Sample:
     rss_mib: float
     watchers: int
     ring_deltas: int
-
-
-def rss_bytes(pid: int) -> int:
-    """A process's resident set size now (VmRSS), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for process {pid}")
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
@@ -376,12 +366,10 @@ class Soak:
             self.removed_with_agent.add(unit)  # the server ends its stream
 
     async def sample(self) -> Sample:
-        assert self.s.server is not None and self.s.server.pid is not None
-        rss = rss_bytes(self.s.server.pid)
         stats = await self.s.server_stats()
         point = Sample(
             time.monotonic() - self.began,
-            rss / MIB,
+            stats["rss_bytes"] / MIB,
             int(stats["config_watchers"]),
             int(stats["ring_deltas"]),
         )
@@ -657,12 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.ring_size,
         help="the server's admin-feed ring in deltas (memory grows until it is full)",
     )
-    parser.add_argument(
-        "--bookmark-interval",
-        type=float,
-        default=DEFAULT_BOOKMARK_INTERVAL,
-        help="the started server's (s): bookmarks are part of the steady state",
-    )
+    add_bookmark_interval(parser)
     # A soak is a check: a consistency failure is a failed run, --check or not.
     parser.set_defaults(check=True)
     return parser

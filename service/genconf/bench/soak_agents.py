@@ -15,7 +15,7 @@ agent on its own rather than in groups opened and closed together:
   unit's expected hash, and every agent of a unit not in ``expected`` (removed)
   saw its stream end with NOT_FOUND; answers the agents checked and what was
   still wrong at the end.
-- ``counts``: messages received, reconnects, streams that ended by themselves.
+- ``counts``: messages received (configs, bookmarks) and reconnects.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class SoakAgents(Agents):
             for a in new
             if a.ended or not a.first.done()
         ]
-        return {"joined": len(new) - len(failed), "failed": failed}
+        return {"failed": failed}
 
     async def leave(self, cmd: dict[str, Any]) -> dict[str, Any]:
         hashes: dict[str, str] = {}
@@ -191,8 +191,6 @@ class SoakAgents(Agents):
             "configs": self.configs,
             "bookmarks": self.bookmarks,
             "reconnects": self.reconnects,
-            "live": sum(1 for a in self.agents.values() if not a.ended),
-            "ended": sum(1 for a in self.agents.values() if a.ended),
         }
 
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from genconf.bench.harness import (
     Options,
     Report,
     Session,
+    add_bookmark_interval,
     add_options,
     machine,
     ms,
@@ -50,7 +51,6 @@ DEFAULT_STREAMS: Final = 10_000
 DEFAULT_TARGETS: Final = 100
 DEFAULT_RATE: Final = 50.0
 DEFAULT_DURATION: Final = 10.0
-DEFAULT_BOOKMARK_INTERVAL: Final = 30.0  # the server's default
 TARGET_P99_MS: Final = 50.0
 MAX_IN_FLIGHT: Final = 64
 
@@ -58,12 +58,12 @@ MAX_IN_FLIGHT: Final = 64
 TARGET_SCHEMA: Final[dict[str, Any]] = {
     "seq": {"type": "int", "default": 0, "description": "bumped by the bench"}
 }
+TARGET_OPTIONS: Final = model.parse_schema(TARGET_SCHEMA)
 
 
 def config_hash(seq: int) -> str:
     """The effective config hash of a target unit whose ``seq`` is ``seq``."""
-    schema = model.parse_schema(TARGET_SCHEMA)
-    return model.config_hash(model.effective_config(schema, {"seq": seq}))
+    return model.config_hash(model.effective_config(TARGET_OPTIONS, {"seq": seq}))
 
 
 async def _commit_at_rate(
@@ -129,7 +129,7 @@ async def run_targeted(
         starts, acks = await _commit_at_rate(s, target_apps, count, rate)
         # Every target agent: its initial config plus one per commit to it.
         expected = [1 + count // targets + (k < count % targets) for k in range(targets)]
-        await s.wait_configs("targets", [sum(part) for part in _split(s, expected)])
+        await s.wait_configs("targets", [sum(part) for part in s.split(expected)])
         got = await s.records("targets")
         fleet_got = await s.records("fleet") if fleet else {"times": []}
         raw_records = (await observer.request(30, op="raw_records"))["records"] if observer else []
@@ -194,12 +194,6 @@ async def run_targeted(
     )
 
 
-def _split(s: Session, values: list[int]) -> list[list[int]]:
-    """``values`` per target, grouped as `Session.split` spreads the targets."""
-    n = len(s.workers)
-    return [values[i::n] for i in range(n)]
-
-
 def _arrivals(records: dict[str, Any]) -> dict[str, float]:
     """When each distinct config hash first arrived at its agent."""
     out: dict[str, float] = {}
@@ -220,12 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", type=int, default=DEFAULT_TARGETS, help="target units")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="commits per second")
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="seconds")
-    parser.add_argument(
-        "--bookmark-interval",
-        type=float,
-        default=DEFAULT_BOOKMARK_INTERVAL,
-        help="the started server's (s): bookmarks are part of the steady state",
-    )
+    add_bookmark_interval(parser)
     return parser
 
 
