@@ -20,6 +20,7 @@ from servers import background_server
 from genconf.client import Client
 from genconf.embedded import EmbeddedMongo, EmbeddedReplicaSet
 from genconf.server import RunningServer
+from genconf.store import Store
 
 # Real I/O makes timings noisy; a deadline would only produce flaky failures.
 settings.register_profile("ci", deadline=None)
@@ -76,6 +77,17 @@ def replica_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRe
         yield rs
     finally:
         rs.stop()
+
+
+@pytest.fixture
+async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
+    """A `Store` on this test's database, schema ensured, closed afterwards."""
+    store = Store.connect(mongo_uri, db_name)
+    try:
+        await store.ensure_schema()
+        yield store
+    finally:
+        await store.aclose()
 
 
 @pytest.fixture

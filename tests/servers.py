@@ -14,6 +14,7 @@ everything it started, when the block ends.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +22,10 @@ from typing import Any
 
 import anyio
 import grpc
+from bson import json_util
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo import MongoClient
 
 from genconf.client import Client, ClientError
 from genconf.multiwatcher import Tuning
@@ -41,9 +44,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_serving(address: str, limit: float = START_TIMEOUT) -> None:
-    """Until the server's overall gRPC health is SERVING (Health.Watch: no polling)."""
-    async with grpc.aio.insecure_channel(address) as channel:
+async def wait_serving(
+    address: str,
+    limit: float = START_TIMEOUT,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> None:
+    """Until the server's overall gRPC health is SERVING (Health.Watch: no polling),
+    over TLS with ``credentials`` when given, else over plaintext."""
+    channel = (
+        grpc.aio.secure_channel(address, credentials)
+        if credentials is not None
+        else grpc.aio.insecure_channel(address)
+    )
+    async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         with anyio.fail_after(limit):
             call = stub.Watch(health_pb2.HealthCheckRequest(service=""), wait_for_ready=True)
@@ -168,6 +181,16 @@ async def settled_model(client: Client) -> dict[str, Any]:
     done = await client.abort_branch(BARRIER_BRANCH)
     await client.list_branches(min_revision=done.revision)
     return snapshot_model(await client.snapshot())
+
+
+def digest(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> str:
+    """Every document of every collection, canonically: equal digests, equal databases."""
+    db = mongo_client[db_name]
+    h = hashlib.sha256()
+    for name in sorted(db.list_collection_names()):
+        for doc in db[name].find({}, sort=[("_id", 1)]):
+            h.update(name.encode() + json_util.dumps(doc, sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def assert_code(exc: BaseException, code: grpc.StatusCode) -> ClientError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -153,17 +154,19 @@ async def test_live_feed_starts_now(client: Client) -> None:
             received.append(batch)
             got.set()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read)
-            # The subscription is registered when the server handles the call; write
-            # until the feed shows a write (no sleep: each write is a round trip).
-            n = 0
-            while not got.is_set():
-                n += 1
-                await client.report_applied("web/0", HASH, message=f"try {n}")
-            tg.cancel_scope.cancel()
-    await feed.aclose()  # type: ignore[attr-defined]
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                # The subscription is registered when the server handles the call; write
+                # until the feed shows a write (no sleep: each write is a round trip).
+                n = 0
+                while not got.is_set():
+                    n += 1
+                    await client.report_applied("web/0", HASH, message=f"try {n}")
+                tg.cancel_scope.cancel()
+    finally:
+        await feed.aclose()  # type: ignore[attr-defined]
     assert received and all(b.revision > before.revision for b in received)
     assert all((d.kind, d.key) == ("unit", "web/0") for b in received for d in b.deltas)
 
@@ -215,20 +218,21 @@ async def test_watch_deltas_errors(mongo_uri: str, db_name: str) -> None:
 
 async def test_watch_deltas_ends_unavailable_on_shutdown(mongo_uri: str, db_name: str) -> None:
     outcome: list[BaseException] = []
-    async with running_server(mongo_uri, db_name) as srv:
-        client = Client(srv.address, timeout=10)
-        snap = await client.snapshot()
-        feed = client.watch_deltas(since_revision=snap.revision)
-        write = await client.create_application("web")
-        await collect_until(feed, write.revision)  # the stream is open and live
-    # The server is gone; the open stream must have ended with UNAVAILABLE.
-    with anyio.fail_after(5):
-        try:
-            async for _ in feed:
-                pass
-        except ClientError as exc:
-            outcome.append(exc)
-    await client.aclose()
+    async with AsyncExitStack() as stack:  # the client and its feed outlive the server
+        async with running_server(mongo_uri, db_name) as srv:
+            client = await stack.enter_async_context(Client(srv.address, timeout=10))
+            snap = await client.snapshot()
+            feed = client.watch_deltas(since_revision=snap.revision)
+            stack.push_async_callback(feed.aclose)  # type: ignore[attr-defined]
+            write = await client.create_application("web")
+            await collect_until(feed, write.revision)  # the stream is open and live
+        # The server is gone; the open stream must have ended with UNAVAILABLE.
+        with anyio.fail_after(5):
+            try:
+                async for _ in feed:
+                    pass
+            except ClientError as exc:
+                outcome.append(exc)
     assert outcome, "the feed ended without an error"
     assert_code(outcome[0], grpc.StatusCode.UNAVAILABLE)
 
@@ -270,18 +274,19 @@ async def test_snapshot_then_deltas_reconstruct_the_model_under_concurrent_write
             if step == steps // 2:
                 halfway.set()
 
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(writer, "web", 30)
-            tg.start_soon(writer, "db", 30)
-            await halfway.wait()
-            snap = await client.snapshot()  # taken while both writers run
-            model = snapshot_model(snap)
-            feed = client.watch_deltas(since_revision=snap.revision)
-        last = max(revisions)
-        assert snap.revision < last, "the snapshot should be taken mid-way"
-        batches = await collect_until(feed, last, limit=30)
-    await feed.aclose()  # type: ignore[attr-defined]
+    async with AsyncExitStack() as stack:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer, "web", 30)
+                tg.start_soon(writer, "db", 30)
+                await halfway.wait()
+                snap = await client.snapshot()  # taken while both writers run
+                model = snapshot_model(snap)
+                feed = client.watch_deltas(since_revision=snap.revision)
+                stack.push_async_callback(feed.aclose)  # type: ignore[attr-defined]
+            last = max(revisions)
+            assert snap.revision < last, "the snapshot should be taken mid-way"
+            batches = await collect_until(feed, last, limit=30)
 
     previous = snap.revision
     for batch in batches:

@@ -167,8 +167,8 @@ async def test_read_your_writes_from_another_connection(srv: RunningServer) -> N
 
 
 async def test_report_applied_is_kept_on_the_unit(client: Client) -> None:
-    await client.create_application("web", schema=SCHEMA, units=2)
-    config = await client.get_config("web/0")
+    created = await client.create_application("web", schema=SCHEMA, units=2)
+    config = await client.get_config("web/0", min_revision=created.revision)
     first = await client.report_applied("web/0", config.hash, ok=True, message="applied")
     assert list(first.units) == ["web/0"]
     second = await client.report_applied("web/0", HASH, ok=False, message="restart failed")
@@ -239,7 +239,8 @@ async def test_agent_sees_every_distinct_config_once_in_order(
             result = await write()
             if expected is None:
                 bookmark = await watch.quiet_until(result.revision)
-                assert bookmark.hash == (await client.get_config("web/0")).hash, name
+                current = await client.get_config("web/0", min_revision=result.revision)
+                assert bookmark.hash == current.hash, name
             else:
                 config = await watch.config(after=result.revision)
                 assert values(config) == expected, name

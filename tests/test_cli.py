@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import yaml
+from cli_runner import Genconf, clean_env
 from tls_certs import CertificateAuthority
 
 from genconf import cli
@@ -44,66 +41,6 @@ DEFAULTS: dict[str, Any] = {
     "tags": [],
     "features": {},
 }
-PARALLEL = 4  # concurrent commands: enough to overlap Python start-up on 2 cores
-
-
-@dataclass(frozen=True)
-class Run:
-    argv: Sequence[str]
-    rc: int
-    out: str
-    err: str
-
-    def ok(self) -> Run:
-        assert self.rc == 0, f"genconf {' '.join(self.argv)} exited {self.rc}: {self.err}"
-        return self
-
-    def json(self) -> Any:
-        return json.loads(self.ok().out)
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """Our environment without GENCONF_* settings or a user config file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENCONF_") and k != "NO_COLOR"}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    env.update(extra)
-    return env
-
-
-class Genconf:
-    """Runs `genconf` (``python -m genconf.cli``) with ``--server`` set to ``server``."""
-
-    def __init__(self, server: str | None, env: dict[str, str]) -> None:
-        self.server = server
-        self.env = env
-        self._slots = asyncio.Semaphore(PARALLEL)
-
-    async def __call__(self, *args: str, env: dict[str, str] | None = None) -> Run:
-        argv = list(args)
-        if self.server and "--server" not in args:
-            argv += ["--server", self.server]
-        async with self._slots:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "genconf.cli",
-                *argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env or self.env,
-            )
-            try:
-                out, err = await asyncio.wait_for(proc.communicate(), 60)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-        assert proc.returncode is not None
-        return Run(argv, proc.returncode, out.decode(), err.decode())
-
-    async def all(self, *commands: Sequence[str]) -> list[Run]:
-        return list(await asyncio.gather(*(self(*c) for c in commands)))
 
 
 @pytest.fixture
@@ -216,10 +153,10 @@ async def test_every_command_succeeds_with_stable_json(
     # A branch's whole life.
     tracked = (await genconf("branch", "track", "canary", "web/0", *j)).json()
     assert tracked["units"] == ["web/0"]
-    await genconf("branch", "track", "canary", "--count", "1", "--of", "db", *j)
+    (await genconf("branch", "track", "canary", "--count", "1", "--of", "db", *j)).ok()
     staged = await genconf("config", "set", "web", "port=7070", "name=canary", "--branch", "canary")
     assert staged.ok().out.strip() == "branch canary: web port=7070 name=canary"
-    await genconf("config", "unset", "web", "debug", "--branch", "canary", *j)
+    (await genconf("config", "unset", "web", "debug", "--branch", "canary", *j)).ok()
     diff, show, branches, on_branch = await genconf.all(
         ["branch", "diff", "canary", *j], ["branch", "show", "canary", *j],
         ["branch", "list", *j], ["config", "get", "web/0", *j],
@@ -253,8 +190,8 @@ async def test_every_command_succeeds_with_stable_json(
     after = (await genconf("config", "get", "web/1", *j)).json()
     assert after["config"]["port"] == 7070 and after["config"]["debug"] is False
 
-    await genconf("branch", "add", "scratch", *j)
-    await genconf("branch", "track", "scratch", "--app", "db", *j)
+    (await genconf("branch", "add", "scratch", *j)).ok()
+    (await genconf("branch", "track", "scratch", "--app", "db", *j)).ok()
     aborted = (await genconf("branch", "abort", "scratch", "--force", *j)).json()
     assert set(aborted) == {"revision", "generation", "versions", "units"}
     assert (await genconf("branch", "list", *j)).json() == []
@@ -271,8 +208,8 @@ async def test_every_command_succeeds_with_stable_json(
 async def test_table_output_is_plain_when_piped_and_coloured_when_asked(
     genconf: Genconf, schema_file: Path
 ) -> None:
-    await genconf("app", "create", "web", "--schema", str(schema_file), "--units", "1")
-    await genconf("config", "set", "web", "port=9090")
+    (await genconf("app", "create", "web", "--schema", str(schema_file), "--units", "1")).ok()
+    (await genconf("config", "set", "web", "port=9090")).ok()
     plain, coloured, config, created = await genconf.all(
         ["unit", "list"], ["unit", "list", "--color", "always"], ["config", "get", "web/0"],
         ["app", "create", "api"],
@@ -292,9 +229,9 @@ async def test_table_output_is_plain_when_piped_and_coloured_when_asked(
 async def test_errors_exit_1_with_the_servers_message(
     genconf: Genconf, schema_file: Path, tmp_path: Path
 ) -> None:
-    await genconf("app", "create", "web", "--schema", str(schema_file), "--units", "1")
-    await genconf("branch", "add", "busy")
-    await genconf("branch", "track", "busy", "web/0")
+    (await genconf("app", "create", "web", "--schema", str(schema_file), "--units", "1")).ok()
+    (await genconf("branch", "add", "busy")).ok()
+    (await genconf("branch", "track", "busy", "web/0")).ok()
     cases: list[tuple[list[str], str]] = [
         (["app", "create", "web"], "already exists"),
         (["app", "create", "x", "--schema", str(tmp_path / "missing.yaml")], "cannot read"),
@@ -432,7 +369,9 @@ async def test_watch_prints_one_line_per_delta_and_resumes_with_since(
 async def test_settings_come_from_flags_then_environment_then_config_file(
     srv: RunningServer, tmp_path: Path, client: Client
 ) -> None:
-    await client.create_application("web")
+    created = await client.create_application("web")
+    # The commands read the server's cache: it must hold the write first.
+    await client.list_applications(min_revision=created.revision)
     dead = "127.0.0.1:1"
     config_file = tmp_path / "genconf.yaml"
     config_file.write_text(f"server: {srv.address}\noutput: json\n")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-from typing import Any
+from pathlib import Path
 
-import anyio
+from cli_runner import Genconf, Run, clean_env
 from servers import running_server
 
 from genconf.client import Client
@@ -16,45 +14,45 @@ from genconf.server import RunningServer
 ADMIN = "test-admin-token-0123456789abcdef"
 
 
-async def genconf(srv: RunningServer, *argv: str, token: str | None = None) -> tuple[int, Any, str]:
-    """Run ``genconf ARGV -o json``; returns (exit code, parsed stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENCONF_")}
-    cmd = [sys.executable, "-m", "genconf.cli", *argv, "--server", srv.address, "-o", "json"]
-    if token:
-        cmd += ["--token", token]
-    done = await anyio.run_process(cmd, env=env, check=False)
-    out = done.stdout.decode()
-    return done.returncode, (json.loads(out) if out.strip() else None), done.stderr.decode()
+class JsonGenconf:
+    """`cli_runner.Genconf` for ``srv`` with ``-o json`` (and ``--token`` when given)."""
+
+    def __init__(self, srv: RunningServer, tmp_path: Path) -> None:
+        self.run = Genconf(srv.address, clean_env(tmp_path))
+
+    async def __call__(self, *argv: str, token: str | None = None) -> Run:
+        return await self.run(*argv, "-o", "json", *(("--token", token) if token else ()))
 
 
-async def test_history_commands(srv: RunningServer, client: Client) -> None:
+async def test_history_commands(srv: RunningServer, client: Client, tmp_path: Path) -> None:
+    genconf = JsonGenconf(srv, tmp_path)
     await client.create_application("web", schema={"port": {"type": "int", "default": 80}})
     await client.set_config("web", {"port": 8080})
     await client.set_config("web", {"port": 9090})
 
-    code, versions, _ = await genconf(srv, "versions", "web", "--limit", "2")
-    assert code == 0 and [v["version"] for v in versions] == ["3", "2"]  # int64 as JSON text
-    code, shown, _ = await genconf(srv, "version", "show", "web", "2")
-    assert code == 0 and shown["settings"] == {"port": 8080}
-    code, diff, _ = await genconf(srv, "version", "diff", "web", "2", "3")
-    assert code == 0 and [(e["kind"], e["path"]) for e in diff["entries"]] == [("changed", "port")]
-    code, rolled, _ = await genconf(srv, "version", "rollback", "web", "1", "--reason", "undo")
-    assert code == 0 and rolled["versions"] == {"web": 4}
-    code, bumped, _ = await genconf(srv, "version", "bump", "web", "minor")
-    assert code == 0 and bumped["label"] == "1.0.0"
-    code, tagged, _ = await genconf(srv, "version", "tag", "web", "2.0.0", "--version", "2")
-    assert code == 0 and tagged["version"] == "2"
-    code, latest, _ = await genconf(srv, "version", "latest", "web")
-    assert code == 0 and (latest["label"], latest["label_version"]) == ("2.0.0", "2")
-    code, history, _ = await genconf(srv, "key-history", "web", "port")
-    assert code == 0 and [e["version"] for e in history] == ["4", "3", "2", "1"]
-    code, generations, _ = await genconf(srv, "generations", "--application", "web")
-    assert code == 0 and len(generations) == 3
+    versions = (await genconf("versions", "web", "--limit", "2")).json()
+    assert [v["version"] for v in versions] == ["3", "2"]  # int64 as JSON text
+    shown = (await genconf("version", "show", "web", "2")).json()
+    assert shown["settings"] == {"port": 8080}
+    diff = (await genconf("version", "diff", "web", "2", "3")).json()
+    assert [(e["kind"], e["path"]) for e in diff["entries"]] == [("changed", "port")]
+    rolled = (await genconf("version", "rollback", "web", "1", "--reason", "undo")).json()
+    assert rolled["versions"] == {"web": 4}
+    bumped = (await genconf("version", "bump", "web", "minor")).json()
+    assert bumped["label"] == "1.0.0"
+    tagged = (await genconf("version", "tag", "web", "2.0.0", "--version", "2")).json()
+    assert tagged["version"] == "2"
+    latest = (await genconf("version", "latest", "web")).json()
+    assert (latest["label"], latest["label_version"]) == ("2.0.0", "2")
+    history = (await genconf("key-history", "web", "port")).json()
+    assert [e["version"] for e in history] == ["4", "3", "2", "1"]
+    generations = (await genconf("generations", "--application", "web")).json()
+    assert len(generations) == 3
     newest = int(generations[0]["id"])
-    code, generation, _ = await genconf(srv, "generation", "show", str(newest))
-    assert code == 0 and generation["kind"] == "rollback"
-    code, reverted, _ = await genconf(srv, "generation", "revert", str(newest))
-    assert code == 0 and reverted["versions"] == {"web": 5}
+    generation = (await genconf("generation", "show", str(newest))).json()
+    assert generation["kind"] == "rollback"
+    reverted = (await genconf("generation", "revert", str(newest))).json()
+    assert reverted["versions"] == {"web": 5}
     assert (await client.get_version("web", 5)).settings["port"] == 9090
 
     # A commit that requires applied reports names the units that have not.
@@ -62,41 +60,36 @@ async def test_history_commands(srv: RunningServer, client: Client) -> None:
     await client.add_branch("canary")
     await client.set_branch_config("canary", "web", {"port": 1})
     await client.track_branch("canary", units=["web/0"])
-    code, _, err = await genconf(srv, "branch", "commit", "canary", "--require-applied")
-    assert code == 1 and "web/0" in err and "not applied" in err
+    run = await genconf("branch", "commit", "canary", "--require-applied")
+    assert run.rc == 1 and "web/0" in run.err and "not applied" in run.err
 
     # Errors: the server's message and exit 1; usage errors exit 2.
-    code, _, err = await genconf(srv, "version", "rollback", "web", "99")
-    assert code == 1 and "no version 99" in err
-    code, _, err = await genconf(srv, "version", "bump", "web", "huge")
-    assert code == 2 and "invalid choice" in err
+    run = await genconf("version", "rollback", "web", "99")
+    assert run.rc == 1 and "no version 99" in run.err
+    run = await genconf("version", "bump", "web", "huge")
+    assert run.rc == 2 and "invalid choice" in run.err
 
 
-async def test_token_commands(mongo_uri: str, db_name: str) -> None:
+async def test_token_commands(mongo_uri: str, db_name: str, tmp_path: Path) -> None:
     async with running_server(mongo_uri, db_name, admin_token=ADMIN) as srv:
-        code, created, _ = await genconf(
-            srv,
-            "token",
-            "create",
-            "--role",
-            "agent",
-            "--unit",
-            "web/0",
-            "--expires",
-            "1h",
-            token=ADMIN,
-        )
-        assert code == 0 and created["role"] == "agent" and created["unit"] == "web/0"
+        genconf = JsonGenconf(srv, tmp_path)
+        created = (
+            await genconf(
+                "token", "create", "--role", "agent", "--unit", "web/0", "--expires", "1h",
+                token=ADMIN,
+            )
+        ).json()  # fmt: skip
+        assert created["role"] == "agent" and created["unit"] == "web/0"
         assert created["token"].startswith("gct_") and "expires_at" in created
-        code, listed, _ = await genconf(srv, "token", "list", token=ADMIN)
-        assert code == 0 and [t["id"] for t in listed] == [created["id"]]
+        listed = (await genconf("token", "list", token=ADMIN)).json()
+        assert [t["id"] for t in listed] == [created["id"]]
         assert created["token"] not in json.dumps(listed)  # secrets are never listed
         # The agent token may not list tokens; without a token nothing works.
-        code, _, err = await genconf(srv, "token", "list", token=created["token"])
-        assert code == 1 and "may not call TokenService/ListTokens" in err
-        code, _, err = await genconf(srv, "token", "list")
-        assert code == 1 and "bearer token" in err
-        code, revoked, _ = await genconf(srv, "token", "revoke", created["id"], token=ADMIN)
-        assert code == 0 and revoked == {"revoked": created["id"]}
-        code, listed, _ = await genconf(srv, "token", "list", token=ADMIN)
+        run = await genconf("token", "list", token=created["token"])
+        assert run.rc == 1 and "may not call TokenService/ListTokens" in run.err
+        run = await genconf("token", "list")
+        assert run.rc == 1 and "bearer token" in run.err
+        revoked = (await genconf("token", "revoke", created["id"], token=ADMIN)).json()
+        assert revoked == {"revoked": created["id"]}
+        listed = (await genconf("token", "list", token=ADMIN)).json()
         assert listed[0]["revoked"] is True

@@ -32,9 +32,9 @@ import grpc
 import kubernetes_validate
 import pytest
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from pymongo.uri_parser import parse_uri
-from servers import free_port, server_config
+from servers import free_port, server_config, wait_serving
 from tls_certs import CertificateAuthority
 
 from genconf import healthcheck
@@ -516,6 +516,7 @@ def test_probes_check_grpc_health_on_the_grpc_container_port() -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     served = parse_genconf(expanded_args(container))
     assert ports["grpc"] == port_of(served.listen) == 50051
+    assert served.tls_cert, "the deployment serves TLS: the probes must check over TLS"
     assert ports["metrics"] == port_of(served.metrics_listen)
     mounts = [m["mountPath"] for m in container["volumeMounts"]]
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -523,8 +524,7 @@ def test_probes_check_grpc_health_on_the_grpc_container_port() -> None:
         check = parse_healthcheck(probe["exec"]["command"])
         assert port_of(check.address) == ports["grpc"], kind
         assert check.timeout < probe["timeoutSeconds"], kind
-        if served.tls_cert:
-            assert check.tls_ca and any(check.tls_ca.startswith(m + "/") for m in mounts), kind
+        assert check.tls_ca and any(check.tls_ca.startswith(m + "/") for m in mounts), kind
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # `serve`'s sync limit
     # Readiness follows the change stream (whole-server status); liveness must not,
@@ -594,22 +594,6 @@ async def run_healthcheck(*args: str, env: Mapping[str, str] | None = None) -> t
     return done.returncode, done.stderr.decode()
 
 
-async def wait_serving_tls(address: str, ca: bytes, limit: float = 30) -> None:
-    """Until the TLS server's overall health is SERVING (Health.Watch, no polling)."""
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-    async with grpc.aio.secure_channel(address, credentials) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        with anyio.fail_after(limit):
-            call = stub.Watch(health_pb2.HealthCheckRequest(service=""), wait_for_ready=True)
-            try:
-                async for reply in call:
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-            finally:
-                call.cancel()
-    raise AssertionError(f"health watch on {address} ended before SERVING")
-
-
 async def test_healthcheck_passes_on_a_serving_server(srv: RunningServer) -> None:
     code, err = await run_healthcheck(srv.address)
     assert (code, err) == (0, "")
@@ -638,7 +622,7 @@ async def test_healthcheck_over_tls(mongo_uri: str, db_name: str, tmp_path: Path
     )
     async with serve(config) as running:
         address, ca_file = running.address, str(ca.cert_path)
-        await wait_serving_tls(address, ca.cert)
+        await wait_serving(address, credentials=grpc.ssl_channel_credentials(ca.cert))
         assert await run_healthcheck(address, "--tls-ca", ca_file) == (0, "")
         assert (await run_healthcheck(address, "--tls-ca", ca_file, "--server-name", "localhost"))[
             0

@@ -25,7 +25,7 @@ from genconf.embedded import EmbeddedReplicaSet
 from genconf.errors import Unavailable
 from genconf.multiwatcher import Tuning
 from genconf.readside import read_side
-from genconf.store import APPLICATIONS, BRANCHES, UNITS, Store, WriteResult, effective_from_docs
+from genconf.store import APPLICATIONS, BRANCHES, UNITS, Store, WriteResult, effective_by_unit
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}, "s": {"type": "string"}}
 TUNING = Tuning(max_await_ms=100, backoff_initial=0.05, backoff_max=1.0)
@@ -47,11 +47,8 @@ async def store(replica_set: EmbeddedReplicaSet) -> AsyncIterator[Store]:
 
 async def cache_equals_mongodb(store: Store, cache: ModelCache) -> None:
     state = await store.load()
-    expected = {}
-    for name, doc in state[UNITS].items():
-        branch = state[BRANCHES].get(doc["branch"]) if doc["branch"] else None
-        config = effective_from_docs(state[APPLICATIONS][doc["application"]], branch)
-        expected[name] = (config, model.config_hash(config))
+    configs = effective_by_unit(state[APPLICATIONS], state[BRANCHES], state[UNITS].values())
+    expected = {name: (config, model.config_hash(config)) for name, config in configs.items()}
     got = {name: (dict(cache.config(name).config), cache.config(name).hash) for name in cache.units}
     assert got == expected
 
@@ -111,82 +108,94 @@ async def test_read_side_survives_primary_crash_and_step_down(
     writer = Writer(store)
     recovery: dict[str, float] = {}
     final = 1_000_000
+    own_client = reader == "impatient"
     client: AsyncMongoClient[dict[str, Any]] = (
-        store.client
-        if reader == "shared"
-        else AsyncMongoClient(rs.uri, tz_aware=True, serverSelectionTimeoutMS=500, retryReads=False)
+        AsyncMongoClient(rs.uri, tz_aware=True, serverSelectionTimeoutMS=500, retryReads=False)
+        if own_client
+        else store.client
     )
+    try:
+        async with read_side(client[store.db.name], tuning=TUNING) as side:
+            cache = side.cache
+            with anyio.fail_after(20):
+                await side.wait_synced()
+                await cache.wait_for(setup.revision)
+            seen: dict[str, list[int]] = {"app/0": [], "app/2": []}
 
-    async with read_side(client[store.db.name], tuning=TUNING) as side:
-        cache = side.cache
-        with anyio.fail_after(20):
-            await side.wait_synced()
-            await cache.wait_for(setup.revision)
-        seen: dict[str, list[int]] = {"app/0": [], "app/2": []}
+            async def fault(name: str, action: Callable[[], None]) -> None:
+                """Inject a fault; time until the cache holds a write made after it."""
+                started = time.monotonic()
+                await anyio.to_thread.run_sync(action)
+                after = len(writer.acked)
+                with anyio.fail_after(60):
+                    # Write after+1 may have been committed before the fault took effect;
+                    # write after+2 was issued after after+1 was acknowledged.
+                    fresh = await writer.ack(after + 2)
+                    acked = time.monotonic() - started
+                    await cache.wait_for(fresh.revision)
+                recovery[name] = time.monotonic() - started
+                primary = await anyio.to_thread.run_sync(rs.primary_index)
+                print(
+                    f"{reader} {name}: the first write after it was acknowledged after "
+                    f"{acked:.2f}s and in the cache after {recovery[name]:.2f}s "
+                    f"(primary now member {primary}; resumes {side.watcher.stats.resumes})"
+                )
 
-        async def fault(name: str, action: Callable[[], None]) -> None:
-            """Inject a fault; time until the cache holds a write made after it."""
-            started = time.monotonic()
-            await anyio.to_thread.run_sync(action)
-            after = len(writer.acked)
-            with anyio.fail_after(60):
-                # Write after+1 may have been committed before the fault took effect;
-                # write after+2 was issued after after+1 was acknowledged.
-                fresh = await writer.ack(after + 2)
-                acked = time.monotonic() - started
-                await cache.wait_for(fresh.revision)
-            recovery[name] = time.monotonic() - started
-            primary = await anyio.to_thread.run_sync(rs.primary_index)
-            print(
-                f"{reader} {name}: the first write after it was acknowledged after "
-                f"{acked:.2f}s and in the cache after {recovery[name]:.2f}s "
-                f"(primary now member {primary}; resumes {side.watcher.stats.resumes})"
-            )
+            with anyio.fail_after(120):  # the recorders end when they see the final write
+                async with anyio.create_task_group() as recorders:
+                    for unit, values in seen.items():
+                        recorders.start_soon(record, cache.watch(unit), values, final)
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(writer.run)
+                        with anyio.fail_after(20):
+                            await cache.wait_for((await writer.ack(20)).revision)
 
-        with anyio.fail_after(120):  # the recorders end when they see the final write
-            async with anyio.create_task_group() as recorders:
-                for unit, values in seen.items():
-                    recorders.start_soon(record, cache.watch(unit), values, final)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(writer.run)
-                    with anyio.fail_after(20):
-                        await cache.wait_for((await writer.ack(20)).revision)
-
-                    # The change stream runs on the primary: killing it breaks the stream.
-                    victim = await anyio.to_thread.run_sync(rs.primary_index)
-                    await fault("kill primary", lambda: rs.kill(victim))
-                    await anyio.to_thread.run_sync(rs.restart, victim, 60)
-                    await anyio.to_thread.run_sync(rs.wait_healthy, 60)
-                    with anyio.fail_after(20):
-                        await cache.wait_for((await writer.ack(len(writer.acked) + 20)).revision)
-
-                    # A stepped-down primary keeps its open cursors (as a secondary, which
-                    # may serve a change stream): writes move, the stream may stay.
-                    old = await anyio.to_thread.run_sync(rs.primary_index)
-                    await fault("step down", lambda: rs.step_down(old, seconds=10))
-                    with anyio.fail_after(20):
-                        await cache.wait_for((await writer.ack(len(writer.acked) + 20)).revision)
-
-                    # Not cancelled: a transaction cut off mid-way could hold the
-                    # document until the server times it out.
-                    writer.stopping = True
-                with anyio.fail_after(30):
-                    while True:
+                        # The change stream runs on the primary: killing it breaks the
+                        # stream. Restarted even if the test fails on the way: the replica
+                        # set is shared by the session.
+                        victim = await anyio.to_thread.run_sync(rs.primary_index)
                         try:
-                            last = await store.set_config("app", set={"k": final})
-                            break
-                        except Unavailable:
-                            await anyio.sleep(0.05)
-                    await cache.wait_for(last.revision)
-        await cache_equals_mongodb(store, cache)
-        stats = side.watcher.stats
-        print(
-            f"{reader}: writes acknowledged {len(writer.acked)}, refused while failing over "
-            f"{writer.failures}; multiwatcher resumes {stats.resumes}, "
-            f"resyncs {stats.resyncs}, last error {stats.last_error[:100]!r}"
-        )
-    if client is not store.client:
-        await client.close()
+                            await fault("kill primary", lambda: rs.kill(victim))
+                        finally:
+                            with anyio.CancelScope(shield=True):
+                                await anyio.to_thread.run_sync(rs.restart, victim, 60)
+                        await anyio.to_thread.run_sync(rs.wait_healthy, 60)
+                        with anyio.fail_after(20):
+                            await cache.wait_for(
+                                (await writer.ack(len(writer.acked) + 20)).revision
+                            )
+
+                        # A stepped-down primary keeps its open cursors (as a secondary,
+                        # which may serve a change stream): writes move, the stream may stay.
+                        old = await anyio.to_thread.run_sync(rs.primary_index)
+                        await fault("step down", lambda: rs.step_down(old, seconds=10))
+                        with anyio.fail_after(20):
+                            await cache.wait_for(
+                                (await writer.ack(len(writer.acked) + 20)).revision
+                            )
+
+                        # Not cancelled: a transaction cut off mid-way could hold the
+                        # document until the server times it out.
+                        writer.stopping = True
+                    with anyio.fail_after(30):
+                        while True:
+                            try:
+                                last = await store.set_config("app", set={"k": final})
+                                break
+                            except Unavailable:
+                                await anyio.sleep(0.05)
+                        await cache.wait_for(last.revision)
+            await cache_equals_mongodb(store, cache)
+            stats = side.watcher.stats
+            print(
+                f"{reader}: writes acknowledged {len(writer.acked)}, refused while failing over "
+                f"{writer.failures}; multiwatcher resumes {stats.resumes}, "
+                f"resyncs {stats.resyncs}, last error {stats.last_error[:100]!r}"
+            )
+    finally:
+        if own_client:
+            with anyio.CancelScope(shield=True):
+                await client.close()
 
     assert await anyio.to_thread.run_sync(rs.primary_index) != old, "no step-down happened"
     if reader == "impatient":

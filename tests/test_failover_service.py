@@ -149,28 +149,32 @@ async def test_agents_hold_their_config_after_the_primary_is_killed(
                     await fleet.wait_all(lambda c, k=k: c.config["k"] >= k)
 
                 victim = await anyio.to_thread.run_sync(rs.primary_index)
-                killed = time.monotonic()
-                await anyio.to_thread.run_sync(rs.kill, victim)
-                before = len(writer.acked)
-                with anyio.fail_after(90):
-                    # Write before+1 may have committed before the kill took effect;
-                    # write before+2 was sent after before+1 was acknowledged.
-                    k, _ = await writer.ack(before + 2)
-                    acked = time.monotonic() - killed
-                    await fleet.wait_all(lambda c, k=k: c.config["k"] >= k)
-                    fleet_has_it = time.monotonic() - killed
-                    healthy = await health.serving_after(killed) - killed
-                primary = await anyio.to_thread.run_sync(rs.primary_index)
-                print(
-                    f"\nfailover with {AGENTS} agents: primary (member {victim}) killed; "
-                    f"health SERVING again after {healthy:.2f}s, first write acknowledged "
-                    f"after {acked:.2f}s, every agent had it after {fleet_has_it:.2f}s "
-                    f"(new primary member {primary}; writes refused meanwhile "
-                    f"{writer.refused})"
-                )
-
-                # The old primary rejoins as a secondary; the load goes on meanwhile.
-                await anyio.to_thread.run_sync(rs.restart, victim, 60)
+                try:
+                    killed = time.monotonic()
+                    await anyio.to_thread.run_sync(rs.kill, victim)
+                    before = len(writer.acked)
+                    with anyio.fail_after(90):
+                        # Write before+1 may have committed before the kill took effect;
+                        # write before+2 was sent after before+1 was acknowledged.
+                        k, _ = await writer.ack(before + 2)
+                        acked = time.monotonic() - killed
+                        await fleet.wait_all(lambda c, k=k: c.config["k"] >= k)
+                        fleet_has_it = time.monotonic() - killed
+                        healthy = await health.serving_after(killed) - killed
+                    primary = await anyio.to_thread.run_sync(rs.primary_index)
+                    print(
+                        f"\nfailover with {AGENTS} agents: primary (member {victim}) killed; "
+                        f"health SERVING again after {healthy:.2f}s, first write acknowledged "
+                        f"after {acked:.2f}s, every agent had it after {fleet_has_it:.2f}s "
+                        f"(new primary member {primary}; writes refused meanwhile "
+                        f"{writer.refused})"
+                    )
+                finally:
+                    # The old primary rejoins as a secondary; the load goes on meanwhile.
+                    # Restarted even if the test fails on the way: the replica set is
+                    # shared by the session.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(rs.restart, victim, 60)
                 await anyio.to_thread.run_sync(rs.wait_healthy, 60)
                 with anyio.fail_after(30):
                     await writer.ack(len(writer.acked) + 5)

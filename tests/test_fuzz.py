@@ -31,8 +31,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import MongoClient
-from servers import running_server
-from test_security import BOOTSTRAP, RPCS, Rpc, bearer, digest
+from servers import digest, running_server
+from test_security import BOOTSTRAP, RPCS, WRITE_RPC_NAMES, Rpc, bearer
 
 from genconf import model
 from genconf.client import SyncClient
@@ -53,27 +53,6 @@ MAX_REQUEST = 256 * 1024  # the fuzz server's max_request_bytes
 CALL_TIMEOUT = 15.0
 EXAMPLES = 40
 
-WRITE_RPC_NAMES = (
-    "CreateApplication",
-    "UpdateApplication",
-    "RemoveApplication",
-    "AddUnits",
-    "RemoveUnit",
-    "SetConfig",
-    "AddBranch",
-    "TrackBranch",
-    "UntrackBranch",
-    "SetBranchConfig",
-    "CommitBranch",
-    "AbortBranch",
-    "ReportApplied",
-    "Rollback",
-    "TagVersion",
-    "BumpVersion",
-    "RevertGeneration",
-    "CreateToken",
-    "RevokeToken",
-)
 WRITES: dict[str, Rpc] = {rpc.name: rpc for rpc in RPCS if rpc.name in WRITE_RPC_NAMES}
 
 SCHEMA: dict[str, Any] = {
@@ -102,8 +81,10 @@ class ThreadedServer:
         self.ready = threading.Event()
         self.server: RunningServer | None = None
         self.error: BaseException | None = None
+        self._lock = threading.Lock()  # guards the three below
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False
         self._thread = threading.Thread(target=self._run, name="fuzz-server", daemon=True)
 
     def _run(self) -> None:
@@ -114,25 +95,44 @@ class ThreadedServer:
             self.ready.set()
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        stop = asyncio.Event()
+        with self._lock:
+            self._loop, self._stop = asyncio.get_running_loop(), stop
+            if self._stop_requested:
+                stop.set()
         async with running_server(*self.args, **self.overrides) as srv:
             self.server = srv
             self.ready.set()
-            await self._stop.wait()
+            await stop.wait()
+
+    def _request_stop(self) -> None:
+        """Stop the server whenever it gets to serving (now, if it is)."""
+        with self._lock:
+            self._stop_requested = True
+            if self._loop is not None and self._stop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._stop.set)
+                except RuntimeError:  # the loop is closed: the thread has ended
+                    pass
+
+    def _stop_thread(self) -> None:
+        self._request_stop()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the fuzz server did not stop"
 
     def __enter__(self) -> RunningServer:
         self._thread.start()
-        assert self.ready.wait(60), "the fuzz server did not start in time"
-        if self.server is None:
-            raise RuntimeError("the fuzz server failed to start") from self.error
+        try:
+            assert self.ready.wait(60), "the fuzz server did not start in time"
+            if self.server is None:
+                raise RuntimeError("the fuzz server failed to start") from self.error
+        except BaseException:
+            self._stop_thread()
+            raise
         return self.server
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
-        assert not self._thread.is_alive(), "the fuzz server did not stop"
+        self._stop_thread()
         if self.error is not None:
             raise self.error
 
@@ -192,9 +192,10 @@ def fuzz(mongo_uri: str, mongo_client: MongoClient[dict[str, Any]]) -> Iterator[
                 admin.track_branch("b", units=["web/1"])
                 admin.set_branch_config("b", "web", {"port": 9090})
                 admin.add_branch("empty")
-                admin.tag_version("web", "1.0.0", version=1)
+                tagged = admin.tag_version("web", "1.0.0", version=1)
                 token = admin.create_token("admin", description="fuzz").token
-                assert admin.get_application("web").version == CURRENT_VERSION
+                web = admin.get_application("web", min_revision=tagged.revision)
+                assert web.version == CURRENT_VERSION
                 assert admin.list_generations().generations[0].id == LAST_GENERATION
             with grpc.insecure_channel(srv.address) as channel:
                 yield Fuzz(channel, token, mongo_client, db_name)

@@ -6,47 +6,17 @@ the repository's .genconf-data."""
 from __future__ import annotations
 
 import os
-import queue
 import shlex
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import IO
+
+from procs import lines_of, processes_mentioning
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "genconf is ready on "
 START_LIMIT = 120.0  # seconds: a cold embedded mongod on a busy machine
-
-
-def processes_mentioning(text: str) -> dict[int, str]:
-    """Live PIDs (other than ours) whose command line contains ``text``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def lines_of(stream: IO[str]) -> queue.Queue[str | None]:
-    """The stream's lines on a queue (None at EOF), read by a daemon thread."""
-    out: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            out.put(line)
-        out.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return out
 
 
 def test_make_run_serves_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 The oracle is MongoDB itself: at a quiescent point (``cache.wait_for`` the last
 write's revision) every unit's cached effective config and hash must equal a
-from-scratch recomputation from the stored documents (`effective_from_docs`).
+from-scratch recomputation from the stored documents (`effective_by_unit`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pymongo import UpdateOne
 from genconf import model
 from genconf.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
 from genconf.deltas import Kind
-from genconf.errors import GenconfError, Unavailable
+from genconf.errors import AlreadyExists, GenconfError, Unavailable
 from genconf.multiwatcher import Multiwatcher, Snapshot, State, Tuning
 from genconf.readside import ReadSide, read_side
 from genconf.store import (
@@ -32,7 +32,7 @@ from genconf.store import (
     UNITS,
     Store,
     WriteResult,
-    effective_from_docs,
+    effective_by_unit,
 )
 
 SCHEMA: dict[str, Any] = {
@@ -48,14 +48,6 @@ SCHEMA_ALT: dict[str, Any] = {
     "s": {"type": "string", "default": "y"},
 }
 TUNING = Tuning(max_await_ms=100, backoff_initial=0.05, backoff_max=0.5)
-
-
-@pytest.fixture
-async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
-    store = Store.connect(mongo_uri, db_name)
-    await store.ensure_schema()
-    yield store
-    await store.aclose()
 
 
 @asynccontextmanager
@@ -75,13 +67,11 @@ async def settle(rs: ReadSide | ModelCache, revision: int) -> None:
 async def truth(store: Store) -> dict[str, tuple[str | None, dict[str, Any], str]]:
     """Every unit's (branch, effective config, hash), recomputed from MongoDB."""
     state = await store.load()
-    out = {}
-    for name, doc in state[UNITS].items():
-        app = state[APPLICATIONS][doc["application"]]
-        branch = state[BRANCHES].get(doc["branch"]) if doc["branch"] else None
-        config = effective_from_docs(app, branch)
-        out[name] = (doc["branch"], config, model.config_hash(config))
-    return out
+    configs = effective_by_unit(state[APPLICATIONS], state[BRANCHES], state[UNITS].values())
+    return {
+        name: (doc["branch"], configs[name], model.config_hash(configs[name]))
+        for name, doc in state[UNITS].items()
+    }
 
 
 def cached(cache: ModelCache) -> dict[str, tuple[str | None, dict[str, Any], str]]:
@@ -109,7 +99,7 @@ async def marker(store: Store) -> WriteResult:
     """A write no watched unit cares about: after it, earlier changes are all applied."""
     try:
         await store.create_application("zz-marker")
-    except GenconfError:
+    except AlreadyExists:  # a marker before this one made it
         pass
     return await store.add_units("zz-marker", count=1)
 

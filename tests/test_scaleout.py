@@ -40,20 +40,22 @@ async def test_both_replicas_serve_the_same_configs_and_feed(
 
         # The admin feed on A, live from now; writes go through A and B alike.
         feed_a = ca.watch_deltas(since_revision=seeded)
-        writes = [
-            await ca.set_config("web", {"k": 1}),
-            await cb.set_config("db", {"s": "x"}),
-            await ca.set_branch_config("canary", "web", {"s": "y"}),
-            await cb.commit_branch("canary", force=True),
-            await ca.set_config("db", {"k": 2}),
-        ]
         seen_a: list[tuple[int, list[tuple[str, str]]]] = []
-        with anyio.fail_after(20):
-            async for batch in feed_a:
-                seen_a.append((batch.revision, [(d.kind, d.key) for d in batch.deltas]))
-                if batch.revision >= writes[-1].revision:
-                    break
-        await feed_a.aclose()
+        try:
+            writes = [
+                await ca.set_config("web", {"k": 1}),
+                await cb.set_config("db", {"s": "x"}),
+                await ca.set_branch_config("canary", "web", {"s": "y"}),
+                await cb.commit_branch("canary", force=True),
+                await ca.set_config("db", {"k": 2}),
+            ]
+            with anyio.fail_after(20):
+                async for batch in feed_a:
+                    seen_a.append((batch.revision, [(d.kind, d.key) for d in batch.deltas]))
+                    if batch.revision >= writes[-1].revision:
+                        break
+        finally:
+            await feed_a.aclose()
         assert [r for r, _ in seen_a] == sorted({r for r, _ in seen_a})
 
         # Resume on B from the revision of the second batch A delivered: B continues
@@ -61,12 +63,14 @@ async def test_both_replicas_serve_the_same_configs_and_feed(
         resume_from = seen_a[1][0]
         seen_b: list[tuple[int, list[tuple[str, str]]]] = []
         feed_b = cb.watch_deltas(since_revision=resume_from)
-        with anyio.fail_after(20):
-            async for batch in feed_b:
-                seen_b.append((batch.revision, [(d.kind, d.key) for d in batch.deltas]))
-                if batch.revision >= writes[-1].revision:
-                    break
-        await feed_b.aclose()
+        try:
+            with anyio.fail_after(20):
+                async for batch in feed_b:
+                    seen_b.append((batch.revision, [(d.kind, d.key) for d in batch.deltas]))
+                    if batch.revision >= writes[-1].revision:
+                        break
+        finally:
+            await feed_b.aclose()
         assert seen_b == [entry for entry in seen_a if entry[0] > resume_from]
 
         # Every unit: the same config and hash from either replica, and from MongoDB.

@@ -8,7 +8,6 @@ or a request in `MATRIX_REQUESTS` fails `test_access_matrix`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib
 import logging
 import pkgutil
@@ -22,14 +21,13 @@ import anyio
 import bson
 import grpc
 import pytest
-from bson import json_util
 from google.protobuf import descriptor_pool, json_format, message_factory, struct_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pymongo import MongoClient
-from servers import assert_code, running_server, server_config, wait_serving
+from servers import assert_code, digest, running_server, server_config, wait_serving
 from tls_certs import CertificateAuthority, Issued
 
 import genconf.v1
@@ -67,16 +65,6 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 # -- shared helpers ------------------------------------------------------------------
 
 
-def digest(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> str:
-    """Every document of every collection, canonically: equal digests, equal databases."""
-    db = mongo_client[db_name]
-    h = hashlib.sha256()
-    for name in sorted(db.list_collection_names()):
-        for doc in db[name].find({}, sort=[("_id", 1)]):
-            h.update(name.encode() + json_util.dumps(doc, sort_keys=True).encode())
-    return h.hexdigest()
-
-
 def bearer(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
@@ -92,9 +80,12 @@ async def auth_server(
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 10.0) -> None:
     """Until ``check()`` holds, for state the server changes with no event a client can
     wait on (a stream's cleanup after the client cancels it)."""
-    with anyio.fail_after(limit):
-        while not await check():  # noqa: ASYNC110 (no event to wait on: see above)
-            await anyio.sleep(0.02)
+    try:
+        with anyio.fail_after(limit):
+            while not await check():  # noqa: ASYNC110 (no event to wait on: see above)
+                await anyio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"still not so after {limit}s: {what}") from None
 
 
 # -- RPCs from the descriptors -------------------------------------------------------
@@ -212,28 +203,26 @@ def test_every_rpc_has_an_access_rule_and_no_rule_is_stale() -> None:
 
 
 # The security policy, written independently of the rule table it checks.
-WRITE_RPCS = frozenset(
-    {
-        "CreateApplication",
-        "UpdateApplication",
-        "RemoveApplication",
-        "AddUnits",
-        "RemoveUnit",
-        "SetConfig",
-        "AddBranch",
-        "TrackBranch",
-        "UntrackBranch",
-        "SetBranchConfig",
-        "CommitBranch",
-        "AbortBranch",
-        "ReportApplied",
-        "Rollback",
-        "TagVersion",
-        "BumpVersion",
-        "RevertGeneration",
-        "CreateToken",
-        "RevokeToken",
-    }
+WRITE_RPC_NAMES = (
+    "CreateApplication",
+    "UpdateApplication",
+    "RemoveApplication",
+    "AddUnits",
+    "RemoveUnit",
+    "SetConfig",
+    "AddBranch",
+    "TrackBranch",
+    "UntrackBranch",
+    "SetBranchConfig",
+    "CommitBranch",
+    "AbortBranch",
+    "ReportApplied",
+    "Rollback",
+    "TagVersion",
+    "BumpVersion",
+    "RevertGeneration",
+    "CreateToken",
+    "RevokeToken",
 )
 
 
@@ -244,7 +233,7 @@ def test_rule_table_follows_the_policy() -> None:
         access = auth.RULES[rpc.path]
         assert auth.Role.ADMIN in access.roles, rpc.short
         assert not access.public, f"{rpc.short} must need a token"
-        if rpc.name in WRITE_RPCS:
+        if rpc.name in WRITE_RPC_NAMES:
             assert auth.Role.OBSERVER not in access.roles, f"observers may call {rpc.short}"
         else:
             assert auth.Role.OBSERVER in access.roles or rpc.service == "TokenService", rpc.short
@@ -602,11 +591,11 @@ async def test_a_new_token_works_and_a_revoked_one_fails_as_soon_as_the_call_ret
             async with Client(srv.address, token=created.token, timeout=CALL_TIMEOUT) as c:
                 apps = await c.list_applications(min_revision=app.revision)
                 assert [a.name for a in apps] == ["web"]
-                await admin.revoke_token(created.info.id)
+                revoked = await admin.revoke_token(created.info.id)
                 with pytest.raises(ClientError) as caught:
                     await c.list_applications()
                 assert "revoked" in assert_code(caught.value, UNAUTHENTICATED).message
-        infos = await admin.list_tokens()
+        infos = await admin.list_tokens(min_revision=revoked.revision)
         assert len(infos) == 3 and all(t.revoked for t in infos)
         assert {t.created_by for t in infos} == {auth.BOOTSTRAP_ID}
 
@@ -621,15 +610,16 @@ async def test_revoking_a_token_ends_its_open_streams(mongo_uri: str, db_name: s
         auth_server(mongo_uri, db_name) as srv,
         Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
     ):
-        await admin.create_application("web", units=2)
+        created = await admin.create_application("web", units=2)
         agent = await admin.create_token("agent", unit="web/0")
         other = await admin.create_token("agent", unit="web/1")
         async with (
             Client(srv.address, token=agent.token, timeout=None) as agent_client,
             Client(srv.address, token=other.token, timeout=None) as other_client,
         ):
-            watch = agent_client.watch_config("web/0", reconnect=False)
-            bystander = other_client.watch_config("web/1", reconnect=False)
+            since = created.revision
+            watch = agent_client.watch_config("web/0", reconnect=False, min_revision=since)
+            bystander = other_client.watch_config("web/1", reconnect=False, min_revision=since)
             try:
                 assert (await first_config(watch)).unit == "web/0"
                 assert (await first_config(bystander)).unit == "web/1"
@@ -656,12 +646,14 @@ async def test_an_expiring_token_ends_its_open_stream(mongo_uri: str, db_name: s
         auth_server(mongo_uri, db_name) as srv,
         Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
     ):
-        await admin.create_application("web", units=1)
+        created = await admin.create_application("web", units=1)
         agent = await admin.create_token("agent", unit="web/0", expires_in_seconds=2)
         expires_at = agent.info.expires_at.ToDatetime(dt.UTC)
         assert dt.timedelta(seconds=1) < expires_at - agent.info.created_at.ToDatetime(dt.UTC)
         async with Client(srv.address, token=agent.token, timeout=None) as agent_client:
-            watch = agent_client.watch_config("web/0", reconnect=False)
+            watch = agent_client.watch_config(
+                "web/0", reconnect=False, min_revision=created.revision
+            )
             try:
                 assert (await first_config(watch)).unit == "web/0"
                 # Bookmarks keep flowing meanwhile (every 0.2 s): the stream ends
@@ -683,16 +675,15 @@ async def test_streams_per_token_limit(mongo_uri: str, db_name: str) -> None:
         auth_server(mongo_uri, db_name, streams_per_token=2) as srv,
         Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
     ):
-        await admin.create_application("web", units=2)
+        created = await admin.create_application("web", units=2)
         agent = (await admin.create_token("agent", unit="web/0")).token
         observer = (await admin.create_token("observer")).token
         async with grpc.aio.insecure_channel(srv.address) as channel:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
 
             def open_watch(token: str, unit: str = "web/0") -> Any:
-                return stub.WatchConfig(
-                    agent_pb2.WatchConfigRequest(unit=unit), metadata=bearer(token)
-                )
+                request = agent_pb2.WatchConfigRequest(unit=unit, min_revision=created.revision)
+                return stub.WatchConfig(request, metadata=bearer(token))
 
             first, second = open_watch(agent), open_watch(agent)
             opened = [first, second]
@@ -711,7 +702,8 @@ async def test_streams_per_token_limit(mongo_uri: str, db_name: str) -> None:
                     opened.append(call)
                     assert (await call.read()).HasField("config")
                 async with Client(srv.address, token=agent, timeout=CALL_TIMEOUT) as c:
-                    assert (await c.get_config("web/0")).unit == "web/0"
+                    config = await c.get_config("web/0", min_revision=created.revision)
+                    assert config.unit == "web/0"
 
                 first.cancel()
                 fourth: list[Any] = []
@@ -797,7 +789,7 @@ async def test_tokens_are_never_stored_or_logged_in_plain_text(
         with pytest.raises(ClientError) as caught:  # an error that echoes the value
             await admin.set_config("vault", {"port": "hunter2-wrong-type"})
         assert "hunter2-wrong-type" in assert_code(caught.value, INVALID).message
-        await admin.revoke_token((await admin.list_tokens())[0].id)
+        await admin.revoke_token((await admin.list_tokens(min_revision=created.revision))[0].id)
         stored = everything_stored(mongo_client, db_name)
         docs = list(mongo_client[db_name]["tokens"].find({}))
         assert len(docs) == len(plaintexts) - 1  # every minted token; never the bootstrap
@@ -975,31 +967,21 @@ async def test_a_non_loopback_listen_needs_an_admin_token(mongo_uri: str, db_nam
 
 @asynccontextmanager
 async def tls_server(
-    mongo_uri: str, db_name: str, channel: Callable[[str], grpc.aio.Channel], **overrides: Any
+    mongo_uri: str, db_name: str, credentials: grpc.ChannelCredentials, **overrides: Any
 ) -> AsyncIterator[str]:
     """A TLS server (`servers.running_server` waits over plaintext) and its address,
-    SERVING as seen through ``channel(address)``."""
+    SERVING as seen over a channel with ``credentials``."""
     async with serve(server_config(mongo_uri, db_name, **overrides)) as srv:
         address = f"127.0.0.1:{srv.address.rsplit(':', 1)[1]}"
-        async with channel(address) as ch:
-            watch = health_pb2_grpc.HealthStub(ch).Watch(
-                health_pb2.HealthCheckRequest(), wait_for_ready=True
-            )
-            try:
-                with anyio.fail_after(30):
-                    async for reply in watch:
-                        if reply.status == SERVING:
-                            break
-            finally:
-                watch.cancel()
+        await wait_serving(address, credentials=credentials)
         yield address
 
 
-def tls_channel(
-    address: str, ca: CertificateAuthority, client: Issued | None, token: str | None = None
-) -> grpc.aio.Channel:
-    """A TLS channel trusting ``ca``, presenting ``client``'s certificate when given,
-    and sending ``token`` with gRPC's standard access-token call credentials."""
+def tls_credentials(
+    ca: CertificateAuthority, client: Issued | None, token: str | None = None
+) -> grpc.ChannelCredentials:
+    """Trusting ``ca``, presenting ``client``'s certificate when given, and sending
+    ``token`` with gRPC's standard access-token call credentials."""
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ca.cert,
         private_key=client.key if client else None,
@@ -1009,7 +991,14 @@ def tls_channel(
         credentials = grpc.composite_channel_credentials(
             credentials, grpc.access_token_call_credentials(token)
         )
-    return grpc.aio.secure_channel(address, credentials)
+    return credentials
+
+
+def tls_channel(
+    address: str, ca: CertificateAuthority, client: Issued | None, token: str | None = None
+) -> grpc.aio.Channel:
+    """A TLS channel with `tls_credentials`."""
+    return grpc.aio.secure_channel(address, tls_credentials(ca, client, token))
 
 
 async def test_tls_with_client_certificates(mongo_uri: str, db_name: str, tmp_path: Path) -> None:
@@ -1020,7 +1009,7 @@ async def test_tls_with_client_certificates(mongo_uri: str, db_name: str, tmp_pa
     async with tls_server(
         mongo_uri,
         db_name,
-        lambda address: tls_channel(address, ca, good),
+        tls_credentials(ca, good),
         tls_cert=server_cert.cert_path,
         tls_key=server_cert.key_path,
         tls_client_ca=ca.cert_path,
@@ -1063,7 +1052,7 @@ async def test_tls_without_client_certificates(
     async with tls_server(
         mongo_uri,
         db_name,
-        lambda address: tls_channel(address, ca, None),
+        tls_credentials(ca, None),
         tls_cert=server_cert.cert_path,
         tls_key=server_cert.key_path,
     ) as address:

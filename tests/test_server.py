@@ -4,21 +4,21 @@ its embedded MongoDB, health, shutdown, and generated code freshness."""
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from procs import lines_of, processes_mentioning
 from servers import free_port, running_server
 
 from genconf import protogen
@@ -148,14 +148,15 @@ async def test_agents_follow_a_server_restart_on_the_same_port(
 async def test_watch_config_without_reconnect_raises_unavailable_on_shutdown(
     mongo_uri: str, db_name: str
 ) -> None:
-    async with running_server(mongo_uri, db_name) as srv:
-        client = Client(srv.address, timeout=10)
-        created = await client.create_application("web", schema=SCHEMA, units=1)
-        watch = client.watch_config("web/0", reconnect=False, min_revision=created.revision)
-        first = await anext(watch)
-    with anyio.fail_after(5), pytest.raises(ClientError) as caught:
-        await anext(watch)
-    await client.aclose()
+    async with AsyncExitStack() as stack:  # the client outlives the server
+        async with running_server(mongo_uri, db_name) as srv:
+            client = await stack.enter_async_context(Client(srv.address, timeout=10))
+            created = await client.create_application("web", schema=SCHEMA, units=1)
+            watch = client.watch_config("web/0", reconnect=False, min_revision=created.revision)
+            stack.push_async_callback(watch.aclose)  # type: ignore[attr-defined]
+            first = await anext(watch)
+        with anyio.fail_after(5), pytest.raises(ClientError) as caught:
+            await anext(watch)
     assert first.unit == "web/0"
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
 
@@ -163,61 +164,53 @@ async def test_watch_config_without_reconnect_raises_unavailable_on_shutdown(
 # -- the `genconf serve` command ------------------------------------------------------
 
 
-def processes_mentioning(text: str) -> dict[int, str]:
-    """PIDs (other than ours) whose command line contains ``text``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def lines_of(stream: IO[str]) -> queue.Queue[str | None]:
-    """The stream's lines on a queue (None at EOF), read by a daemon thread."""
-    out: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            out.put(line)
-        out.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return out
-
-
 def health_statuses(address: str, deadline: float) -> Iterator[str]:
-    """Poll gRPC health until SERVING: yields each status as it changes.
+    """gRPC health of a starting server until SERVING: yields each status as it changes.
 
-    Polling is the only way to watch a process start from outside (no event to
-    wait on before it listens)."""
+    No polling: one Check first (UNAVAILABLE while nothing listens yet), then the
+    channel's own connectivity event says when the server accepts connections, and
+    Health.Watch reports every status change from there."""
     options = [
         ("grpc.initial_reconnect_backoff_ms", 50),
         ("grpc.min_reconnect_backoff_ms", 50),
         ("grpc.max_reconnect_backoff_ms", 200),
     ]
-    last = None
+    request = health_pb2.HealthCheckRequest()
     with grpc.insecure_channel(address, options=options) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.RpcError as exc:
-                status = exc.code().name  # type: ignore[attr-defined]
-            if status != last:
-                yield status
-                last = status
-            if status == "SERVING":
-                return
-            time.sleep(0.05)
-    raise AssertionError(f"{address} not SERVING in time (last: {last})")
+        try:
+            last = status_name(stub.Check(request, timeout=1).status)
+        except grpc.RpcError as exc:
+            last = exc.code().name  # type: ignore[attr-defined]
+        yield last
+        if last == "SERVING":
+            return
+        try:
+            grpc.channel_ready_future(channel).result(timeout=left(deadline))
+        except grpc.FutureTimeoutError:
+            raise AssertionError(
+                f"{address} accepted no connection in time (last: {last})"
+            ) from None
+        try:
+            for reply in stub.Watch(request, timeout=left(deadline)):
+                status = status_name(reply.status)
+                if status != last:
+                    yield status
+                    last = status
+                if status == "SERVING":
+                    return
+        except grpc.RpcError as exc:
+            code = exc.code().name  # type: ignore[attr-defined]
+            raise AssertionError(f"{address}: health watch ended {code} (last: {last})") from exc
+    raise AssertionError(f"{address}: health watch ended before SERVING (last: {last})")
+
+
+def status_name(status: int) -> str:
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+
+
+def left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def test_genconf_serve_with_embedded_mongodb(tmp_path: Path) -> None:

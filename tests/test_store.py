@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import bson
@@ -46,14 +46,6 @@ SCHEMA: dict[str, Any] = {
     "s": {"type": "string", "default": "x"},
     "o": {"type": "object"},
 }
-
-
-@pytest.fixture
-async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
-    store = Store.connect(mongo_uri, db_name)
-    await store.ensure_schema()
-    yield store
-    await store.aclose()
 
 
 async def digest(db: AsyncDatabase[dict[str, Any]]) -> str:
