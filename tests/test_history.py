@@ -16,6 +16,8 @@ from pymongo import MongoClient
 from servers import assert_code, digest, running_server
 
 from genconf.client import Client, ClientError
+from genconf.errors import InvalidArgument
+from genconf.history import DEFAULT_LIMIT, MAX_LIMIT, between, page_size
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -84,6 +86,22 @@ async def test_update_update_rollback_and_history_paging(
     newer = await client.list_versions("web", since_version=2)  # exclusive
     assert [v.version for v in newer.versions] == [4, 3] and not newer.more
     assert (await client.list_versions("web", since_version=4)).versions == []
+    # Paging back: before_version is exclusive, and the pages add up to the history.
+    older = await client.list_versions("web", limit=2, before_version=3)
+    assert [v.version for v in older.versions] == [2, 1] and not older.more
+    window = await client.list_versions("web", since_version=1, before_version=4)
+    assert [v.version for v in window.versions] == [3, 2]
+    pages: list[int] = []
+    before = 0
+    while True:
+        page = await client.list_versions("web", limit=1, before_version=before)
+        pages += [v.version for v in page.versions]
+        if not page.more:
+            break
+        before = page.versions[-1].version
+    assert pages == [4, 3, 2, 1]
+    # Rolled back to version 2 instead, the new version would hold version 2's values.
+    assert plain(await client.get_version("web", 2))["settings"] == {"port": 8080}
 
     # Refusals write nothing.
     err = await refused(mongo_client, db_name, lambda: client.rollback("web", 9), NOT_FOUND)
@@ -100,9 +118,15 @@ async def test_update_update_rollback_and_history_paging(
     with pytest.raises(ClientError) as caught:
         await client.get_version("web", 7)
     assert_code(caught.value, NOT_FOUND)
-    with pytest.raises(ClientError) as caught:
-        await client.list_versions("web", limit=5000)
-    assert_code(caught.value, INVALID)
+    for bad in (
+        lambda: client.list_versions("web", limit=5000),
+        lambda: client.list_versions("web", limit=-1),
+        lambda: client.list_versions("web", before_version=-1),
+        lambda: client.list_generations(since=-1),
+    ):
+        with pytest.raises(ClientError) as caught:
+            await bad()
+        assert_code(caught.value, INVALID)
 
 
 async def test_rollback_to_settings_the_schema_no_longer_fits(
@@ -207,6 +231,8 @@ async def test_key_history_lists_exactly_the_changes(client: Client) -> None:
     assert history.entries[0].timestamp.seconds > 0 and history.entries[0].generation > 0
     limited = await client.key_history("web", "port", limit=2)
     assert [e.version for e in limited.entries] == [5, 4] and limited.more
+    rest = await client.key_history("web", "port", limit=2, before_version=4)
+    assert [e.version for e in rest.entries] == [2, 1] and not rest.more
 
     no_default = await client.key_history("web", "motd")
     assert [(e.version, e.has_value) for e in no_default.entries] == [(1, False)]
@@ -230,7 +256,12 @@ async def test_generations_list_get_and_revert(
 
     listed = await client.list_generations()
     assert [g.id for g in listed.generations] == [g3.generation, g2.generation, g1.generation]
-    assert [g.id for g in (await client.list_generations(limit=1)).generations] == [g3.generation]
+    one = await client.list_generations(limit=1)
+    assert [g.id for g in one.generations] == [g3.generation] and one.more
+    back = await client.list_generations(limit=1, before=g3.generation)
+    assert [g.id for g in back.generations] == [g2.generation] and back.more
+    last = await client.list_generations(limit=5, before=g2.generation)
+    assert [g.id for g in last.generations] == [g1.generation] and not last.more
     assert [g.id for g in (await client.list_generations(since=g1.generation)).generations] == [
         g3.generation,
         g2.generation,
@@ -274,6 +305,23 @@ async def test_generations_list_get_and_revert(
     with pytest.raises(ClientError) as caught:
         await client.get_generation(999)
     assert_code(caught.value, NOT_FOUND)
+
+
+async def test_revert_keeps_a_later_change_to_another_key_of_the_same_application(
+    client: Client,
+) -> None:
+    await client.create_application("web", schema=SCHEMA, units=1)
+    await client.set_config("web", {"name": "old"})
+    g = await client.set_config("web", {"port": 8080})
+    later = await client.set_config("web", {"name": "new"})
+    reverted = await client.revert_generation(g.generation)  # no conflict: other keys
+    assert dict(reverted.versions) == {"web": 5}
+    revert = await client.get_generation(reverted.generation)
+    changes = [(c.key, plain(c)) for app in revert.changes for c in app.changes]
+    assert changes == [("port", {"key": "port", "has_from": True, "from": 8080})]
+    web = await client.get_config("web/0", min_revision=reverted.revision)
+    assert (web.config["port"], web.config["name"]) == (80, "new")
+    assert reverted.revision > later.revision
 
 
 async def test_revert_of_a_commit_touching_two_applications(client: Client) -> None:
@@ -376,6 +424,23 @@ async def test_retention_keeps_newest_and_labelled_versions(
             6,
             2,
         ]
+        assert plain(await client.get_version("web", 8))["settings"] == {"port": 2}
+        # Pruning versions keeps every generation: one per config write, none lost.
+        listed = await client.list_generations()
+        assert [dict(g.versions) for g in listed.generations] == [
+            {"web": v} for v in range(8, 1, -1)
+        ]
         # Key history starts at the oldest version kept.
         history = await client.key_history("web", "port")
         assert [e.version for e in history.entries] == [8, 7, 6, 2]
+
+
+def test_page_size_and_bounds_are_as_documented() -> None:
+    assert (page_size(0), page_size(1), page_size(MAX_LIMIT)) == (DEFAULT_LIMIT, 1, MAX_LIMIT)
+    for bad in (-1, MAX_LIMIT + 1):
+        with pytest.raises(InvalidArgument, match="limit"):
+            page_size(bad)
+    assert between(3, 0) == {"$gt": 3}
+    assert between(0, 5) == {"$gt": 0, "$lt": 5}
+    with pytest.raises(InvalidArgument, match="negative"):
+        between(0, -2)

@@ -547,13 +547,22 @@ class Client:
     # -- history -------------------------------------------------------------
 
     async def list_versions(
-        self, application: str, *, limit: int = 0, since_version: int = 0
+        self,
+        application: str,
+        *,
+        limit: int = 0,
+        since_version: int = 0,
+        before_version: int = 0,
     ) -> hpb.ListVersionsResponse:
-        """Versions newest first (``limit`` 0: 100), only those after ``since_version``."""
+        """Versions newest first (``limit`` 0: 100), only those after ``since_version``
+        and, unless 0, before ``before_version`` (page back with the last one seen)."""
         return await self._call(
             self._history.ListVersions,
             hpb.ListVersionsRequest(
-                application=application, limit=limit, since_version=since_version
+                application=application,
+                limit=limit,
+                since_version=since_version,
+                before_version=before_version,
             ),
         )
 
@@ -615,20 +624,26 @@ class Client:
         )
 
     async def key_history(
-        self, application: str, key: str, *, limit: int = 0
+        self, application: str, key: str, *, limit: int = 0, before_version: int = 0
     ) -> hpb.KeyHistoryResponse:
-        """Each version where ``key``'s effective value changed, newest first."""
+        """Each version where ``key``'s effective value changed, newest first (unless
+        0, only those before ``before_version``)."""
         return await self._call(
             self._history.KeyHistory,
-            hpb.KeyHistoryRequest(application=application, key=key, limit=limit),
+            hpb.KeyHistoryRequest(
+                application=application, key=key, limit=limit, before_version=before_version
+            ),
         )
 
     async def list_generations(
-        self, *, limit: int = 0, since: int = 0, application: str = ""
+        self, *, limit: int = 0, since: int = 0, before: int = 0, application: str = ""
     ) -> hpb.ListGenerationsResponse:
+        """Generations newest first, after ``since`` and, unless 0, before ``before``."""
         return await self._call(
             self._history.ListGenerations,
-            hpb.ListGenerationsRequest(limit=limit, since=since, application=application),
+            hpb.ListGenerationsRequest(
+                limit=limit, since=since, before=before, application=application
+            ),
         )
 
     async def get_generation(self, id: int) -> types_pb2.Generation:

@@ -29,8 +29,22 @@ def page_size(limit: int) -> int:
     if limit < 0:
         raise InvalidArgument(f"limit must not be negative, not {limit}")
     if limit > MAX_LIMIT:
-        raise InvalidArgument(f"limit must be at most {MAX_LIMIT}, not {limit}; page with since")
+        raise InvalidArgument(
+            f"limit must be at most {MAX_LIMIT}, not {limit}; page back with before"
+            " (the last entry of the previous page)"
+        )
     return limit or DEFAULT_LIMIT
+
+
+def between(since: int, before: int) -> dict[str, int]:
+    """The query bounds of a page: after ``since`` and, unless 0, before ``before``
+    (both exclusive). Pages come newest first, so ``before`` pages back in time."""
+    if since < 0 or before < 0:
+        raise InvalidArgument(f"since and before must not be negative, not {since} and {before}")
+    bounds = {"$gt": since}
+    if before:
+        bounds["$lt"] = before
+    return bounds
 
 
 @dataclass(frozen=True)
@@ -91,14 +105,16 @@ class History:
     # -- versions ------------------------------------------------------------
 
     async def list_versions(
-        self, application: str, *, limit: int = 0, since_version: int = 0
+        self, application: str, *, limit: int = 0, since_version: int = 0, before_version: int = 0
     ) -> tuple[Page, int]:
-        """Versions newer than ``since_version``, newest first; and the current version."""
+        """Versions newer than ``since_version`` (and older than ``before_version``),
+        newest first; and the current version."""
         size = page_size(limit)
+        bounds = between(since_version, before_version)
         app = await self.application(application)
         docs = await self._find(
             VERSIONS,
-            {"application": application, "version": {"$gt": since_version}},
+            {"application": application, "version": bounds},
             sort=[("version", DESCENDING)],
             limit=size + 1,
         )
@@ -156,14 +172,16 @@ class History:
         )
 
     async def key_history(
-        self, application: str, key: str, *, limit: int = 0
+        self, application: str, key: str, *, limit: int = 0, before_version: int = 0
     ) -> tuple[list[KeyHistoryEntry], bool]:
-        """Each version where ``key``'s effective value changed, newest first.
+        """Each version where ``key``'s effective value changed, newest first (only
+        those older than ``before_version`` when it is not 0).
 
         Values are judged under the current schema's default for the key; the
         oldest version kept opens the history.
         """
         size = page_size(limit)
+        between(0, before_version)
         app = await self.application(application)
         schema = schema_of(app)
         model.require_key(schema, key)
@@ -177,17 +195,22 @@ class History:
         values = model.key_history(
             schema[key], ((int(d["version"]), d.get("settings", {})) for d in docs), key
         )
-        entries = [KeyHistoryEntry(v, by_version[v.version]) for v in reversed(values)]
+        entries = [
+            KeyHistoryEntry(v, by_version[v.version])
+            for v in reversed(values)
+            if not before_version or v.version < before_version
+        ]
         return entries[:size], len(entries) > size
 
     # -- generations -----------------------------------------------------------
 
     async def list_generations(
-        self, *, limit: int = 0, since: int = 0, application: str = ""
+        self, *, limit: int = 0, since: int = 0, before: int = 0, application: str = ""
     ) -> Page:
-        """Generations with an id above ``since``, newest first (only ``application``'s)."""
+        """Generations with an id above ``since`` (and below ``before``), newest first
+        (only ``application``'s)."""
         size = page_size(limit)
-        query: dict[str, Any] = {"_id": {"$gt": since}}
+        query: dict[str, Any] = {"_id": between(since, before)}
         if application:
             model.validate_app_name(application)
             query[f"versions.{application}"] = {"$exists": True}

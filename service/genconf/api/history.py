@@ -43,7 +43,10 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self, request: pb.ListVersionsRequest, context: Context
     ) -> pb.ListVersionsResponse:
         page, current = await self.history.list_versions(
-            request.application, limit=request.limit, since_version=request.since_version
+            request.application,
+            limit=request.limit,
+            since_version=request.since_version,
+            before_version=request.before_version,
         )
         return pb.ListVersionsResponse(
             versions=[convert.version_to_proto(d) for d in page.items],
@@ -120,7 +123,10 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self, request: pb.KeyHistoryRequest, context: Context
     ) -> pb.KeyHistoryResponse:
         entries, more = await self.history.key_history(
-            request.application, request.key, limit=request.limit
+            request.application,
+            request.key,
+            limit=request.limit,
+            before_version=request.before_version,
         )
         out = pb.KeyHistoryResponse(application=request.application, key=request.key, more=more)
         for entry in entries:
@@ -146,7 +152,10 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self, request: pb.ListGenerationsRequest, context: Context
     ) -> pb.ListGenerationsResponse:
         page = await self.history.list_generations(
-            limit=request.limit, since=request.since, application=request.application
+            limit=request.limit,
+            since=request.since,
+            before=request.before,
+            application=request.application,
         )
         return pb.ListGenerationsResponse(
             generations=[_generation(d) for d in page.items], more=page.more

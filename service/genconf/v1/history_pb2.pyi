@@ -12,14 +12,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ListVersionsRequest(_message.Message):
-    __slots__ = ("application", "limit", "since_version")
+    __slots__ = ("application", "limit", "since_version", "before_version")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_VERSION_FIELD_NUMBER: _ClassVar[int]
     application: str
     limit: int
     since_version: int
-    def __init__(self, application: _Optional[str] = ..., limit: _Optional[int] = ..., since_version: _Optional[int] = ...) -> None: ...
+    before_version: int
+    def __init__(self, application: _Optional[str] = ..., limit: _Optional[int] = ..., since_version: _Optional[int] = ..., before_version: _Optional[int] = ...) -> None: ...
 
 class ListVersionsResponse(_message.Message):
     __slots__ = ("versions", "more", "current_version")
@@ -126,14 +128,16 @@ class LabelResponse(_message.Message):
     def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class KeyHistoryRequest(_message.Message):
-    __slots__ = ("application", "key", "limit")
+    __slots__ = ("application", "key", "limit", "before_version")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_VERSION_FIELD_NUMBER: _ClassVar[int]
     application: str
     key: str
     limit: int
-    def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    before_version: int
+    def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., limit: _Optional[int] = ..., before_version: _Optional[int] = ...) -> None: ...
 
 class KeyHistoryEntry(_message.Message):
     __slots__ = ("version", "has_value", "value", "is_default", "created_by", "timestamp", "reason", "generation")
@@ -168,14 +172,16 @@ class KeyHistoryResponse(_message.Message):
     def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[KeyHistoryEntry, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ListGenerationsRequest(_message.Message):
-    __slots__ = ("limit", "since", "application")
+    __slots__ = ("limit", "since", "application", "before")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
     limit: int
     since: int
     application: str
-    def __init__(self, limit: _Optional[int] = ..., since: _Optional[int] = ..., application: _Optional[str] = ...) -> None: ...
+    before: int
+    def __init__(self, limit: _Optional[int] = ..., since: _Optional[int] = ..., application: _Optional[str] = ..., before: _Optional[int] = ...) -> None: ...
 
 class ListGenerationsResponse(_message.Message):
     __slots__ = ("generations", "more")
