@@ -446,10 +446,24 @@ async def test_feed_subscriber_that_falls_behind_gets_feed_overflow(cache: Model
     fill(cache, 1, first=revs[-1] + 1)  # the third batch does not fit in slow's buffer
     with anyio.fail_after(1):
         assert [(await slow.next()).revision for _ in revs] == revs
-        with pytest.raises(FeedOverflow):
+        with pytest.raises(FeedOverflow, match="feed_buffer=2") as caught:
             await slow.next()
+        assert caught.value.buffer == 2
         assert (await fast.next()).revision == revs[-1] + 1  # the others go on
     assert slow.overflowed and not fast.overflowed
+    stats = cache.statistics()
+    assert (stats.feed_overflows, stats.feeds) == (1, 1)  # slow is no longer fed
+
+
+async def test_feed_buffer_defaults_to_the_caches_and_must_hold_a_batch() -> None:
+    cache = ModelCache(feed_buffer=4)
+    cache.load([], [], [], 0, START)
+    _, feed = cache.subscribe()
+    assert feed.buffer == 4
+    assert cache.subscribe(buffer=1)[1].buffer == 1
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="at least one batch"):
+            cache.subscribe(buffer=bad)
 
 
 # -- read-your-writes -----------------------------------------------------------------

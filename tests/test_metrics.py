@@ -64,6 +64,7 @@ async def test_metrics_move_with_operations(mongo_uri: str, db_name: str) -> Non
         for name in ("genconf_deltas_applied_total", "genconf_change_events_total"):
             assert during[(name, ())] > before[(name, ())]
         assert during[("genconf_notifications_total", ())] >= 1
+        assert during[("genconf_feed_overflows_total", ())] == 0  # exported, none yet
         assert during[("genconf_watchers", (("kind", "config"),))] == 1
         assert rpc_count(during, "ControllerService/SetConfig", "OK") == 1
         assert rpc_count(during, "ControllerService/GetApplication", "NOT_FOUND") == 1

@@ -17,6 +17,7 @@ from genconf.errors import Conflict, ConflictedKey, InvalidArgument
 from genconf.model import (
     ABSENT,
     MAX_DEPTH,
+    MAX_KEYS,
     MAX_VALUE_BYTES,
     Bump,
     Change,
@@ -27,6 +28,7 @@ from genconf.model import (
     apply_changes,
     apply_diff,
     canonical_json,
+    check_write_keys,
     coerce_value,
     config_hash,
     diff,
@@ -556,6 +558,44 @@ def test_validate_settings_unknown_key_with_empty_schema() -> None:
 def test_validate_settings_wrong_type() -> None:
     with pytest.raises(InvalidArgument, match="'port' is of type int; got str"):
         validate_settings(SCHEMA, {"port": "80"})
+
+
+def test_validate_settings_checks_the_keys_to_unset_too() -> None:
+    assert validate_settings(SCHEMA, {"port": 1}, unset=["name"]) == {"port": 1}
+    with pytest.raises(InvalidArgument, match="unknown config key 'nmae'"):
+        validate_settings(SCHEMA, {}, unset=["nmae"])
+
+
+WIDE_SCHEMA = parse_schema({f"k{i}": {"type": "int"} for i in range(MAX_KEYS)})
+WIDE_KEYS = sorted(WIDE_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("values", "unset"),
+    [
+        ({k: 1 for k in WIDE_KEYS} | {"k-extra": 1}, []),
+        ({k: 1 for k in WIDE_KEYS[:500]}, WIDE_KEYS[499:]),  # one key both ways
+        ({}, [*WIDE_KEYS, WIDE_KEYS[0]]),  # one key unset twice
+    ],
+    ids=["set", "set-and-unset", "unset"],
+)
+def test_one_write_counts_set_and_unset_keys_against_the_limit(
+    values: dict[str, Any], unset: list[str]
+) -> None:
+    """Checked first: the message is about the limit, not the unknown or doubled key."""
+    with pytest.raises(InvalidArgument) as err:
+        validate_settings(WIDE_SCHEMA, values, unset=unset)
+    assert err.value.message.startswith(f"{MAX_KEYS + 1} keys in one write")
+    assert f"the limit is {MAX_KEYS} keys per write" in err.value.message
+
+
+def test_a_write_of_exactly_the_key_limit_is_fine() -> None:
+    half = MAX_KEYS // 2
+    values = {k: 1 for k in WIDE_KEYS[:half]}
+    assert validate_settings(WIDE_SCHEMA, values, unset=WIDE_KEYS[half:]) == values
+    check_write_keys(MAX_KEYS)
+    with pytest.raises(InvalidArgument, match=f"the limit is {MAX_KEYS} keys"):
+        check_write_keys(MAX_KEYS + 1)
 
 
 # ---------------------------------------------------------------------------

@@ -655,6 +655,35 @@ REJECTED: list[tuple[str, Call, type[GenconfError], str]] = [
         f"the limit is {model.MAX_VALUE_BYTES}",
     ),
     (
+        "more keys than one write may hold",
+        lambda s: s.set_config("app", set={f"x{i}": i for i in range(model.MAX_KEYS + 1)}),
+        InvalidArgument,
+        f"{model.MAX_KEYS + 1} keys in one write (set and unset together); the limit is "
+        f"{model.MAX_KEYS} keys per write",
+    ),
+    (
+        "more keys than one write may hold on a branch",
+        lambda s: s.set_branch_config(
+            "b", "app", set={f"x{i}": i for i in range(model.MAX_KEYS + 1)}
+        ),
+        InvalidArgument,
+        f"the limit is {model.MAX_KEYS} keys per write",
+    ),
+    (
+        "set and unset together over the key limit",
+        lambda s: s.set_config("app", set={"k": 1}, unset=[f"x{i}" for i in range(model.MAX_KEYS)]),
+        InvalidArgument,
+        f"{model.MAX_KEYS + 1} keys in one write (set and unset together)",
+    ),
+    (
+        "unset over the key limit on a branch",
+        lambda s: s.set_branch_config(
+            "b", "app", unset=[f"x{i}" for i in range(model.MAX_KEYS + 1)]
+        ),
+        InvalidArgument,
+        f"the limit is {model.MAX_KEYS} keys per write",
+    ),
+    (
         "set and unset the same key on a branch",
         lambda s: s.set_branch_config("b", "app", set={"k": 1}, unset=["k"]),
         InvalidArgument,

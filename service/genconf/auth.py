@@ -17,10 +17,12 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from genconf import model
@@ -30,6 +32,12 @@ TOKEN_RE: Final = re.compile(r"^gct_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
 TOKEN_ID_RE: Final = re.compile(r"^[0-9a-f]{16}\Z")
 BOOTSTRAP_ID: Final = "bootstrap"
 MIN_BOOTSTRAP_LENGTH: Final = 16
+BOOTSTRAP_ENV: Final = "GENCONF_ADMIN_TOKEN"
+# A bearer token travels in an HTTP/2 header after "Bearer ": printable ASCII, no spaces.
+_HEADER_SAFE_RE: Final = re.compile(r"[\x21-\x7e]+\Z")
+_GENERATE_HINT: Final = (
+    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
 
 
 class Role(enum.StrEnum):
@@ -139,14 +147,58 @@ class Principal:
     unit: str | None = None
 
 
+def read_bootstrap_token(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> str | None:
+    """The bootstrap admin token `serve` was given: the file's text, else the
+    environment's ``GENCONF_ADMIN_TOKEN``; None when neither is given (no auth).
+
+    A file that cannot be read or is empty, or a variable set to blanks, is an
+    error: it means auth was wanted, so it must never quietly turn auth off."""
+    if path is not None:
+        if not str(path):
+            raise InvalidArgument("--admin-token-file needs the name of a file holding the token")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise InvalidArgument(
+                f"cannot read the bootstrap admin token from --admin-token-file {path}: {why}"
+            ) from None
+        return check_bootstrap_token(text, f"--admin-token-file {path}")
+    text = environ.get(BOOTSTRAP_ENV)
+    if text is None:
+        return None
+    return check_bootstrap_token(text, f"the environment variable {BOOTSTRAP_ENV}")
+
+
+def check_bootstrap_token(text: str, source: str = "") -> str:
+    """The token in ``text`` (surrounding whitespace dropped), or `InvalidArgument`
+    saying what is wrong with it and, given ``source``, where it came from (never
+    the token itself)."""
+    what = f"the bootstrap admin token (from {source})" if source else "the bootstrap admin token"
+    token = text.strip()
+    if not token:
+        raise InvalidArgument(
+            f"{what} is empty: put a token of at least {MIN_BOOTSTRAP_LENGTH} characters "
+            f"there ({_GENERATE_HINT}), or give no admin token at all to run without "
+            "authentication (loopback only)"
+        )
+    if len(token) < MIN_BOOTSTRAP_LENGTH:
+        raise InvalidArgument(
+            f"{what} must be at least {MIN_BOOTSTRAP_LENGTH} characters; {_GENERATE_HINT}"
+        )
+    if not _HEADER_SAFE_RE.match(token):
+        raise InvalidArgument(
+            f"{what} holds spaces, control or non-ASCII characters, which cannot travel in "
+            f"a gRPC header; {_GENERATE_HINT}"
+        )
+    return token
+
+
 def bootstrap_record(plaintext: str) -> TokenRecord:
     """The admin token given to `serve` (file or environment): kept in memory only."""
-    plaintext = plaintext.strip()
-    if len(plaintext) < MIN_BOOTSTRAP_LENGTH:
-        raise InvalidArgument(
-            f"the bootstrap admin token must be at least {MIN_BOOTSTRAP_LENGTH} characters; "
-            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
+    plaintext = check_bootstrap_token(plaintext)
     salt = secrets.token_bytes(16)
     return TokenRecord(BOOTSTRAP_ID, Role.ADMIN, None, salt, digest(salt, plaintext), None, False)
 

@@ -206,15 +206,23 @@ class FeedFilter:
 class FeedOverflow(Exception):
     """An admin feed subscriber fell more than its buffer behind; resume from a revision."""
 
+    def __init__(self, buffer: int) -> None:
+        super().__init__(f"the admin feed fell more than feed_buffer={buffer} batches behind")
+        self.buffer = buffer
+
 
 class FeedSubscription:
     """A bounded stream of deltas for one admin watcher. Sending never blocks the
-    writer: a subscriber whose buffer is full is closed with FeedOverflow and can
-    resume from the last revision it saw."""
+    writer: a subscriber whose buffer of ``buffer`` batches is full is closed with
+    FeedOverflow (after it has read what the buffer holds) and can resume from the
+    last revision it saw, while the ring still holds it."""
 
     def __init__(self, cache: ModelCache, flt: FeedFilter, buffer: int) -> None:
+        if buffer < 1:
+            raise ValueError(f"a feed buffer holds at least one batch, not {buffer}")
         self._cache = cache
         self.filter = flt
+        self.buffer = buffer
         send, receive = anyio.create_memory_object_stream[Batch](buffer)
         self._send: MemoryObjectSendStream[Batch] = send
         self._receive: MemoryObjectReceiveStream[Batch] = receive
@@ -228,6 +236,7 @@ class FeedSubscription:
             self._send.send_nowait(Batch(batch.revision, deltas))
         except anyio.WouldBlock:
             self.overflowed = True
+            self._cache.stats.feed_overflows += 1
             self._send.close()
             self._cache._feeds.discard(self)
         except anyio.BrokenResourceError:
@@ -238,9 +247,7 @@ class FeedSubscription:
             return await self._receive.receive()
         except anyio.EndOfStream:
             if self.overflowed:
-                raise FeedOverflow(
-                    "the admin feed fell too far behind; resume from the last revision seen"
-                ) from None
+                raise FeedOverflow(self.buffer) from None
             raise
 
     def close(self) -> None:
@@ -265,6 +272,7 @@ class CacheStats:
     coalesced: int = 0  # updates a slow watcher never saw (a newer one replaced them)
     watchers: int = 0
     feeds: int = 0
+    feed_overflows: int = 0  # admin feeds closed because their buffer was full
     ring_size: int = 0
     resyncs: int = 0
 
@@ -405,7 +413,8 @@ class ModelCache:
         buffer: int | None = None,
     ) -> tuple[list[Batch], FeedSubscription]:
         """Replay from ``since`` (OutOfRange if too old) and subscribe to what follows,
-        with no gap and no duplicate between the two."""
+        with no gap and no duplicate between the two. ``buffer`` bounds the batches
+        held for a slow reader (None: the cache's ``feed_buffer``)."""
         flt = FeedFilter(frozenset(kinds), frozenset(applications))
         replay: list[Batch] = []
         if since is not None:
@@ -413,7 +422,7 @@ class ModelCache:
                 deltas = tuple(d for d in batch.deltas if flt.matches(d))
                 if deltas:
                     replay.append(Batch(batch.revision, deltas))
-        sub = FeedSubscription(self, flt, buffer or self._feed_buffer)
+        sub = FeedSubscription(self, flt, self._feed_buffer if buffer is None else buffer)
         self._feeds.add(sub)
         return replay, sub
 

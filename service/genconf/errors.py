@@ -6,7 +6,12 @@
     ├── AlreadyExists             duplicate application, unit, branch, label
     ├── VersionMismatch           expected_version differs (expected, actual)
     ├── FailedPrecondition        the model's state forbids the request now
-    │   └── Conflict              commit/revert conflicts (every key listed)
+    │   ├── Conflict              commit/revert conflicts (every key listed)
+    │   └── NotApplied            a commit waiting for units' applied reports
+    ├── Unauthenticated           missing, unknown, expired or revoked token
+    ├── PermissionDenied          the token's role may not do this (or no rule)
+    ├── ResourceExhausted         a per-token or per-stream limit (named) reached
+    │   └── api.admin.FeedTooSlow an admin feed fell feed_buffer batches behind
     ├── OutOfRange                a revision older than the retained history
     ├── Unavailable               MongoDB unreachable or the cache not ready
     └── MongodNotFound            the embedded mongod binary is missing

@@ -62,6 +62,10 @@ class ReadSideCollector(Collector):
                 "Updates a slow watcher skipped because a newer one replaced them",
                 cache.coalesced,
             ),
+            "genconf_feed_overflows": (
+                "Admin feeds ended RESOURCE_EXHAUSTED because their buffer was full",
+                cache.feed_overflows,
+            ),
         }
         for name, (doc, value) in counters.items():
             yield CounterMetricFamily(name, doc, value=value)

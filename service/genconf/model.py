@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -321,10 +321,24 @@ def parse_text_value(key: str, spec: OptionSpec, text: str) -> Any:
     return coerce_value(key, spec, value)
 
 
-def validate_settings(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check every key is in the schema and every value has the key's type."""
-    if len(values) > MAX_KEYS:
-        raise InvalidArgument(f"{len(values)} keys in one write; the limit is {MAX_KEYS}")
+def check_write_keys(count: int) -> None:
+    """One write names at most `MAX_KEYS` keys, those it sets and those it unsets
+    together: checked before any key is looked at, so a huge write costs little."""
+    if count > MAX_KEYS:
+        raise InvalidArgument(
+            f"{count} keys in one write (set and unset together); the limit is "
+            f"{MAX_KEYS} keys per write: split the change into smaller writes"
+        )
+
+
+def validate_settings(
+    schema: Schema, values: Mapping[str, Any], unset: Collection[str] = ()
+) -> dict[str, Any]:
+    """Check every key is in the schema and every value has the key's type; the
+    keys to ``unset`` in the same write count towards the limit and must exist too."""
+    check_write_keys(len(values) + len(unset))
+    for key in unset:
+        require_key(schema, key)
     out: dict[str, Any] = {}
     for key, value in values.items():
         out[key] = coerce_value(key, require_key(schema, key), value)

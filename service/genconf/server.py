@@ -30,7 +30,7 @@ from genconf.api.guard import DEFAULT_STREAMS_PER_TOKEN, Guard, GuardInterceptor
 from genconf.api.history import HistoryServicer
 from genconf.api.tokens import TokenServicer
 from genconf.auth import bootstrap_record
-from genconf.cache import DEFAULT_RING_SIZE
+from genconf.cache import DEFAULT_FEED_BUFFER, DEFAULT_RING_SIZE
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import InvalidArgument
 from genconf.history import History
@@ -91,6 +91,9 @@ class ServerConfig:
     # Limits (values, keys and depth per write are fixed in genconf.model).
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
+    # Batches an admin feed (WatchDeltas) may have waiting for a slow client; past
+    # it the stream ends RESOURCE_EXHAUSTED and the client resumes from a revision.
+    feed_buffer: int = DEFAULT_FEED_BUFFER
     metrics_listen: str | None = None  # HOST:PORT for Prometheus' /metrics (None: off)
     # Whole-server health is NOT_SERVING after this long without word from the
     # change stream (genconf.readiness).
@@ -158,12 +161,25 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     )
 
 
+def check_limits(config: ServerConfig) -> None:
+    """Refuse settings that would make a limit meaningless, naming the option."""
+    if not config.stale_after > 0:
+        raise InvalidArgument(f"--stale-after must be > 0 seconds, got {config.stale_after}")
+    for option, value in (
+        ("--feed-buffer", config.feed_buffer),
+        ("--streams-per-token", config.streams_per_token),
+        ("--max-request-bytes", config.max_request_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgument(f"{option} must be a positive whole number, got {value!r}")
+
+
 @asynccontextmanager
 async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     """Run a genconf server until the block exits."""
-    if not config.stale_after > 0:
-        raise InvalidArgument(f"--stale-after must be > 0 seconds, got {config.stale_after}")
-    bootstrap = bootstrap_record(config.admin_token) if config.admin_token else None
+    check_limits(config)
+    # An empty token is a mistake (an empty file, say), never a way to turn auth off.
+    bootstrap = bootstrap_record(config.admin_token) if config.admin_token is not None else None
     if bootstrap is None and not is_loopback(config.listen):
         raise InvalidArgument(
             f"refusing to listen on {config.listen} without authentication: give a bootstrap "
@@ -219,7 +235,9 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         controller_pb2_grpc.add_ControllerServiceServicer_to_server(
             ControllerServicer(store, read.cache), server
         )
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(read.cache), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(read.cache, feed_buffer=config.feed_buffer), server
+        )
         history_pb2_grpc.add_HistoryServiceServicer_to_server(
             HistoryServicer(store, History(store.db)), server
         )

@@ -600,6 +600,7 @@ class Store:
         to_unset = list(unset)
         if not to_set and not to_unset:
             raise InvalidArgument("nothing to change: give keys to set or unset")
+        model.check_write_keys(len(to_set) + len(to_unset))
         both = sorted(k for k in to_unset if k in to_set)
         if both:
             raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
@@ -609,9 +610,7 @@ class Store:
             app = await self._app(s, application)
             self._check_expected(app, expected_version)
             schema = schema_of(app)
-            values = model.validate_settings(schema, to_set)
-            for key in to_unset:
-                model.require_key(schema, key)
+            values = model.validate_settings(schema, to_set, unset=to_unset)
             old = dict(app["settings"])
             new = {**old, **values}
             for key in to_unset:
@@ -820,6 +819,7 @@ class Store:
         to_unset = list(unset)
         if not to_set and not to_unset:
             raise InvalidArgument("nothing to change: give keys to set or unset")
+        model.check_write_keys(len(to_set) + len(to_unset))
         both = sorted(k for k in to_unset if k in to_set)
         if both:
             raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
@@ -828,9 +828,7 @@ class Store:
             doc = await self._branch(s, branch)
             app = await self._app(s, application)
             schema = schema_of(app)
-            values = model.validate_settings(schema, to_set)
-            for key in to_unset:
-                model.require_key(schema, key)
+            values = model.validate_settings(schema, to_set, unset=to_unset)
             master = app["settings"]
             current = changes_of(doc["changes"].get(application, {}))
             for key, value in values.items():

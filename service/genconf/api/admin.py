@@ -10,21 +10,25 @@ import grpc
 
 from genconf.api import convert
 from genconf.api.errors import streaming, unary
-from genconf.cache import FeedOverflow, ModelCache
+from genconf.cache import DEFAULT_FEED_BUFFER, FeedOverflow, ModelCache
 from genconf.deltas import Batch, Kind
-from genconf.errors import InvalidArgument, OutOfRange, Unavailable
+from genconf.errors import InvalidArgument, OutOfRange, ResourceExhausted, Unavailable
 from genconf.v1 import admin_pb2, admin_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class FeedTooSlow(Unavailable):
-    """An admin feed fell behind its buffer; the client resumes from a revision."""
+class FeedTooSlow(ResourceExhausted):
+    """An admin feed fell more than ``feed_buffer`` batches behind: a per-stream limit,
+    so RESOURCE_EXHAUSTED naming it; the client resumes from the last revision it got."""
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, cache: ModelCache) -> None:
+    def __init__(self, cache: ModelCache, *, feed_buffer: int = DEFAULT_FEED_BUFFER) -> None:
         self.cache = cache
+        # Batches each WatchDeltas stream may have waiting for its client (the
+        # per-stream send buffer): a reader that falls further behind is ended.
+        self.feed_buffer = feed_buffer
 
     @unary
     async def Snapshot(
@@ -62,7 +66,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 "retry shortly or on another replica"
             )
         replay, feed = self.cache.subscribe(
-            kinds=kinds, applications=list(request.applications), since=since
+            kinds=kinds,
+            applications=list(request.applications),
+            since=since,
+            buffer=self.feed_buffer,
         )
         last = since or 0
         with feed:
@@ -72,9 +79,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             while True:
                 try:
                     batch = await feed.next()
-                except FeedOverflow:
+                except FeedOverflow as exc:
                     raise FeedTooSlow(
-                        f"this feed fell too far behind; resume with since_revision={last}"
+                        f"this feed fell more than feed_buffer={exc.buffer} batches behind "
+                        f"(the client reads too slowly); resume with since_revision={last}, "
+                        "the last revision it received (if the server no longer holds it: "
+                        "OUT_OF_RANGE, take a new Snapshot)"
                     ) from None
                 except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
                     raise Unavailable("the server is shutting down; resume elsewhere") from exc

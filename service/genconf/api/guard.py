@@ -1,11 +1,12 @@
 """The gate every RPC passes: request decoding, authentication, authorization, limits.
 
 One server interceptor wraps each handler once per call. It turns undecodable
-requests (e.g. invalid UTF-8 in a name) into INVALID_ARGUMENT instead of an
-internal error, and, when authentication is on, checks the bearer token against
-the `TokenBook`, the method against `auth.RULES`, an agent's unit against the
-request, and the number of open streams per token. A stream whose token is
-revoked or expires ends with UNAUTHENTICATED.
+requests (e.g. invalid UTF-8 in a name, values nested past the decoder's limit)
+and config writes naming more than `model.MAX_KEYS` keys into INVALID_ARGUMENT
+before any handler runs, and, when authentication is on, checks the bearer
+token against the `TokenBook`, the method against `auth.RULES`, an agent's unit
+against the request, and the number of open streams per token. A stream whose
+token is revoked or expires ends with UNAUTHENTICATED.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import grpc
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from genconf import auth
+from genconf import auth, model
 from genconf.api.errors import abort_with
 from genconf.api.redact import PublicKeys, redacted
 from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
@@ -110,19 +111,58 @@ def _non_finite(message: Message) -> bool:
     return False
 
 
+@functools.cache
+def _is_config_write(descriptor: Descriptor) -> bool:
+    """Whether requests of this type set (a ``Struct``) and unset (names) config keys."""
+    fields = descriptor.fields_by_name
+    set_field, unset_field = fields.get("set"), fields.get("unset")
+    return (
+        set_field is not None
+        and set_field.message_type is not None
+        and set_field.message_type.full_name == "google.protobuf.Struct"
+        and unset_field is not None
+        and unset_field.is_repeated
+    )
+
+
+def _write_keys(message: Message) -> int | None:
+    """How many keys a config write names (``set`` and ``unset`` together); None
+    for requests that are not config writes."""
+    if not _is_config_write(message.DESCRIPTOR):
+        return None
+    return len(message.set.fields) + len(message.unset)  # type: ignore[attr-defined]
+
+
+def _decode_error(method: str, exc: Exception) -> BadRequest:
+    why = str(exc)
+    if "MaxDepth" in why:  # upb's own recursion limit, hit before our depth check
+        why = (
+            "it nests deeper than the protobuf decoder accepts; config values may be "
+            f"nested at most {model.MAX_DEPTH} levels deep"
+        )
+    return BadRequest(f"the request to {auth.short_method(method)} is not valid: {why}")
+
+
 def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[bytes], Any]:
+    """A deserializer that returns `BadRequest` instead of raising, and that also
+    refuses what no handler could take: NaN/infinities, too many keys in one write."""
+
     def decode(data: bytes) -> Any:
         if deserializer is None:
             return data
         try:
             request = deserializer(data)
         except (DecodeError, UnicodeDecodeError, ValueError) as exc:
-            return BadRequest(f"the request to {auth.short_method(method)} is not valid: {exc}")
-        if (
-            isinstance(request, Message)
-            and _holds_json(request.DESCRIPTOR)
-            and _non_finite(request)
-        ):
+            return _decode_error(method, exc)
+        if not isinstance(request, Message):
+            return request
+        keys = _write_keys(request)
+        if keys is not None:
+            try:
+                model.check_write_keys(keys)
+            except InvalidArgument as exc:
+                return BadRequest(f"{auth.short_method(method)}: {exc.message}")
+        if _holds_json(request.DESCRIPTOR) and _non_finite(request):
             return BadRequest(
                 f"the request to {auth.short_method(method)} is not valid: it holds NaN or "
                 "an infinite number; JSON values allow finite numbers only"
