@@ -4,11 +4,17 @@ is restarted under it. File-format and atomic-write details are tested in-proces
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -174,6 +180,9 @@ async def test_agent_reports_a_failing_command_with_its_exit_code_and_stderr(
         ) as proc:
             unit = await applied(c, "web/0", config.hash)
             assert await stop(proc) == 0
+    log = (tmp_path / "agent.log").read_text()
+    assert "web/0: wrote " in log, "not a terminal: plain log lines"
+    assert "genconf agent web/0 |" not in log and "\x1b[" not in log, "no status line"
     assert not unit.applied.ok
     assert unit.applied.message.startswith("exec exited with code 3: ")
     assert unit.applied.message.endswith("line 1\nbad port, refusing")
@@ -251,3 +260,135 @@ def test_format_follows_the_file_suffix() -> None:
     assert FileFormat.for_path(Path("a/web.yml")) is FileFormat.YAML
     assert FileFormat.for_path(Path("web.env")) is FileFormat.ENV
     assert FileFormat.for_path(Path("web.conf")) is FileFormat.JSON
+
+
+# -- on a terminal: the live status line ----------------------------------------------
+
+
+class TerminalReader:
+    """A real pseudo-terminal for a child's stderr: ``fd`` is its slave end (give it
+    to the child, then `close_slave`); a thread reads the master end so the child
+    never blocks on a full terminal, and `wait_for` returns once a text arrived."""
+
+    def __init__(self) -> None:
+        self._master, self.fd = os.openpty()
+        self._chunks: queue.Queue[bytes] = queue.Queue()  # b"": every slave end closed
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        chunk = b"-"
+        while chunk:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # EIO: every slave end is closed and all was read
+                chunk = b""
+            self._chunks.put(chunk)
+
+    @property
+    def text(self) -> str:
+        return self._data.decode(errors="replace")
+
+    def close_slave(self) -> None:
+        os.close(self.fd)
+
+    def wait_for(self, text: str, limit: float) -> str:
+        """Everything read so far, once it holds ``text`` (blocking: run on a thread)."""
+        deadline = time.monotonic() + limit
+        while text not in self.text:
+            try:
+                chunk = self._chunks.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {limit}s: {self.text!r}") from None
+            if not chunk:
+                raise AssertionError(f"the terminal closed without {text!r}: {self.text!r}")
+            self._data += chunk
+        return self.text
+
+    def close(self) -> str:
+        """Everything the child wrote, once it has closed the terminal (blocking)."""
+        while chunk := self._chunks.get(timeout=WAIT):
+            self._data += chunk
+        self._thread.join()
+        os.close(self._master)
+        return self.text
+
+
+async def test_agent_on_a_terminal_draws_a_status_line_and_writes_the_format_asked(
+    srv: RunningServer, tmp_path: Path
+) -> None:
+    """`--format env` for a file whose name says nothing (no suffix), and stderr on a
+    real pseudo-terminal: a live line with the unit, connection, applied hash and
+    count, redrawn in place (carriage return, erase line) under stamped events."""
+    target = tmp_path / "web-0"
+    tty = TerminalReader()
+    argv = [sys.executable, "-m", "genconf.cli", "agent", "--server", srv.address]
+    argv += ["--unit", "web/0", "--write", str(target), "--format", "env"]
+    async with Client(srv.address, timeout=10) as c:
+        created = await c.create_application("web", schema=SCHEMA, units=1)
+        config = await c.get_config("web/0", min_revision=created.revision)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=tty.fd,
+                env={**os.environ, "TERM": "xterm-256color"},
+            )
+        finally:
+            tty.close_slave()
+        try:
+            await applied(c, "web/0", config.hash)
+            live = (
+                f"genconf agent web/0 | connected | applied {config.hash[:12]} "
+                "| 1 config(s) written | last at "
+            )
+            await anyio.to_thread.run_sync(tty.wait_for, live, WAIT)
+            assert await stop(proc) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    text = await anyio.to_thread.run_sync(tty.close)
+    assert "\r\x1b[K" in text, "the line is redrawn in place"
+    assert re.search(rf"\d\d:\d\d:\d\d wrote {target}: config {config.hash[:12]} ", text), text
+    assert "received SIGTERM; stopping" in text
+    assert text.endswith("\r\n"), "the last status line is left in place, then a new line"
+    assert " INFO " not in text, "on a terminal: the status line, not log records"
+    assert target.read_text() == (
+        f"# genconf unit=web/0 hash={config.hash}\nNAME=web\nPORT=8080\nWORKERS=2\n"
+    )
+
+
+def test_status_is_live_only_on_a_capable_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    master, slave = os.openpty()
+    r, w = os.pipe()
+    try:
+        with open(slave, "w") as tty, open(w, "w") as pipe:
+            assert agent.wants_live_status(tty)
+            assert not agent.wants_live_status(pipe)
+            monkeypatch.setenv("TERM", "dumb")
+            assert not agent.wants_live_status(tty), "TERM=dumb cannot erase a line"
+        assert not agent.wants_live_status(tty), "a closed stream is not a terminal"
+    finally:
+        os.close(master)
+        os.close(r)
+
+
+def test_status_not_live_logs_and_writes_nothing_to_its_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="genconf.agent")
+    stream = io.StringIO()
+    status = agent.Status("web/0", stream=stream, live=False)
+    status.draw()
+    status.event("wrote /etc/web.json")
+    status.event("exec exited with code 3", error=True)
+    status.close()
+    assert stream.getvalue() == ""
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "web/0: wrote /etc/web.json"),
+        ("ERROR", "web/0: exec exited with code 3"),
+    ]

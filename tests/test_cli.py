@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import anyio
 import grpc
 import pytest
 import yaml
 from cli_runner import Genconf, clean_env
+from grpc_health.v1 import health_pb2
+from servers import free_port, running_server
 from tls_certs import CertificateAuthority
 
 from genconf import cli
 from genconf.client import Client
+from genconf.output import CELL_WIDTH_ON_TTY, ColorMode, Format, Output, visible_len
 from genconf.server import RunningServer
+from genconf.store import Store
 
 SCHEMA_YAML = """\
 # A charm-style config.yaml.
@@ -243,6 +253,7 @@ async def test_errors_exit_1_with_the_servers_message(
         (["unit", "remove", "web/99"], "not found"),
         (["unit", "list", "nope"], "not found"),
         (["config", "get", "web/99"], "not found"),
+        (["config", "get", "nope"], "not found"),
         (["config", "set", "web", "port=abc"], "type int"),
         (["config", "set", "web", "nope=1"], "unknown config key"),
         (["config", "set", "web", "port=1", "--expected-version", "7"], "expected version 7"),
@@ -282,6 +293,8 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["branch", "track", "canary", "--count", "2"], "--count and --of go together"),
         (["app", "list", "-o", "xml"], "invalid choice"),
         (["app", "list", "--config", str(bad_config)], "unknown key(s) ['colour']"),
+        (["serve", "--feed-buffer", "0"], "--feed-buffer"),
+        (["serve", "--ring-size", "-5"], "--ring-size"),
     ]
     for argv, fragment in cases:
         try:
@@ -314,15 +327,227 @@ async def test_help_everywhere_has_examples(genconf: Genconf) -> None:
     }  # fmt: skip
     assert expected <= set(leaves)
     for path, parser in leaves.items():
-        if path == ("bench",):
-            continue  # genconf.bench documents its own workloads
         text = parser.format_help()
         assert f"genconf {' '.join(path)}" in text and "Examples:" in text, path
+        if path == ("bench",):
+            continue  # the workload's own options, not the common ones: see below
         assert "--server" in text and "-o {table,json,yaml}" in text, path
     top, leaf, usage = await genconf.all(["--help"], ["branch", "commit", "--help"], ["app"])
     assert top.ok().out.startswith("usage: genconf") and "Exit codes" in top.out
     assert "genconf branch commit canary --force" in leaf.ok().out
     assert usage.rc == 2 and "usage: genconf app" in usage.err
+
+
+def test_bench_help_lists_every_workload_and_its_examples_parse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`genconf bench --help` names every workload; each workload's own --help is
+    reachable through the CLI, and every flag an example uses is one it takes."""
+    from genconf.bench import WORKLOADS
+
+    text = dict(leaf_parsers(cli.build_parser()))[("bench",)].format_help()
+    listed = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    for workload in WORKLOADS:
+        assert len(listed.get(workload, "").split()) > 3, f"{workload} has no summary in {text}"
+    examples = [line.split()[2:] for line in text.splitlines() if line.startswith("  genconf ")]
+    assert len(examples) >= 3
+    own_help: dict[str, str] = {}
+    for workload in WORKLOADS:
+        with pytest.raises(SystemExit) as done:
+            cli.main(["bench", workload, "--help"])
+        assert done.value.code == 0
+        own_help[workload] = capsys.readouterr().out
+        assert own_help[workload].startswith(f"usage: genconf bench {workload}")
+    for workload, *argv in examples:
+        flags = [a for a in argv if a.startswith("-")]
+        assert flags and all(f in own_help[workload] for f in flags), (workload, argv)
+
+
+async def test_app_create_reads_a_json_schema_and_refuses_a_malformed_one(
+    genconf: Genconf, tmp_path: Path
+) -> None:
+    charm_style = tmp_path / "config.json"
+    charm_style.write_text(
+        json.dumps(
+            {"options": {"port": {"type": "int", "default": 8080, "description": "listen port"}}}
+        )
+    )
+    bare = tmp_path / "bare.json"  # the mapping without the "options" wrapper
+    bare.write_text(json.dumps({"debug": {"type": "boolean", "default": True}}))
+    malformed = {
+        "trailing-comma.json": ('{"options": {"port": {"type": "int",}}}', "is not valid JSON"),
+        "bad-type.yaml": ("options:\n  port: {type: integer-ish}\n", "has type 'integer-ish'"),
+        "bad-default.yaml": ("options:\n  port: {type: int, default: eighty}\n", "type int"),
+        "a-list.yaml": ("- port\n- debug\n", "must be a mapping"),
+        "not-yaml.yaml": ("options: {port: [\n", "is not valid YAML"),
+    }
+    for name, (text, _) in malformed.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00options")
+    malformed["binary.yaml"] = ("", "is not UTF-8 text")
+    names = list(malformed)
+    web, api, *refused = await genconf.all(
+        ["app", "create", "web", "--schema", str(charm_style), "-o", "json"],
+        ["app", "create", "api", "--schema", str(bare), "-o", "json"],
+        *(
+            ["app", "create", f"bad-{i}", "--schema", str(tmp_path / n)]
+            for i, n in enumerate(names)
+        ),
+    )
+    web.ok(), api.ok()
+    for name, run in zip(names, refused, strict=True):
+        fragment = malformed[name][1]
+        assert run.rc == 1, (name, run.rc, run.err)
+        assert run.err.startswith(f"error: schema file {tmp_path / name}"), (name, run.err)
+        assert fragment in run.err and "Traceback" not in run.err, (name, run.err)
+        assert run.out == "", name
+    shown, listed = await genconf.all(
+        ["app", "show", "web", "-o", "json"], ["app", "list", "-o", "json"]
+    )
+    assert shown.json()["schema"]["port"] == {
+        "type": "int", "default": 8080, "description": "listen port", "secret": False
+    }  # fmt: skip
+    assert shown.json()["effective"] == {"port": 8080}
+    assert [a["name"] for a in listed.json()] == ["api", "web"], "a refused schema creates nothing"
+
+
+# -- terminal or not: colour and cut cells (genconf.output) -----------------------------
+
+
+class Terminal:
+    """A real pseudo-terminal: ``fd`` and ``stream`` are its slave end (what a program
+    on a terminal writes to); ``read()`` closes them and returns what reached the
+    master end, with the terminal's CR LF turned back into LF."""
+
+    def __init__(self) -> None:
+        self._master, self.fd = os.openpty()
+        self.stream: TextIO = open(self.fd, "w", encoding="utf-8")
+
+    def read(self) -> str:
+        self.stream.close()
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # EIO: the slave end is closed and all of it was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(self._master)
+        return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def pipe_stream() -> tuple[TextIO, Callable[[], str]]:
+    """A pipe's write end as a text stream, and a reader of what it got once closed."""
+    r, w = os.pipe()
+    stream = open(w, "w", encoding="utf-8")
+
+    def read() -> str:
+        stream.close()
+        with open(r, encoding="utf-8") as f:
+            return f.read()
+
+    return stream, read
+
+
+LONG = "x" * 100
+CUT = "x" * (CELL_WIDTH_ON_TTY - 1) + "…"
+
+
+def render_table(out: Output) -> list[str]:
+    return out.table(["KEY", "VALUE"], [["port", "9090"], ["motd", LONG]])
+
+
+@pytest.fixture
+def person_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment that lets a terminal have colour (no NO_COLOR, a capable TERM)."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    return monkeypatch
+
+
+def test_on_a_terminal_tables_are_coloured_and_long_cells_cut(
+    person_env: pytest.MonkeyPatch,
+) -> None:
+    tty = Terminal()
+    out = Output.for_stream(Format.TABLE, ColorMode.AUTO, tty.stream)
+    assert out.color and out.terminal
+    out.emit({"motd": LONG}, render_table)
+    assert tty.read().splitlines() == [
+        "\x1b[1mKEY   VALUE\x1b[0m",
+        "port  9090",
+        f"motd  {CUT}",
+    ]
+    assert visible_len(CUT) == CELL_WIDTH_ON_TTY
+
+
+def test_piped_tables_are_plain_and_complete(person_env: pytest.MonkeyPatch) -> None:
+    stream, read = pipe_stream()
+    out = Output.for_stream(Format.TABLE, ColorMode.AUTO, stream)
+    assert not out.color and not out.terminal
+    out.emit({"motd": LONG}, render_table)
+    assert read().splitlines() == ["KEY   VALUE", "port  9090", f"motd  {LONG}"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "coloured"),
+    [("NO_COLOR", "1", False), ("NO_COLOR", "", True), ("TERM", "dumb", False)],
+)
+def test_no_color_and_a_dumb_terminal_turn_colour_off_but_cells_are_still_cut(
+    person_env: pytest.MonkeyPatch, variable: str, value: str, coloured: bool
+) -> None:
+    """NO_COLOR as no-color.org says: present and not empty."""
+    person_env.setenv(variable, value)
+    tty = Terminal()
+    out = Output.for_stream(Format.TABLE, ColorMode.AUTO, tty.stream)
+    out.emit({"motd": LONG}, render_table)
+    lines = tty.read().splitlines()
+    assert ("\x1b[" in lines[0]) is coloured, lines
+    assert lines[-1] == f"motd  {CUT}", "a terminal is still a terminal without colour"
+
+
+def test_color_flag_overrides_the_terminal_and_machine_output_is_never_cut(
+    person_env: pytest.MonkeyPatch,
+) -> None:
+    stream, read = pipe_stream()
+    Output.for_stream(Format.TABLE, ColorMode.ALWAYS, stream).emit(None, render_table)
+    assert read().startswith("\x1b[1mKEY")
+    tty = Terminal()
+    Output.for_stream(Format.TABLE, ColorMode.NEVER, tty.stream).emit(None, render_table)
+    Output.for_stream(Format.JSON, ColorMode.AUTO, tty.stream).emit({"motd": LONG})
+    text = tty.read()
+    assert "\x1b[" not in text
+    assert text.splitlines()[:3] == ["KEY   VALUE", "port  9090", f"motd  {CUT}"]
+    assert json.loads("\n".join(text.splitlines()[3:])) == {"motd": LONG}
+
+
+async def test_the_cli_on_a_terminal_colours_and_cuts_and_no_color_turns_colour_off(
+    genconf: Genconf, client: Client, tmp_path: Path
+) -> None:
+    """`genconf config get` with its stdout on a real pseudo-terminal."""
+    created = await client.create_application("web", schema={"motd": {"type": "string"}}, units=1)
+    written = await client.set_config("web", {"motd": LONG})
+    await client.get_config("web/0", min_revision=max(created.revision, written.revision))
+
+    async def on_terminal(**env: str) -> str:
+        tty = Terminal()
+        argv = ["config", "get", "web/0", "--server", genconf.server or ""]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "genconf.cli", *argv,
+            stdin=subprocess.DEVNULL, stdout=tty.fd, stderr=subprocess.PIPE,
+            env={**genconf.env, "TERM": "xterm-256color", **env},
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err
+        return await anyio.to_thread.run_sync(tty.read)
+
+    coloured, uncoloured = await asyncio.gather(on_terminal(), on_terminal(NO_COLOR="1"))
+    piped = (await genconf("config", "get", "web/0")).ok().out
+    assert "\x1b[1m" in coloured and "\x1b[" not in uncoloured
+    for text in (coloured, uncoloured):
+        assert CUT in text and LONG not in text
+    assert LONG in piped and "\x1b" not in piped
 
 
 async def test_watch_prints_one_line_per_delta_and_resumes_with_since(
@@ -462,3 +687,248 @@ async def test_tls_ca_connects_over_tls(tmp_path: Path) -> None:
     assert secure.rc == 1 and "recorded" in secure.err, "the TLS call reached the server"
     assert plain.rc == 1 and "recorded" not in plain.err, "a plaintext call cannot"
     assert len(handler.calls) == 1
+
+
+# -- serve: authentication on, or open on loopback and saying so -------------------------
+
+TOKEN = "bootstrap-admin-token-0123456789"  # >= 16 characters, no spaces
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+@asynccontextmanager
+async def serve_process(
+    mongo_uri: str, db_name: str, log: Path, env: dict[str, str]
+) -> AsyncIterator[str]:
+    """`genconf serve` as a subprocess on a free loopback port, over the test's MongoDB:
+    yields its address once it printed the ready line; afterwards SIGINT must stop it
+    with exit 0. Its stderr (the log) goes to ``log``."""
+    argv = ["serve", "--mongo-uri", mongo_uri, "--database", db_name]
+    argv += ["--listen", "127.0.0.1:0", "--bookmark-interval", "0.2"]
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "genconf.cli", *argv,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
+        )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        with anyio.fail_after(60):
+            line = (await proc.stdout.readline()).decode()
+        assert line.startswith(cli.READY_LINE), f"{line!r}: {tail(log)}"
+        yield line.removeprefix(cli.READY_LINE).strip()
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, tail(log)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_serve_without_auth_is_open_on_loopback_and_logs_that(
+    mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    async with serve_process(mongo_uri, db_name, log, clean_env(tmp_path)) as address:
+        listed = await Genconf(address, clean_env(tmp_path))("app", "list", "-o", "json")
+        assert listed.json() == [], "no token needed"
+    text = log.read_text()
+    assert "without authentication: loopback only" in text, text
+
+
+async def test_serve_takes_the_admin_token_from_the_environment(
+    mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    env = clean_env(tmp_path, GENCONF_ADMIN_TOKEN=f"  {TOKEN}\n")  # blanks around: dropped
+    async with serve_process(mongo_uri, db_name, log, env) as address:
+        run = Genconf(address, clean_env(tmp_path))
+        created = await run("app", "create", "web", "--token", TOKEN, "-o", "json")
+        assert created.json()["versions"] == {"web": 1}
+        anonymous, wrong, from_env = await run.all(
+            ["app", "list"],
+            ["app", "list", "--token", TOKEN + "x"],
+            ["app", "list", "-o", "json", "--token", TOKEN],
+        )
+    assert anonymous.rc == 1 and anonymous.err.startswith("error: "), anonymous
+    assert "requires a bearer token" in anonymous.err and anonymous.out == ""
+    assert wrong.rc == 1 and wrong.err.startswith("error: ") and wrong.out == ""
+    assert [a["name"] for a in from_env.json()] == ["web"]
+    text = log.read_text()
+    assert "authentication on" in text and "without authentication" not in text, text
+    assert TOKEN not in text, "the token is never logged"
+
+
+async def test_serve_refuses_to_start_open_on_a_network_or_with_an_empty_token(
+    mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    """Each refusal exits 1 (the operation failed) before anything starts, with a
+    message saying how to configure authentication; nothing is listening after."""
+    empty, blank, short = tmp_path / "empty", tmp_path / "blank", tmp_path / "short"
+    empty.write_text("")
+    blank.write_text("  \n\n")
+    short.write_text("short\n")
+    serve = ["serve", "--mongo-uri", mongo_uri, "--database", db_name]
+    loopback = [*serve, "--listen", "127.0.0.1:0"]
+    run = Genconf(None, clean_env(tmp_path))
+    cases: list[tuple[list[str], dict[str, str], list[str]]] = [
+        ([*serve, "--listen", "0.0.0.0:0"], {}, ["refusing to listen on 0.0.0.0:0 without "
+          "authentication", "--admin-token-file FILE or GENCONF_ADMIN_TOKEN", "127.0.0.1"]),
+        ([*loopback, "--admin-token-file", str(empty)], {}, [str(empty), "empty", "at least 16"]),
+        ([*loopback, "--admin-token-file", str(blank)], {}, [str(blank), "empty", "urlsafe"]),
+        ([*loopback, "--admin-token-file", str(tmp_path / "missing")], {}, ["cannot read"]),
+        ([*loopback, "--admin-token-file", str(short)], {}, ["at least 16 characters"]),
+        (loopback, {"GENCONF_ADMIN_TOKEN": " "}, ["GENCONF_ADMIN_TOKEN", "empty", "at least 16"]),
+    ]  # fmt: skip
+    runs = await asyncio.gather(
+        *(run(*argv, env=clean_env(tmp_path, **env)) for argv, env, _ in cases)
+    )
+    for (argv, env, fragments), done in zip(cases, runs, strict=True):
+        assert done.rc == 1, (argv, env, done.rc, done.err)
+        assert done.err.startswith("error: ") and done.out == "", (argv, done.err)
+        assert all(f in done.err for f in fragments), (argv, env, done.err)
+        assert "Traceback" not in done.err and "listening on" not in done.err, done.err
+
+
+# -- watch: across a server restart, and stopped with Ctrl-C -------------------------------
+
+
+async def watch_process(
+    address: str, *args: str, env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "genconf.cli", "watch", "--server", address, *args,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+
+async def line_of(stream: asyncio.StreamReader | None, containing: str = "") -> str:
+    """The next line of ``stream`` that contains ``containing`` (an event: the child
+    printed it), within a generous bound."""
+    assert stream is not None
+    with anyio.fail_after(60):
+        while True:
+            line = (await stream.readline()).decode()
+            assert line, f"EOF before a line with {containing!r}"
+            if containing in line:
+                return line
+
+
+async def test_watch_survives_a_server_restart_and_says_what_it_cannot_replay(
+    mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    """Three watches of one server: one gets Ctrl-C while following (exit 0), one
+    while the server is down and it is reconnecting (exit 0), and one reconnects to
+    the restarted server, which no longer holds its revision (a change landed while
+    it was down): exit 1 with a message saying so, never a silent gap."""
+    listen = f"127.0.0.1:{free_port()}"
+    env = clean_env(tmp_path)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        async with running_server(mongo_uri, db_name, listen=listen):
+            async with Client(listen, timeout=10) as c:
+                created = await c.create_application("web", schema={"k": {"type": "int"}})
+                first = await c.set_config("web", {"k": 1})
+            since = ["--since", str(created.revision), "--kind", "application", "-o", "json"]
+            procs += [await watch_process(listen, *since, env=env) for _ in range(3)]
+            resumes, interrupted_down, interrupted_live = procs
+            for proc in procs:
+                delta = json.loads(await line_of(proc.stdout))
+                assert delta["revision"] == first.revision
+                assert delta["value"]["settings"] == {"k": 1}
+            interrupted_live.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(interrupted_live.communicate(), 30)
+            assert interrupted_live.returncode == 0 and out == b"", err
+            assert b"error" not in err and b"Traceback" not in err, err
+
+        for proc in (resumes, interrupted_down):
+            assert "reconnecting" in await line_of(proc.stderr, "genconf watch: ")
+            assert proc.returncode is None, "a watch outlives its server"
+        interrupted_down.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(interrupted_down.communicate(), 30)
+        assert interrupted_down.returncode == 0, err
+        assert b"Traceback" not in err
+
+        store = Store.connect(mongo_uri, db_name)
+        try:
+            await store.set_config("web", set={"k": 2})  # while no server is up
+        finally:
+            await store.aclose()
+        async with running_server(mongo_uri, db_name, listen=listen):
+            out, err = await asyncio.wait_for(resumes.communicate(), 60)
+        text = err.decode()
+        assert resumes.returncode == 1, text
+        assert out == b"", "nothing printed after the gap"
+        error = text[text.index("error: ") :]
+        assert f"revision {first.revision} is older than the oldest retained" in error, text
+        assert "`genconf watch` without --since follows from now" in error, text
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+class RestartingServer(grpc.GenericRpcHandler):
+    """Stands in for a server that goes away and comes back: its first watch ends
+    UNAVAILABLE, then health says NOT_SERVING twice (its cache is syncing) before
+    SERVING, and a watch while it is not serving is refused as a real one would be
+    (OUT_OF_RANGE: the revision is ahead of its empty cache)."""
+
+    def __init__(self) -> None:
+        self.health = iter(["SERVING", "NOT_SERVING", "NOT_SERVING", "SERVING"])
+        self.serving = False
+        self.calls: list[str] = []
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = details.method.rsplit("/", 1)[1]
+        if method == "Check":
+
+            async def check(request: Any, context: Any) -> health_pb2.HealthCheckResponse:
+                status = next(self.health)
+                self.serving = status == "SERVING"
+                self.calls.append(status)
+                return health_pb2.HealthCheckResponse(
+                    status=health_pb2.HealthCheckResponse.ServingStatus.Value(status)
+                )
+
+            return grpc.unary_unary_rpc_method_handler(
+                check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+        if method == "WatchDeltas":
+
+            async def watch(request: Any, context: Any) -> AsyncIterator[bytes]:
+                first = "WatchDeltas" not in self.calls
+                self.calls.append("WatchDeltas")
+                if first:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+                if not self.serving:
+                    await context.abort(grpc.StatusCode.OUT_OF_RANGE, "7 is ahead of this server")
+                await context.abort(grpc.StatusCode.OUT_OF_RANGE, "7 is older than the oldest")
+                yield b""  # unreachable: makes this an async generator
+
+            return grpc.unary_stream_rpc_method_handler(
+                watch, request_deserializer=lambda b: b, response_serializer=lambda b: b
+            )
+        return None
+
+
+async def test_a_reconnecting_watch_waits_until_the_server_is_serving(tmp_path: Path) -> None:
+    handler = RestartingServer()
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        done = await Genconf(f"127.0.0.1:{port}", clean_env(tmp_path))("watch", "--since", "7")
+    finally:
+        await server.stop(None)
+    assert handler.calls == [
+        "SERVING", "WatchDeltas", "NOT_SERVING", "NOT_SERVING", "SERVING", "WatchDeltas"
+    ]  # fmt: skip
+    assert done.rc == 1 and "is older than the oldest" in done.err, done.err
+    assert "the server is NOT_SERVING; waiting" in done.err
+    assert "`genconf watch` without --since follows from now" in done.err

@@ -227,6 +227,16 @@ async def run_command(command: str, env: Mapping[str, str], limit: float) -> Com
 # -- status ------------------------------------------------------------------------
 
 
+def wants_live_status(stream: TextIO) -> bool:
+    """A redrawn status line only for a person at a terminal that can clear a line
+    (not TERM=dumb); logs and pipes get plain log lines instead."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False
+    return terminal and os.environ.get("TERM") != "dumb"
+
+
 @dataclass
 class Status:
     """What the agent shows: a live status line on a terminal, log lines otherwise."""

@@ -2,8 +2,10 @@
 a reference unit agent, over the Python client.
 
 Exit codes scripts can rely on: 0 ok; 1 the operation failed (an error from the
-server, or a local file that cannot be read), with ``error: <message>`` on
-stderr; 2 usage (a bad flag or argument, a malformed config file).
+server, a local file that cannot be read or used, or `serve` refusing to start:
+no authentication on a non-loopback address, an empty admin token), with
+``error: <message>`` on stderr; 2 usage (a bad flag or argument, a malformed
+config file).
 
 Adding a command: write ``async def handler(ctx: Ctx, args) -> int | None`` that
 uses ``ctx.client`` and prints through ``ctx.out.emit(data, render)`` (data from
@@ -24,7 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import grpc
@@ -156,13 +158,20 @@ def _assignment(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _positive(text: str) -> int:
+def _non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
     return value
 
 
@@ -200,13 +209,17 @@ def load_schema_file(path: str) -> dict[str, dict[str, Any]]:
     """A charm-style ``config.yaml`` (``options: {key: {type, default, description}}``)
     or the bare mapping, in YAML or JSON, validated and normalised."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise GenconfError(f"cannot read schema file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GenconfError(f"schema file {path} is not UTF-8 text") from None
+    is_json = path.endswith(".json")
     try:
-        raw = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        raw = json.loads(text) if is_json else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise GenconfError(f"schema file {path} is not valid YAML or JSON: {exc}") from None
+        kind = "JSON" if is_json else "YAML (or JSON)"
+        raise GenconfError(f"schema file {path} is not valid {kind}: {exc}") from None
     raw = raw or {}
     options = raw.get("options") if isinstance(raw, dict) else None
     if isinstance(options, dict) and set(raw) == {"options"}:
@@ -262,13 +275,11 @@ def _self_command() -> str:
 
 
 def _admin_token(path: str | None) -> str | None:
-    """The bootstrap admin token: from the file, else GENCONF_ADMIN_TOKEN; never logged."""
-    if path:
-        try:
-            return Path(path).read_text().strip() or None
-        except OSError as exc:
-            raise GenconfError(f"cannot read --admin-token-file {path}: {exc.strerror}") from None
-    return os.environ.get("GENCONF_ADMIN_TOKEN", "").strip() or None
+    """The bootstrap admin token (never logged); None: no auth. The rules, and the
+    refusal of an empty file or variable, live in `auth.read_bootstrap_token`."""
+    from genconf.auth import read_bootstrap_token
+
+    return read_bootstrap_token(path, os.environ)
 
 
 async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -295,6 +306,7 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
         metrics_listen=args.metrics_listen,
         stale_after=args.stale_after,
         ring_size=args.ring_size,
+        feed_buffer=args.feed_buffer,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(config) as running:
@@ -314,7 +326,7 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def _add_serve(commands: Commands) -> None:
     from genconf.api.guard import DEFAULT_STREAMS_PER_TOKEN
-    from genconf.cache import DEFAULT_RING_SIZE
+    from genconf.cache import DEFAULT_FEED_BUFFER, DEFAULT_RING_SIZE
     from genconf.readiness import DEFAULT_STALE_AFTER
     from genconf.server import DEFAULT_LISTEN, DEFAULT_MAX_REQUEST_BYTES, ServerConfig
 
@@ -388,10 +400,18 @@ def _add_serve(commands: Commands) -> None:
     )
     ops.add_argument(
         "--ring-size",
-        type=_positive,
+        type=_non_negative,
         default=DEFAULT_RING_SIZE,
         metavar="DELTAS",
         help="recent changes kept so an admin feed can resume from a revision (memory: ~KB each)",
+    )
+    ops.add_argument(
+        "--feed-buffer",
+        type=_positive,
+        default=DEFAULT_FEED_BUFFER,
+        metavar="BATCHES",
+        help="an admin feed this many batches behind its reader ends RESOURCE_EXHAUSTED "
+        "(the reader resumes from its last revision)",
     )
 
 
@@ -445,7 +465,7 @@ def _add_app(commands: Commands) -> None:
     p.add_argument("name", help="application name (lowercase letters, digits, '-')")
     p.add_argument("--charm", default="", help="charm name (default: the application's name)")
     p.add_argument("--schema", help="schema file: a charm-style config.yaml, or JSON")
-    p.add_argument("--units", type=_positive, default=0, help="number of units to add")
+    p.add_argument("--units", type=_non_negative, default=0, help="number of units to add")
     p = app.add("show", _app_show, help="an application's schema and values", examples=["web"])
     p.add_argument("name")
     app.add("list", _app_list, help="every application", examples=["", "-o json"])
@@ -488,7 +508,7 @@ def _add_unit(commands: Commands) -> None:
         examples=["web", "web --count 3", "web --name web/7"],
     )
     p.add_argument("application")
-    p.add_argument("--count", type=_positive, help="how many units to add")
+    p.add_argument("--count", type=_non_negative, help="how many units to add")
     p.add_argument("--name", action="append", help="a unit name to add (repeatable)")
     p = unit.add("remove", _unit_remove, help="remove a unit", examples=["web/2"])
     p.add_argument("unit", help="APP/N")
@@ -733,7 +753,7 @@ def _add_branch(commands: Commands) -> None:
     p.add_argument("name")
     p.add_argument("units", nargs="*", metavar="UNIT", help="units (APP/N)")
     p.add_argument("--app", action="append", help="every unit of APP, also later ones")
-    p.add_argument("--count", type=_positive, help="with --of: this many units of APP")
+    p.add_argument("--count", type=_non_negative, help="with --of: this many units of APP")
     p.add_argument("--of", metavar="APP", help="the application --count picks units from")
     p = branch.add(
         "untrack",
@@ -784,6 +804,13 @@ def _add_branch(commands: Commands) -> None:
 # -- watch ------------------------------------------------------------------------------------
 
 
+WATCH_GAP_HINT = (
+    "hint: a server replays only the changes it still holds (the last --ring-size, none "
+    "from before it started); `genconf generations` lists every committed change, and "
+    "`genconf watch` without --since follows from now"
+)
+
+
 async def _watch(ctx: Ctx, args: argparse.Namespace) -> int:
     client, out = ctx.client, ctx.out
     seen = 0
@@ -795,8 +822,15 @@ async def _watch(ctx: Ctx, args: argparse.Namespace) -> int:
         # goes away while we watch.
         await client.health()
         delays = client.backoff.delays()
+        reconnecting = False
         while True:
             try:
+                if reconnecting and (status := await client.health()) != "SERVING":
+                    # A restarted server answers before its cache has synced: resuming
+                    # from it then would be refused (a revision ahead of it).
+                    print(f"genconf watch: the server is {status}; waiting", file=sys.stderr)
+                    await anyio.sleep(next(delays))
+                    continue
                 async for batch in client.watch_deltas(
                     since_revision=since, kinds=args.kind or (), applications=args.app or ()
                 ):
@@ -810,11 +844,17 @@ async def _watch(ctx: Ctx, args: argparse.Namespace) -> int:
                     since = batch.revision
                 return 0
             except ClientError as exc:
-                if exc.code != grpc.StatusCode.UNAVAILABLE:
+                if exc.code == grpc.StatusCode.OUT_OF_RANGE and since is not None:
+                    raise GenconfError(f"{exc.message}\n{WATCH_GAP_HINT}") from None
+                # FeedTooSlow: our reader (say, a slow pipe) fell --feed-buffer batches
+                # behind; the server ended the feed, and we resume like after a drop.
+                slow = exc.detail.code == "FeedTooSlow"
+                if exc.code != grpc.StatusCode.UNAVAILABLE and not slow:
                     raise
                 # Resume after the last revision printed; if the server no longer
                 # holds it, OUT_OF_RANGE ends the watch with a message.
                 print(f"genconf watch: {exc.message}; reconnecting", file=sys.stderr)
+                reconnecting = True
                 await anyio.sleep(next(delays))
 
     return await until_stopped(follow)
@@ -827,8 +867,10 @@ def _add_watch(commands: Commands) -> None:
         help="follow every change to the model (the admin feed), one line per delta",
         description="Print every delta of the model as it happens: one line per delta, "
         "starting with its revision. --since REV replays what followed REV first (a "
-        "watch that stopped resumes with the last revision it printed). -o json "
-        "prints JSON Lines. Ctrl-C stops it.",
+        "watch that stopped resumes with the last revision it printed). When the "
+        "server goes away it reconnects and resumes the same way; if the server no "
+        "longer holds that revision (say it restarted), it exits 1 rather than skip "
+        "changes. -o json prints JSON Lines. Ctrl-C stops it (exit 0).",
         examples=["", "--since 7301946349218856961", "--kind unit --app web -o json"],
     )
     p.add_argument("--since", type=int, help="replay the deltas after this revision first")
@@ -839,14 +881,14 @@ def _add_watch(commands: Commands) -> None:
         help="only this kind (repeatable)",
     )
     p.add_argument("--app", action="append", help="only this application (repeatable)")
-    p.add_argument("--count", type=_positive, help="exit after this many deltas")
+    p.add_argument("--count", type=_non_negative, help="exit after this many deltas")
 
 
 # -- agent ------------------------------------------------------------------------------------
 
 
 async def _agent(ctx: Ctx, args: argparse.Namespace) -> int:
-    from genconf.agent import AgentOptions, FileFormat, run_agent
+    from genconf.agent import AgentOptions, FileFormat, run_agent, wants_live_status
 
     path = Path(args.write)
     if not path.parent.is_dir():
@@ -858,7 +900,7 @@ async def _agent(ctx: Ctx, args: argparse.Namespace) -> int:
         command=args.exec,
         exec_timeout=args.exec_timeout,
     )
-    live = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    live = wants_live_status(sys.stderr)
     s = ctx.settings
     backoff = Backoff(initial=min(0.1, args.max_backoff), maximum=args.max_backoff)
     async with Client(s.server, token=s.token, tls_ca=s.tls_ca, backoff=backoff) as client:
@@ -907,10 +949,46 @@ def bench_workloads() -> list[str]:
     return list(WORKLOADS)
 
 
+# What each workload measures, for `genconf bench --help` (its own --help has the rest).
+BENCH_SUMMARIES: Final = {
+    "ingest": "change events applied to the model cache per second, vs a raw change stream",
+    "fanout": "one change to S watching agents: time until the last has it",
+    "targeted": "commit-to-notified latency of one-unit changes at a steady rate",
+    "read": "GetConfig throughput, vs an empty unary handler",
+    "idle": "server memory per idle stream and CPU with bookmarks on",
+    "storm": "S agents reconnecting at once: time until all have their config",
+    "soak": "writes, branches and agent churn for N minutes: memory, then a full check",
+}
+BENCH_EXAMPLES: Final = (
+    "ingest --events 20000",
+    "fanout --streams 1000 -o json",
+    "targeted --rate 50 --duration 10 --check",
+    "soak --minutes 10",
+    "storm --help",
+)
+
+
 def _add_bench(sub: Any) -> None:
-    b = sub.add_parser("bench", help="benchmarks (figures with a same-run baseline)")
-    b.add_argument("workload", choices=sorted(bench_workloads()))
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    """`bench` hands everything after WORKLOAD to that workload's own parser, so it
+    takes none of the common options; its help lists the workloads instead."""
+    workloads = sorted(bench_workloads())
+    width = max(len(w) for w in workloads)
+    listing = "\n".join(f"  {w.ljust(width)}  {BENCH_SUMMARIES.get(w, '')}" for w in workloads)
+    examples = "\n".join(f"  genconf bench {e}" for e in BENCH_EXAMPLES)
+    b = sub.add_parser(
+        "bench",
+        help="benchmarks (figures with a same-run baseline)",
+        description="Run one benchmark. Each prints its figures next to a baseline measured\n"
+        "in the same run, and their ratio; --check exits 1 when a target is missed.\n"
+        "Without --mongo-uri it starts an embedded MongoDB.\n\nWorkloads:\n" + listing,
+        epilog="Examples:\n" + examples + "\n\n`genconf bench WORKLOAD --help` shows a "
+        "workload's own options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("workload", choices=workloads, metavar="WORKLOAD", help="what to measure")
+    b.add_argument(
+        "rest", nargs=argparse.REMAINDER, metavar="ARGS", help="the workload's own options"
+    )
     b.set_defaults(func=None)
 
 
