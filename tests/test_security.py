@@ -314,6 +314,24 @@ def test_an_rpc_without_a_rule_is_refused_to_every_role() -> None:
                 auth.authorize(principal, method, agent_pb2.GetConfigRequest(unit="web/0"))
 
 
+def test_minted_times_are_what_mongodb_stores() -> None:
+    """CreateToken answers with the minted record; ListTokens with what MongoDB gave
+    back (milliseconds): they must be the same token, timestamps included."""
+    now = dt.datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
+    minted = auth.mint(
+        auth.Role.OBSERVER,
+        unit=None,
+        expires_at=now + dt.timedelta(hours=1),
+        created_by="",
+        description="",
+        now=now,
+    )
+    options = bson.CodecOptions(tz_aware=True)
+    stored = bson.decode(bson.encode(minted.doc), codec_options=options)
+    assert auth.TokenRecord.from_doc(stored) == auth.TokenRecord.from_doc(minted.doc)
+    assert minted.doc["created_at"].microsecond == 123000
+
+
 def test_token_format_and_authentication_rules() -> None:
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     minted = auth.mint(

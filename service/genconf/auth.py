@@ -68,6 +68,10 @@ class MintedToken:
     doc: dict[str, Any]
 
 
+def _to_millis(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def mint(
     role: Role,
     *,
@@ -85,6 +89,10 @@ def mint(
         raise InvalidArgument(f"only agent tokens are bound to a unit, not {role.value} tokens")
     if expires_at is not None and expires_at <= now:
         raise InvalidArgument("the expiry must be in the future")
+    # MongoDB keeps milliseconds: the record CreateToken answers with must equal
+    # the one every replica reads back.
+    now = _to_millis(now)
+    expires_at = _to_millis(expires_at) if expires_at is not None else None
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)

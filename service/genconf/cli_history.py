@@ -1,33 +1,25 @@
 """`genconf` commands for history (versions, generations) and tokens.
 
-Each prints its result through the shared output layer (`-o table|json|yaml`;
-without a table renderer, people get YAML). Handlers take the CLI's context.
+Each prints the stable shape `genconf.views` defines for its result (``-o json``
+/ ``-o yaml``) or that view's table (``-o table``). Versions carry no schema, so
+commands that print config values fetch the application's to type them.
+Handlers take the CLI's context.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
+from genconf import views
 
 if TYPE_CHECKING:
     from genconf.cli import Commands, Ctx
-    from genconf.client import WriteResult
+    from genconf.client import Client, WriteResult
 
 DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def plain(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
-
-
-def _new_versions(w: WriteResult) -> dict[str, Any]:
-    """What a rollback or revert wrote: each application's new version, the generation."""
-    return {"versions": dict(w.versions), "generation": w.generation}
 
 
 def duration(text: str) -> int:
@@ -38,23 +30,44 @@ def duration(text: str) -> int:
     return int(match[1]) * SECONDS[match[2]]
 
 
+async def _schema(client: Client, application: str) -> views.Schema:
+    """The application's current schema, which types its versions' values. Called
+    after the history read, so a missing application or version reports as such."""
+    return (await client.get_application(application)).schema
+
+
+async def _schemas(client: Client) -> dict[str, views.Schema]:
+    """Every application's schema, for generations (which span applications)."""
+    return {app.name: app.schema for app in await client.list_applications()}
+
+
+def _new_versions(what: str, w: WriteResult) -> str:
+    versions = ", ".join(f"{app} is now version {v}" for app, v in sorted(w.versions.items()))
+    return f"{what}: {versions or 'nothing changed'} (generation {w.generation or '-'})"
+
+
 # -- versions ----------------------------------------------------------------------
 
 
 async def _versions(ctx: Ctx, args: argparse.Namespace) -> None:
     page = await ctx.client.list_versions(
-        args.application, limit=args.limit, since_version=args.since
+        args.application, limit=args.limit, since_version=args.since, before_version=args.before
     )
-    ctx.out.emit([plain(v) for v in page.versions])
+    schema = await _schema(ctx.client, args.application)
+    versions = [views.version_view(v, schema) for v in page.versions]
+    ctx.out.emit(versions, views.render_versions(versions))
 
 
 async def _version_show(ctx: Ctx, args: argparse.Namespace) -> None:
-    ctx.out.emit(plain(await ctx.client.get_version(args.application, args.version)))
+    version = await ctx.client.get_version(args.application, args.version)
+    shown = views.version_view(version, await _schema(ctx.client, args.application))
+    ctx.out.emit(shown, views.render_version(shown))
 
 
 async def _version_diff(ctx: Ctx, args: argparse.Namespace) -> None:
     diff = await ctx.client.diff_versions(args.application, args.from_version, args.to_version)
-    ctx.out.emit(plain(diff))
+    d = views.version_diff_view(diff, await _schema(ctx.client, args.application))
+    ctx.out.emit(d, views.render_version_diff(d))
 
 
 async def _version_rollback(ctx: Ctx, args: argparse.Namespace) -> None:
@@ -67,26 +80,36 @@ async def _version_rollback(ctx: Ctx, args: argparse.Namespace) -> None:
             created_by=args.created_by,
         )
     )
-    ctx.out.emit(_new_versions(written))
+    text = _new_versions(f"rolled {args.application} back to version {args.version}", written)
+    ctx.out.emit(views.write_view(written), views.render_text(text))
+
+
+def _emit_label(ctx: Ctx, label: views.Data) -> None:
+    text = f"{label['application']} version {label['version']} is labelled {label['label']}"
+    ctx.out.emit(label, views.render_text(text))
 
 
 async def _version_tag(ctx: Ctx, args: argparse.Namespace) -> None:
     label = await ctx.client.tag_version(args.application, args.label, version=args.version)
-    ctx.out.emit(plain(label))
+    _emit_label(ctx, views.label_view(label))
 
 
 async def _version_bump(ctx: Ctx, args: argparse.Namespace) -> None:
     label = await ctx.client.bump_version(args.application, args.part, version=args.version)
-    ctx.out.emit(plain(label))
+    _emit_label(ctx, views.label_view(label))
 
 
 async def _version_latest(ctx: Ctx, args: argparse.Namespace) -> None:
-    ctx.out.emit(plain(await ctx.client.latest_version(args.application)))
+    latest = views.latest_view(await ctx.client.latest_version(args.application))
+    ctx.out.emit(latest, views.render_latest(latest))
 
 
 async def _key_history(ctx: Ctx, args: argparse.Namespace) -> None:
-    history = await ctx.client.key_history(args.application, args.key, limit=args.limit)
-    ctx.out.emit([plain(e) for e in history.entries])
+    history = await ctx.client.key_history(
+        args.application, args.key, limit=args.limit, before_version=args.before
+    )
+    entries = views.key_history_view(history, await _schema(ctx.client, args.application))
+    ctx.out.emit(entries, views.render_key_history(entries))
 
 
 # -- generations -------------------------------------------------------------------
@@ -94,13 +117,17 @@ async def _key_history(ctx: Ctx, args: argparse.Namespace) -> None:
 
 async def _generations(ctx: Ctx, args: argparse.Namespace) -> None:
     page = await ctx.client.list_generations(
-        limit=args.limit, since=args.since, application=args.application or ""
+        limit=args.limit, since=args.since, before=args.before, application=args.application or ""
     )
-    ctx.out.emit([plain(g) for g in page.generations])
+    schemas = await _schemas(ctx.client)
+    generations = [views.generation_view(g, schemas) for g in page.generations]
+    ctx.out.emit(generations, views.render_generations(generations))
 
 
 async def _generation_show(ctx: Ctx, args: argparse.Namespace) -> None:
-    ctx.out.emit(plain(await ctx.client.get_generation(args.id)))
+    generation = await ctx.client.get_generation(args.id)
+    shown = views.generation_view(generation, await _schemas(ctx.client))
+    ctx.out.emit(shown, views.render_generation(shown))
 
 
 async def _generation_revert(ctx: Ctx, args: argparse.Namespace) -> None:
@@ -109,7 +136,8 @@ async def _generation_revert(ctx: Ctx, args: argparse.Namespace) -> None:
             args.id, force=args.force, reason=args.reason or "", created_by=args.created_by
         )
     )
-    ctx.out.emit(_new_versions(written))
+    text = _new_versions(f"reverted generation {args.id}", written)
+    ctx.out.emit(views.write_view(written), views.render_text(text))
 
 
 # -- tokens ------------------------------------------------------------------------
@@ -123,21 +151,33 @@ async def _token_create(ctx: Ctx, args: argparse.Namespace) -> None:
         description=args.description or "",
     )
     await ctx.client.list_tokens(min_revision=created.revision)
-    ctx.out.emit({"token": created.token, **plain(created.info)})
+    token = views.created_token_view(created)
+    ctx.out.emit(token, views.render_created_token(token))
 
 
 async def _token_list(ctx: Ctx, args: argparse.Namespace) -> None:
-    ctx.out.emit([plain(t) for t in await ctx.client.list_tokens()])
+    tokens = [views.token_view(t) for t in await ctx.client.list_tokens()]
+    ctx.out.emit(tokens, views.render_tokens(tokens))
 
 
 async def _token_revoke(ctx: Ctx, args: argparse.Namespace) -> None:
     written = await ctx.client.revoke_token(args.id)
     await ctx.client.list_tokens(min_revision=written.revision)
-    ctx.out.emit({"revoked": args.id})
+    ctx.out.emit({"revoked": args.id}, views.render_text(f"revoked token {args.id}"))
 
 
 def _limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="at most this many (default 100)")
+
+
+def _before(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--before",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only entries older than N; page back with the last entry's number",
+    )
 
 
 def add_history(commands: Commands, user: str) -> None:
@@ -145,11 +185,12 @@ def add_history(commands: Commands, user: str) -> None:
         "versions",
         _versions,
         help="an application's versions, newest first",
-        examples=["web", "web --limit 5", "web --since 12"],
+        examples=["web", "web --limit 5", "web --since 12", "web --limit 5 --before 40"],
     )
     p.add_argument("application")
     _limits(p)
     p.add_argument("--since", type=int, default=0, help="only versions after this one")
+    _before(p)
 
     _, version = commands.group(
         "version",
@@ -206,20 +247,22 @@ def add_history(commands: Commands, user: str) -> None:
         "key-history",
         _key_history,
         help="each version where one key's effective value changed",
-        examples=["web port"],
+        examples=["web port", "web port --limit 5 --before 40"],
     )
     p.add_argument("application")
     p.add_argument("key")
     _limits(p)
+    _before(p)
 
     p = commands.add(
         "generations",
         _generations,
         help="model-wide change records, newest first",
-        examples=["", "--application web --limit 10"],
+        examples=["", "--application web --limit 10", "--limit 10 --before 31"],
     )
     _limits(p)
     p.add_argument("--since", type=int, default=0, help="only generations after this id")
+    _before(p)
     p.add_argument("--application", default="", help="only those that touched it")
     _, generation = commands.group(
         "generation", help="one generation: show, revert", examples=["show 4", "revert 4"]

@@ -20,8 +20,12 @@ from genconf.client import Config, WriteResult
 from genconf.output import Output, Renderer, show
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.v1 import controller_pb2 as cpb
+from genconf.v1 import history_pb2 as hpb
+from genconf.v1 import tokens_pb2 as tpb
 
 Data = dict[str, Any]
+Schema = Mapping[str, types_pb2.OptionSchema]
+NO_SCHEMA: Schema = {}
 
 
 def timestamp(ts: timestamp_pb2.Timestamp, present: bool = True) -> str | None:
@@ -36,15 +40,18 @@ def _value(msg: Any, name: str, present: bool | None = None) -> Any:
     return from_value(getattr(msg, name)) if has else None
 
 
-def typed(schema: Mapping[str, types_pb2.OptionSchema], values: Mapping[str, Any]) -> Data:
-    """Values as the schema types them: a Struct carries numbers as doubles, and an
-    integral float option (2.0) would otherwise print as an int."""
-    out = dict(values)
-    for key, value in out.items():
-        option = schema.get(key)
-        if option is not None and option.type == "float" and type(value) is int:
-            out[key] = float(value)
-    return out
+def typed_value(option: types_pb2.OptionSchema | None, value: Any) -> Any:
+    """One value as its option types it: a Struct carries numbers as doubles, which
+    `from_value` turns back into ints when integral, so an integral float option
+    (2.0) would otherwise print as an int."""
+    if option is not None and option.type == "float" and type(value) is int:
+        return float(value)
+    return value
+
+
+def typed(schema: Schema, values: Mapping[str, Any]) -> Data:
+    """Values as the schema types them (see `typed_value`)."""
+    return {key: typed_value(schema.get(key), value) for key, value in values.items()}
 
 
 def write_view(w: WriteResult) -> Data:
@@ -57,12 +64,9 @@ def write_view(w: WriteResult) -> Data:
 
 
 def option_view(option: types_pb2.OptionSchema) -> Data:
-    default = _value(option, "default")
-    if option.type == "float" and type(default) is int:
-        default = float(default)
     return {
         "type": option.type,
-        "default": default,
+        "default": typed_value(option, _value(option, "default")),
         "description": option.description,
         "secret": option.secret,
     }
@@ -126,6 +130,19 @@ def branch_view(branch: types_pb2.Branch) -> Data:
     }
 
 
+def diff_entry_view(e: types_pb2.DiffEntry, schema: Schema = NO_SCHEMA) -> Data:
+    """One difference; a top-level key's values typed by ``schema`` (a path inside
+    an object value names no option, so it stays as the server sent it)."""
+    option = schema.get(e.path)
+    return {
+        "path": e.path,
+        "kind": e.kind,
+        "old": typed_value(option, _value(e, "old", e.has_old)),
+        "new": typed_value(option, _value(e, "new", e.has_new)),
+        "text_diff": e.text_diff,
+    }
+
+
 def diff_view(reply: cpb.DiffBranchResponse) -> Data:
     return {
         "branch": reply.branch,
@@ -133,16 +150,7 @@ def diff_view(reply: cpb.DiffBranchResponse) -> Data:
         "applications": [
             {
                 "application": app.application,
-                "entries": [
-                    {
-                        "path": e.path,
-                        "kind": e.kind,
-                        "old": _value(e, "old", e.has_old),
-                        "new": _value(e, "new", e.has_new),
-                        "text_diff": e.text_diff,
-                    }
-                    for e in app.entries
-                ],
+                "entries": [diff_entry_view(e) for e in app.entries],
                 "conflicts": [conflict_view(c) for c in app.conflicts],
             }
             for app in reply.applications
@@ -182,14 +190,24 @@ def app_config_view(app: types_pb2.Application) -> Data:
     }
 
 
-def generation_view(gen: types_pb2.Generation) -> Data:
+def _key_change_view(c: types_pb2.KeyChange, option: types_pb2.OptionSchema | None) -> Data:
+    return {
+        "from": typed_value(option, _value(c, "from", c.has_from)),
+        "to": typed_value(option, _value(c, "to", c.has_to)),
+    }
+
+
+def generation_view(gen: types_pb2.Generation, schemas: Mapping[str, Schema] | None = None) -> Data:
+    """``schemas`` (application -> schema) types the values; an application removed
+    since keeps the server's numbers (integral ones as ints)."""
+    schemas = schemas or {}
     return {
         "id": gen.id,
         "kind": gen.kind,
         "branch": gen.branch or None,
         "changes": {
             group.application: {
-                c.key: {"from": _value(c, "from", c.has_from), "to": _value(c, "to", c.has_to)}
+                c.key: _key_change_view(c, schemas.get(group.application, NO_SCHEMA).get(c.key))
                 for c in group.changes
             }
             for group in gen.changes
@@ -199,6 +217,86 @@ def generation_view(gen: types_pb2.Generation) -> Data:
         "reason": gen.reason,
         "versions": dict(gen.versions),
     }
+
+
+def version_view(v: types_pb2.Version, schema: Schema) -> Data:
+    """``schema``: the application's current one (a version carries none), which is
+    also the schema the server diffs versions under."""
+    return {
+        "application": v.application,
+        "version": v.version,
+        "settings": typed(schema, from_struct(v.settings)),
+        "metadata": from_struct(v.metadata),
+        "timestamp": timestamp(v.timestamp, v.HasField("timestamp")),
+        "reason": v.reason,
+        "created_by": v.created_by,
+        "previous_version": v.previous_version or None,
+        "generation": v.generation or None,
+        "tags": list(v.tags),
+    }
+
+
+def version_diff_view(d: hpb.DiffVersionsResponse, schema: Schema) -> Data:
+    return {
+        "application": d.application,
+        "from_version": d.from_version,
+        "to_version": d.to_version,
+        "entries": [diff_entry_view(e, schema) for e in d.entries],
+    }
+
+
+def label_view(label: hpb.LabelResponse) -> Data:
+    return {
+        "application": label.application,
+        "version": label.version,
+        "label": label.label,
+        "revision": label.revision,
+    }
+
+
+def latest_view(latest: hpb.LatestVersionResponse) -> Data:
+    return {
+        "application": latest.application,
+        "version": latest.version,
+        "label": latest.label or None,
+        "label_version": latest.label_version or None,
+    }
+
+
+def key_history_view(h: hpb.KeyHistoryResponse, schema: Schema) -> list[Data]:
+    """Newest first; ``value`` is null where the key had no value (unset, no default)."""
+    option = schema.get(h.key)
+    return [
+        {
+            "version": e.version,
+            "value": typed_value(option, _value(e, "value", e.has_value)),
+            "is_default": e.is_default,
+            "created_by": e.created_by,
+            "timestamp": timestamp(e.timestamp, e.HasField("timestamp")),
+            "reason": e.reason,
+            "generation": e.generation or None,
+        }
+        for e in h.entries
+    ]
+
+
+def token_view(info: tpb.TokenInfo) -> Data:
+    """Never the secret: the server keeps only its hash."""
+    return {
+        "id": info.id,
+        "role": info.role,
+        "unit": info.unit or None,
+        "created_by": info.created_by,
+        "created_at": timestamp(info.created_at, info.HasField("created_at")),
+        "expires_at": timestamp(info.expires_at, info.HasField("expires_at")),
+        "revoked": info.revoked,
+        "description": info.description,
+    }
+
+
+def created_token_view(created: tpb.CreateTokenResponse) -> Data:
+    """The one place a token's secret is ever printed."""
+    return {"token": created.token, **token_view(created.info)}
 
 
 def delta_view(revision: int, delta: admin_pb2.Delta) -> Data:
@@ -345,22 +443,26 @@ def render_branch(branch: Data) -> Renderer:
     return render
 
 
+def entry_lines(out: Output, e: Data) -> list[str]:
+    """One `diff_entry_view` as ``+ added``, ``- removed``, ``~ changed`` lines."""
+    signs = {"added": ("+", out.style.green), "removed": ("-", out.style.red)}
+    sign, colour = signs.get(e["kind"], ("~", out.style.yellow))
+    if e["kind"] == "changed":
+        text = f"{e['path']}: {show(e['old'])} -> {show(e['new'])}"
+    elif e["kind"] == "added":
+        text = f"{e['path']}: {show(e['new'])}"
+    else:
+        text = f"{e['path']}: {show(e['old'])}"
+    return [colour(f"  {sign} {text}"), *("      " + t for t in e["text_diff"].splitlines())]
+
+
 def render_diff(d: Data) -> Renderer:
     def render(out: Output) -> list[str]:
         lines: list[str] = []
-        signs = {"added": ("+", out.style.green), "removed": ("-", out.style.red)}
         for app in d["applications"]:
             lines.append(out.style.bold(f"{app['application']}:"))
             for e in app["entries"]:
-                sign, colour = signs.get(e["kind"], ("~", out.style.yellow))
-                if e["kind"] == "changed":
-                    text = f"{e['path']}: {show(e['old'])} -> {show(e['new'])}"
-                elif e["kind"] == "added":
-                    text = f"{e['path']}: {show(e['new'])}"
-                else:
-                    text = f"{e['path']}: {show(e['old'])}"
-                lines.append(colour(f"  {sign} {text}"))
-                lines += ["      " + t for t in e["text_diff"].splitlines()]
+                lines += entry_lines(out, e)
             for c in app["conflicts"]:
                 lines.append(
                     out.style.red(
@@ -398,3 +500,195 @@ def delta_line(out: Output, d: Data) -> str:
         by = f" by {value['created_by']}" if value["created_by"] else ""
         detail = f"#{value['id']} {value['kind']}{by} {versions}".rstrip()
     return f"{head}  {detail}".rstrip()
+
+
+def render_text(text: str) -> Renderer:
+    """A one-line result (writes: what changed)."""
+    return lambda out: [text]
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={show(v)}" for k, v in sorted(settings.items()))
+
+
+def render_versions(versions: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = [
+            (
+                str(v["version"]),
+                v["timestamp"] or "-",
+                v["created_by"] or "-",
+                ", ".join(v["tags"]) or "-",
+                v["reason"] or "-",
+                _settings_text(v["settings"]) or out.style.dim("(defaults)"),
+            )
+            for v in versions
+        ]
+        return out.table(
+            ("VERSION", "TIME", "BY", "TAGS", "REASON", "SETTINGS"), rows, empty="no versions"
+        )
+
+    return render
+
+
+def render_version(v: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        previous = v["previous_version"]
+        lines = out.fields(
+            [
+                ("application", out.style.cyan(v["application"])),
+                ("version", str(v["version"])),
+                ("created", f"{v['timestamp'] or '-'} by {v['created_by'] or '-'}"),
+                ("reason", v["reason"] or "-"),
+                ("tags", ", ".join(v["tags"]) or "-"),
+                ("previous", "-" if previous is None else str(previous)),
+                ("generation", "-" if v["generation"] is None else str(v["generation"])),
+            ]
+        )
+        rows = [(key, show(value)) for key, value in sorted(v["settings"].items())]
+        lines.append("")
+        lines += out.table(("KEY", "VALUE"), rows, empty="no settings: charm defaults")
+        return lines
+
+    return render
+
+
+def render_version_diff(d: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        head = f"{d['application']}: version {d['from_version']} -> {d['to_version']}"
+        lines = [out.style.bold(head)]
+        for e in d["entries"]:
+            lines += entry_lines(out, e)
+        if not d["entries"]:
+            lines.append(out.style.dim("  same effective config"))
+        return lines
+
+    return render
+
+
+def render_latest(latest: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        label = latest["label"]
+        return out.fields(
+            [
+                ("application", out.style.cyan(latest["application"])),
+                ("version", str(latest["version"])),
+                ("label", f"{label} (version {latest['label_version']})" if label else "-"),
+            ]
+        )
+
+    return render
+
+
+def render_key_history(entries: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = [
+            (
+                str(e["version"]),
+                out.style.dim("(no value)") if e["value"] is None else show(e["value"]),
+                out.style.dim("default") if e["is_default"] else out.style.yellow("set"),
+                e["timestamp"] or "-",
+                e["created_by"] or "-",
+                e["reason"] or "-",
+            )
+            for e in entries
+        ]
+        return out.table(
+            ("VERSION", "VALUE", "SOURCE", "TIME", "BY", "REASON"), rows, empty="no history"
+        )
+
+    return render
+
+
+def _versions_text(versions: Mapping[str, int]) -> str:
+    return " ".join(f"{app}=v{v}" for app, v in sorted(versions.items()))
+
+
+def render_generations(generations: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = [
+            (
+                str(g["id"]),
+                g["kind"],
+                g["branch"] or "-",
+                g["created_at"] or "-",
+                g["created_by"] or "-",
+                _versions_text(g["versions"]) or "-",
+                g["reason"] or "-",
+            )
+            for g in generations
+        ]
+        return out.table(
+            ("ID", "KIND", "BRANCH", "TIME", "BY", "VERSIONS", "REASON"),
+            rows,
+            empty="no generations",
+        )
+
+    return render
+
+
+def render_generation(g: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        lines = out.fields(
+            [
+                ("generation", out.style.cyan(str(g["id"]))),
+                ("kind", g["kind"]),
+                ("branch", g["branch"] or "-"),
+                ("created", f"{g['created_at'] or '-'} by {g['created_by'] or '-'}"),
+                ("reason", g["reason"] or "-"),
+                ("versions", _versions_text(g["versions"]) or "-"),
+            ]
+        )
+        rows = [
+            (app, key, show(c["from"]), show(c["to"]))
+            for app, keys in g["changes"].items()
+            for key, c in keys.items()
+        ]
+        lines.append("")
+        lines += out.table(("APPLICATION", "KEY", "FROM", "TO"), rows, empty="no key changes")
+        return lines
+
+    return render
+
+
+def _token_state(out: Output, t: Data) -> str:
+    return out.style.red("revoked") if t["revoked"] else out.style.green("active")
+
+
+def render_tokens(tokens: list[Data]) -> Renderer:
+    def render(out: Output) -> list[str]:
+        rows = [
+            (
+                t["id"],
+                t["role"],
+                t["unit"] or "-",
+                _token_state(out, t),
+                t["created_at"] or "-",
+                t["expires_at"] or "never",
+                t["description"] or "-",
+            )
+            for t in tokens
+        ]
+        return out.table(
+            ("ID", "ROLE", "UNIT", "STATE", "CREATED", "EXPIRES", "DESCRIPTION"),
+            rows,
+            empty="no tokens",
+        )
+
+    return render
+
+
+def render_created_token(t: Data) -> Renderer:
+    def render(out: Output) -> list[str]:
+        lines = out.fields(
+            [
+                ("token", t["token"]),
+                ("id", t["id"]),
+                ("role", t["role"]),
+                ("unit", t["unit"] or "-"),
+                ("expires", t["expires_at"] or "never"),
+            ]
+        )
+        return [*lines, out.style.yellow("This is the only time the token is shown.")]
+
+    return render
