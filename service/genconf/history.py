@@ -181,6 +181,8 @@ class History:
         oldest version kept opens the history.
         """
         size = page_size(limit)
+        # Only checked here: the filter comes after the values are judged, since
+        # whether a version changed the key depends on the version before it.
         between(0, before_version)
         app = await self.application(application)
         schema = schema_of(app)

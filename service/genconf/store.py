@@ -600,7 +600,6 @@ class Store:
         to_unset = list(unset)
         if not to_set and not to_unset:
             raise InvalidArgument("nothing to change: give keys to set or unset")
-        model.check_write_keys(len(to_set) + len(to_unset))
         both = sorted(k for k in to_unset if k in to_set)
         if both:
             raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
@@ -819,7 +818,6 @@ class Store:
         to_unset = list(unset)
         if not to_set and not to_unset:
             raise InvalidArgument("nothing to change: give keys to set or unset")
-        model.check_write_keys(len(to_set) + len(to_unset))
         both = sorted(k for k in to_unset if k in to_set)
         if both:
             raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
