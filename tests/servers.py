@@ -30,6 +30,7 @@ from pymongo import MongoClient
 from genconf.client import Client, ClientError
 from genconf.multiwatcher import Tuning
 from genconf.server import RunningServer, ServerConfig, serve
+from genconf.store import BOOKKEEPING
 from genconf.v1 import admin_pb2
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -184,10 +185,11 @@ async def settled_model(client: Client) -> dict[str, Any]:
 
 
 def digest(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> str:
-    """Every document of every collection, canonically: equal digests, equal databases."""
+    """Every document of every model collection (not the write side's fences and
+    counters), canonically: equal digests, equal models."""
     db = mongo_client[db_name]
     h = hashlib.sha256()
-    for name in sorted(db.list_collection_names()):
+    for name in sorted(set(db.list_collection_names()) - set(BOOKKEEPING)):
         for doc in db[name].find({}, sort=[("_id", 1)]):
             h.update(name.encode() + json_util.dumps(doc, sort_keys=True).encode())
     return h.hexdigest()

@@ -46,6 +46,7 @@ async def test_soak_small(mongo_uri: str, mongo_client: MongoClient[dict[str, An
     assert consistency["units_as_the_bench_made_them"] is True
     assert consistency["get_config_checked"] == consistency["units_in_mongodb"] > 0
     assert consistency["get_config_mismatches"] == 0, consistency["sample"]
+    assert consistency["invariant_violations"] == 0, consistency["sample"]
     assert report.passed
     assert report.figure("agents off MongoDB's config").met is True
 
@@ -109,10 +110,10 @@ async def test_soak_fails_when_an_agent_is_off(
     and its GetConfig are reported, and the run does not pass."""
     real = soak.expected_hashes
 
-    async def off_by_one(*args: Any) -> dict[str, str]:
-        expected = await real(*args)
+    async def off_by_one(*args: Any) -> tuple[dict[str, str], list[str]]:
+        expected, broken = await real(*args)
         expected[min(expected)] = "0" * 64
-        return expected
+        return expected, broken
 
     monkeypatch.setattr(soak, "expected_hashes", off_by_one)
     plan = soak.Plan(minutes=0.05, branch_interval=1.0, churn_interval=1.0, seed=3)

@@ -32,6 +32,7 @@ from genconf.history import History
 from genconf.model import ABSENT
 from genconf.store import (
     APPLICATIONS,
+    BOOKKEEPING,
     BRANCHES,
     GENERATIONS,
     UNITS,
@@ -49,9 +50,9 @@ SCHEMA: dict[str, Any] = {
 
 
 async def digest(db: AsyncDatabase[dict[str, Any]]) -> str:
-    """sha256 over every document of every collection, in _id order."""
+    """sha256 over every document of every model collection, in _id order."""
     h = hashlib.sha256()
-    for name in sorted(await db.list_collection_names()):
+    for name in sorted(set(await db.list_collection_names()) - set(BOOKKEEPING)):
         h.update(name.encode() + b"\0")
         async for doc in db[name].find({}).sort("_id", 1):
             h.update(bson.encode(doc))

@@ -14,6 +14,23 @@ each write increments, so a stale event can be told from a newer one):
     generations   {_id: id, kind, branch, changes: {app: {key: {from?, to?}}},
                    created_by, created_at, reason, versions: {app: N}, revision}
     tokens        (the security issue)
+    fences        {_id: "application:NAME" | "branch:NAME", n}   (never watched)
+    counters      {_id: "generations", seq}                     (never watched)
+
+Serializable by fencing: MongoDB's snapshot transactions only see a conflict
+when two of them write the same document, so a transaction that decides on a
+document it does not change (a branch exists, an application is tracked as a
+whole, a key has this type) races every transaction that changes it (write
+skew). Every transaction therefore writes the fence of each application and
+branch it reads or changes (`Store._fence`, done by `_app` and `_branch`), and
+every change to which units an application has, or which units track a branch,
+is made under that application's or branch's fence. Any two transactions that
+share an application or a branch then conflict, and MongoDB retries one of
+them: the invariants in `genconf.invariants` hold after any interleaving.
+Fences live in their own small documents, so a fence costs no change event and
+no image of a large application. Unrelated applications share no document: the
+generation id comes from `counters` outside the transaction (ids are unique and
+increasing; a write that fails after taking one leaves a gap).
 
 A missing ``value``/``from``/``to`` field means "absent" (unset). Writes never
 touch the cache: the multiwatcher sees them on the change stream. Every write
@@ -30,11 +47,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from bson import Timestamp
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     ConnectionFailure,
+    DocumentTooLarge,
     DuplicateKeyError,
     ExecutionTimeout,
     OperationFailure,
@@ -43,7 +61,7 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from genconf import model
+from genconf import limits, model
 from genconf.errors import (
     AlreadyExists,
     Conflict,
@@ -63,11 +81,29 @@ BRANCHES: Final = "branches"
 VERSIONS: Final = "versions"
 GENERATIONS: Final = "generations"
 TOKENS: Final = "tokens"
-COLLECTIONS: Final = (APPLICATIONS, UNITS, BRANCHES, VERSIONS, GENERATIONS, TOKENS)
+# Write-side bookkeeping that the change stream never follows: `fences` (see
+# `Store._fence`) and `counters` (the generation sequence).
+FENCES: Final = "fences"
+COUNTERS: Final = "counters"
+BOOKKEEPING: Final = (FENCES, COUNTERS)  # not model state: no read ever looks at them
+COLLECTIONS: Final = (
+    APPLICATIONS,
+    UNITS,
+    BRANCHES,
+    VERSIONS,
+    GENERATIONS,
+    TOKENS,
+    FENCES,
+    COUNTERS,
+)
 
 MAX_UNITS_PER_CALL: Final = 1000
 # BSONObjectTooLarge and friends: a document over 16 MB.
 DOCUMENT_TOO_LARGE: Final = frozenset({10334, 17419, 17420})
+TOO_LARGE: Final = (
+    "the write would make a document larger than MongoDB allows (16 MB); "
+    "store less in one application or branch"
+)
 # NotWritablePrimary, InterruptedDueToReplStateChange, PrimarySteppedDown, ShutdownInProgress.
 UNAVAILABLE_CODES: Final = frozenset({10107, 11602, 189, 91, 13435})
 
@@ -134,6 +170,38 @@ def _from_to(before: Any, after: Any) -> dict[str, Any]:
     return entry
 
 
+def parse_bounded_schema(raw: Mapping[str, Any]) -> dict[str, model.OptionSpec]:
+    parsed = model.parse_schema(raw)
+    for key, spec in parsed.items():
+        limits.check_text(
+            f"the description of option {key!r}", spec.description, limits.MAX_DESCRIPTION_CHARS
+        )
+    return parsed
+
+
+def check_application_size(doc: Mapping[str, Any]) -> None:
+    limits.check_document(
+        f"application {doc['_id']!r} (schema and master settings)",
+        doc,
+        limits.MAX_APPLICATION_BYTES,
+        "Store fewer or smaller values in one application.",
+    )
+
+
+def check_branch_size(doc: Mapping[str, Any]) -> None:
+    limits.check_document(
+        f"branch {doc['_id']!r} (its staged changes)",
+        doc,
+        limits.MAX_BRANCH_BYTES,
+        "Stage fewer or smaller changes on one branch, or commit it first.",
+    )
+
+
+def check_free_text(*, reason: str = "", created_by: str = "") -> None:
+    limits.check_text("reason", reason, limits.MAX_REASON_CHARS)
+    limits.check_text("created_by", created_by, limits.MAX_NAME_CHARS)
+
+
 class Store:
     """MongoDB writes and the few direct queries the write side needs.
 
@@ -157,6 +225,7 @@ class Store:
         # None: keep every version. N: keep the newest N per application, and
         # every labelled one.
         self.retain_versions = retain_versions
+        self._counter_seeded = False
 
     @classmethod
     def connect(cls, uri: str, database: str = "genconf", **kwargs: Any) -> Store:
@@ -221,12 +290,11 @@ class Store:
             raise
         except DuplicateKeyError as exc:
             raise AlreadyExists(f"already exists: {exc.details or exc}") from exc
+        except DocumentTooLarge as exc:  # the driver's own check, before sending
+            raise InvalidArgument(f"{TOO_LARGE}: {exc}") from exc
         except OperationFailure as exc:
             if exc.code in DOCUMENT_TOO_LARGE:
-                raise InvalidArgument(
-                    "the write would make a document larger than MongoDB allows (16 MB); "
-                    "store less in one application or branch"
-                ) from exc
+                raise InvalidArgument(f"{TOO_LARGE}: {exc}") from exc
             if exc.has_error_label("RetryableWriteError") or exc.code in UNAVAILABLE_CODES:
                 raise Unavailable(f"MongoDB cannot take writes now: {exc}") from exc
             raise  # a server error we do not expect: a bug, reported as such
@@ -236,8 +304,16 @@ class Store:
             raise Unavailable("MongoDB did not report the commit's cluster time")
         return result, revision_of(op_time)
 
+    async def _fence(self, s: AsyncClientSession, kind: str, name: str) -> None:
+        """Write the fence of an application or branch this transaction depends on, so
+        that MongoDB sees every concurrent transaction that depends on it too."""
+        await self.db[FENCES].update_one(
+            {"_id": f"{kind}:{name}"}, {"$inc": {"n": 1}}, upsert=True, session=s
+        )
+
     async def _app(self, s: AsyncClientSession, name: str) -> dict[str, Any]:
         model.validate_app_name(name)
+        await self._fence(s, "application", name)
         doc = await self.db[APPLICATIONS].find_one({"_id": name}, session=s)
         if doc is None:
             raise NotFound(f"application {name!r} not found")
@@ -245,6 +321,7 @@ class Store:
 
     async def _branch(self, s: AsyncClientSession, name: str) -> dict[str, Any]:
         model.validate_branch_name(name)
+        await self._fence(s, "branch", name)
         doc = await self.db[BRANCHES].find_one({"_id": name}, session=s)
         if doc is None:
             raise NotFound(f"branch {name!r} not found (it may have been committed or aborted)")
@@ -257,9 +334,27 @@ class Store:
             raise NotFound(f"unit {name!r} not found")
         return doc
 
-    async def _next_generation(self, s: AsyncClientSession) -> int:
-        last = await self.db[GENERATIONS].find_one({}, sort=[("_id", -1)], session=s)
-        return 1 if last is None else int(last["_id"]) + 1
+    async def _next_generation(self) -> int:
+        """The next generation id, taken outside the transaction: one atomic increment
+        that never conflicts, where a max+1 read inside every transaction made all
+        writers, of any application, collide on the same new id."""
+        counters = self.db[COUNTERS]
+        if not self._counter_seeded:
+            # A database written before the counter existed: start above its newest.
+            last = await self.db[GENERATIONS].find_one({}, {"_id": 1}, sort=[("_id", -1)])
+            await counters.update_one(
+                {"_id": GENERATIONS},
+                {"$max": {"seq": int(last["_id"]) if last else 0}},
+                upsert=True,
+            )
+            self._counter_seeded = True
+        doc = await counters.find_one_and_update(
+            {"_id": GENERATIONS},
+            {"$inc": {"seq": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["seq"])
 
     async def _write_versions(
         self,
@@ -274,21 +369,43 @@ class Store:
         created_by: str,
         metadata: Mapping[str, Any],
     ) -> tuple[int, dict[str, int]]:
-        """Update master, add one version per application and one generation record."""
+        """Update master, add one version per application and one generation record.
+
+        Every size is checked before anything is written or a generation id taken.
+        """
         now = self.clock()
-        generation = await self._next_generation(s)
         versions: dict[str, int] = {}
         changes: dict[str, dict[str, Any]] = {}
         for name, settings in new_settings.items():
             app = apps[name]
-            version = int(app["version"]) + 1
-            versions[name] = version
+            check_application_size({**app, "settings": settings})
+            versions[name] = int(app["version"]) + 1
             old = old_settings[name]
             changes[name] = {
                 key: _from_to(old.get(key, ABSENT), settings.get(key, ABSENT))
                 for key in sorted(set(old) | set(settings))
                 if not model.values_equal(old.get(key, ABSENT), settings.get(key, ABSENT))
             }
+        record = {
+            "kind": kind,
+            "branch": branch,
+            "changes": changes,
+            "created_by": created_by,
+            "created_at": now,
+            "reason": reason,
+            "versions": versions,
+            "revision": 1,
+        }
+        limits.check_document(
+            f"the {kind} generation (every changed key's old and new value)",
+            record,
+            limits.MAX_GENERATION_BYTES,
+            "Change fewer applications or keys at once.",
+        )
+        generation = await self._next_generation()
+        for name, settings in new_settings.items():
+            app = apps[name]
+            version = versions[name]
             # No version check needed in the filter: the transaction read `app`, so a
             # concurrent writer makes one of the two retry (write conflict).
             await self.db[APPLICATIONS].update_one(
@@ -325,20 +442,7 @@ class Store:
                     },
                     session=s,
                 )
-        await self.db[GENERATIONS].insert_one(
-            {
-                "_id": generation,
-                "kind": kind,
-                "branch": branch,
-                "changes": changes,
-                "created_by": created_by,
-                "created_at": now,
-                "reason": reason,
-                "versions": versions,
-                "revision": 1,
-            },
-            session=s,
-        )
+        await self.db[GENERATIONS].insert_one({"_id": generation, **record}, session=s)
         return generation, versions
 
     # -- applications ------------------------------------------------------
@@ -353,28 +457,29 @@ class Store:
         created_by: str = "",
     ) -> WriteResult:
         model.validate_app_name(name)
-        parsed = model.parse_schema(schema or {})
+        parsed = parse_bounded_schema(schema or {})
         self._check_count(units)
-        charm = charm or name
+        check_free_text(created_by=created_by)
+        charm = limits.check_text("charm", charm or name, limits.MAX_NAME_CHARS)
         now = self.clock()
+        app_doc = {
+            "_id": name,
+            "charm": charm,
+            "schema": model.schema_to_doc(parsed),
+            "settings": {},
+            "version": 1,
+            "next_unit": units,
+            "revision": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        check_application_size(app_doc)
 
         async def body(s: AsyncClientSession) -> list[str]:
+            await self._fence(s, "application", name)
             if await self.db[APPLICATIONS].find_one({"_id": name}, {"_id": 1}, session=s):
                 raise AlreadyExists(f"application {name!r} already exists")
-            await self.db[APPLICATIONS].insert_one(
-                {
-                    "_id": name,
-                    "charm": charm,
-                    "schema": model.schema_to_doc(parsed),
-                    "settings": {},
-                    "version": 1,
-                    "next_unit": units,
-                    "revision": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-                session=s,
-            )
+            await self.db[APPLICATIONS].insert_one(dict(app_doc), session=s)
             await self.db[VERSIONS].insert_one(
                 {
                     "_id": version_id(name, 1),
@@ -410,9 +515,11 @@ class Store:
         schema: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         """Change the charm or the schema; master and branches must still fit the schema."""
-        parsed = model.parse_schema(schema) if schema is not None else None
+        parsed = parse_bounded_schema(schema) if schema is not None else None
         if charm is not None and not charm:
             raise InvalidArgument("charm must not be empty")
+        if charm is not None:
+            limits.check_text("charm", charm, limits.MAX_NAME_CHARS)
 
         async def body(s: AsyncClientSession) -> None:
             app = await self._app(s, name)
@@ -460,12 +567,14 @@ class Store:
                     )
                 update["settings"] = settings
                 for branch_name, changes in branch_updates.items():
+                    await self._fence(s, "branch", branch_name)
                     await self.db[BRANCHES].update_one(
                         {"_id": branch_name},
                         {"$set": {f"changes.{name}": changes}, "$inc": {"revision": 1}},
                         session=s,
                     )
                 update["schema"] = model.schema_to_doc(parsed)
+            check_application_size({**app, **update})
             await self.db[APPLICATIONS].update_one(
                 {"_id": name}, {"$set": update, "$inc": {"revision": 1}}, session=s
             )
@@ -478,15 +587,17 @@ class Store:
 
         async def body(s: AsyncClientSession) -> None:
             await self._app(s, name)
+            flt = {"$or": [{f"changes.{name}": {"$exists": True}}, {"track_applications": name}]}
+            touched = await self.db[BRANCHES].distinct("_id", flt, session=s)
+            tracked = await self.db[UNITS].distinct(
+                "branch", {"application": name, "branch": {"$ne": None}}, session=s
+            )
+            for branch in sorted(set(touched) | set(tracked)):
+                await self._fence(s, "branch", branch)
             await self.db[UNITS].delete_many({"application": name}, session=s)
             await self.db[VERSIONS].delete_many({"application": name}, session=s)
             await self.db[BRANCHES].update_many(
-                {
-                    "$or": [
-                        {f"changes.{name}": {"$exists": True}},
-                        {"track_applications": name},
-                    ]
-                },
+                flt,
                 {
                     "$unset": {f"changes.{name}": ""},
                     "$pull": {"track_applications": name},
@@ -558,6 +669,9 @@ class Store:
                 {"track_applications": application}, {"_id": 1}, session=s
             )
             branch = tracker["_id"] if tracker else None
+            if branch is not None:
+                # The new units track it: a concurrent abort or commit must conflict.
+                await self._fence(s, "branch", branch)
             await self.db[UNITS].insert_many(
                 [self._unit_doc(application, n, branch) for n in chosen], session=s
             )
@@ -573,7 +687,10 @@ class Store:
 
     async def remove_unit(self, name: str) -> WriteResult:
         async def body(s: AsyncClientSession) -> None:
-            await self._unit(s, name)
+            unit = await self._unit(s, name)
+            await self._fence(s, "application", unit["application"])
+            if unit["branch"] is not None:
+                await self._fence(s, "branch", unit["branch"])
             await self.db[UNITS].delete_one({"_id": name}, session=s)
 
         _, revision = await self._transact(body)
@@ -604,6 +721,7 @@ class Store:
         if both:
             raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
         meta = self._check_metadata(metadata)
+        check_free_text(reason=reason, created_by=created_by)
 
         async def body(s: AsyncClientSession) -> tuple[int | None, dict[str, int]]:
             app = await self._app(s, application)
@@ -646,9 +764,11 @@ class Store:
 
     async def add_branch(self, name: str, *, created_by: str = "") -> WriteResult:
         model.validate_branch_name(name)
+        check_free_text(created_by=created_by)
         now = self.clock()
 
         async def body(s: AsyncClientSession) -> None:
+            await self._fence(s, "branch", name)
             if await self.db[BRANCHES].find_one({"_id": name}, {"_id": 1}, session=s):
                 raise AlreadyExists(f"branch {name!r} already exists")
             await self.db[BRANCHES].insert_one(
@@ -833,12 +953,11 @@ class Store:
                 current[key] = model.touch(current.get(key), master.get(key, ABSENT), Op.SET, value)
             for key in to_unset:
                 current[key] = model.touch(current.get(key), master.get(key, ABSENT), Op.UNSET)
+            staged = {k: c.to_doc() for k, c in current.items()}
+            check_branch_size({**doc, "changes": {**doc["changes"], application: staged}})
             await self.db[BRANCHES].update_one(
                 {"_id": branch},
-                {
-                    "$set": {f"changes.{application}": {k: c.to_doc() for k, c in current.items()}},
-                    "$inc": {"revision": 1},
-                },
+                {"$set": {f"changes.{application}": staged}, "$inc": {"revision": 1}},
                 session=s,
             )
 
@@ -863,6 +982,7 @@ class Store:
         checks that every tracking unit reported the branch's config applied and ok.
         """
         meta = self._check_metadata(metadata)
+        check_free_text(reason=reason, created_by=created_by)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int], list[str]]:
             doc = await self._branch(s, branch)
@@ -998,6 +1118,7 @@ class Store:
             raise InvalidArgument(
                 f"to_version must be a version number (1 or more), not {to_version}"
             )
+        check_free_text(reason=reason, created_by=created_by)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
             app = await self._app(s, application)
@@ -1033,6 +1154,7 @@ class Store:
         what the generation wrote) is a conflict unless ``force``. Applications
         where the inverse changes nothing get no new version.
         """
+        check_free_text(reason=reason, created_by=created_by)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
             gen = await self.db[GENERATIONS].find_one({"_id": generation}, session=s)
@@ -1046,6 +1168,7 @@ class Store:
                 inverse = model.inverse_changes(gen["changes"][app_name])
                 if not inverse:
                     continue
+                await self._fence(s, "application", app_name)
                 app = await self.db[APPLICATIONS].find_one({"_id": app_name}, session=s)
                 if app is None:
                     raise FailedPrecondition(

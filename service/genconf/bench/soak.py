@@ -49,7 +49,7 @@ from typing import Any, Final
 import grpc
 from pymongo import AsyncMongoClient
 
-from genconf import model
+from genconf import invariants, model
 from genconf.bench.harness import (
     Figure,
     Options,
@@ -134,8 +134,11 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
     return sum((t - mean_t) * (v - mean_v) for t, v in points) / den * 60.0
 
 
-async def expected_hashes(mongo_uri: str, database: str, apps: Sequence[str]) -> dict[str, str]:
-    """Each unit's config hash of ``apps``, computed straight from the MongoDB documents."""
+async def expected_hashes(
+    mongo_uri: str, database: str, apps: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    """Each unit's config hash of ``apps``, computed straight from the MongoDB documents,
+    and every broken model invariant (`genconf.invariants`) in those documents."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     try:
         db = client[database]
@@ -144,7 +147,8 @@ async def expected_hashes(mongo_uri: str, database: str, apps: Sequence[str]) ->
             {b["_id"]: b async for b in db[BRANCHES].find()},
             [u async for u in db[UNITS].find({"application": {"$in": list(apps)}})],
         )
-        return {unit: model.config_hash(config) for unit, config in configs.items()}
+        broken = await invariants.check_database(db)
+        return {unit: model.config_hash(config) for unit, config in configs.items()}, broken
     finally:
         await client.close()
 
@@ -394,7 +398,7 @@ class Soak:
             revision = max(revision, result.revision)
         self.counts["writes"] += len(self.apps)
         assert self.s.mongo_uri is not None
-        expected = await expected_hashes(self.s.mongo_uri, self.s.database, self.apps)
+        expected, broken = await expected_hashes(self.s.mongo_uri, self.s.database, self.apps)
         started = time.monotonic()
         timeout = self.s.opts.timeout
         replies = await self.s.each(
@@ -417,7 +421,9 @@ class Soak:
                 mismatches += 1
                 samples.append(f"{unit}: agent {'missing' if unit in ours else 'unexpected'}")
         get_mismatches = await self.check_get_config(expected, revision, samples)
+        samples.extend(f"invariant: {line}" for line in broken)
         return {
+            "invariant_violations": len(broken),
             "agents_checked": checked,
             "agents_connected": len(self.agents),
             "agent_mismatches": mismatches,
@@ -533,6 +539,9 @@ def _report(
         ),
         Figure(
             "GetConfig off MongoDB", "units", consistency["get_config_mismatches"], target_max=0
+        ),
+        Figure(
+            "model invariants broken", "", consistency["invariant_violations"], target_max=0
         ),
     ]
     watchers = [p.watchers for p in samples]
