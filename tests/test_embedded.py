@@ -13,6 +13,7 @@ from pymongo.read_concern import ReadConcern
 
 from genconf.embedded import (
     ENV_MONGOD,
+    TRANSACTION_LIFETIME_LIMIT,
     EmbeddedMongo,
     EmbeddedReplicaSet,
     MongodStartError,
@@ -60,6 +61,24 @@ def test_starts_and_is_primary(mongo: EmbeddedMongo, record_property: Any) -> No
         with client.start_session() as session, session.start_transaction():
             client.t_embedded.c.insert_one({"x": 1}, session=session)
         client.drop_database("t_embedded")
+
+
+def _lifetime_limit(uri: str) -> int:
+    with _client(uri) as client:
+        got = client.admin.command("getParameter", 1, transactionLifetimeLimitSeconds=1)
+    return int(got["transactionLifetimeLimitSeconds"])
+
+
+def test_open_transactions_are_aborted_within_seconds(
+    mongo: EmbeddedMongo, replica_set: EmbeddedReplicaSet
+) -> None:
+    """A client killed mid-transaction holds its documents until mongod aborts the
+    transaction: seconds here, not MongoDB's default minute (tests/test_recovery.py)."""
+    assert TRANSACTION_LIFETIME_LIMIT <= 10
+    assert mongo.transaction_lifetime_limit == TRANSACTION_LIFETIME_LIMIT
+    assert _lifetime_limit(mongo.uri) == TRANSACTION_LIFETIME_LIMIT
+    for index in range(len(replica_set.hosts)):
+        assert _lifetime_limit(replica_set.member_uri(index)) == TRANSACTION_LIFETIME_LIMIT
 
 
 def test_restart_on_same_data_dir_keeps_data(tmp_path: Path) -> None:

@@ -964,3 +964,15 @@ async def test_concurrent_tags_of_one_label_leave_exactly_one_holder(store: Stor
 def test_retain_versions_must_keep_at_least_one(mongo_uri: str) -> None:
     with pytest.raises(InvalidArgument, match="at least 1"):
         Store.connect(mongo_uri, "unused", retain_versions=0)
+
+
+async def test_unit_numbers_stay_addressable(store: Store) -> None:
+    """After the last addressable unit, adding one more is refused, not made unreachable."""
+    await store.create_application("nums", schema=SCHEMA)
+    last = f"nums/{model.MAX_UNIT_NUMBER}"
+    await store.add_units("nums", names=[last])
+    before = await digest(store.db)
+    with pytest.raises(InvalidArgument, match=f"go from 0 to {model.MAX_UNIT_NUMBER}"):
+        await store.add_units("nums", count=1)
+    assert await digest(store.db) == before
+    assert model.parse_unit_name(last) == ("nums", model.MAX_UNIT_NUMBER)

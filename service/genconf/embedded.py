@@ -37,6 +37,7 @@ from genconf.errors import GenconfError, MongodNotFound, Unavailable
 
 __all__ = [
     "ENV_MONGOD",
+    "TRANSACTION_LIFETIME_LIMIT",
     "EmbeddedMongo",
     "EmbeddedReplicaSet",
     "MongodStartError",
@@ -55,6 +56,14 @@ HOST = "127.0.0.1"
 # Server error codes we branch on (src/mongo/base/error_codes.yml).
 _INVALID_REPLICA_SET_CONFIG = 93  # our host is not in the stored config
 _NOT_YET_INITIALIZED = 94
+
+TRANSACTION_LIFETIME_LIMIT = 5
+"""Seconds before mongod aborts a transaction still open (``transactionLifetimeLimitSeconds``).
+
+MongoDB's default is 60 s: a process killed mid-transaction then holds its documents
+(writes to them get WriteConflict) and the collections' exclusive locks for a minute,
+plus up to half that again until the server's reaper runs. genconf's transactions last
+milliseconds, so 5 s loses nothing and frees them within 5 to 7.5 s."""
 
 _POLL = 0.05
 _STATE_PRIMARY = 1
@@ -196,11 +205,19 @@ def _summarize_log(text: str, lines: int = 10) -> str:
 class _Mongod:
     """One mongod child process that we own by PID."""
 
-    def __init__(self, binary: Path, data_dir: Path, port: int, replset: str) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        port: int,
+        replset: str,
+        transaction_lifetime_limit: int = TRANSACTION_LIFETIME_LIMIT,
+    ) -> None:
         self.binary = binary
         self.data_dir = data_dir
         self.port = port
         self.replset = replset
+        self.transaction_lifetime_limit = transaction_lifetime_limit
         self.log_path = data_dir / LOG_NAME
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
@@ -241,6 +258,9 @@ class _Mongod:
             # secondary to catch up before stepping down; 15 s by default.
             "--setParameter",
             "shutdownTimeoutMillisForSignaledShutdown=1000",
+            # A dead client's open transaction blocks writes and DDL until aborted.
+            "--setParameter",
+            f"transactionLifetimeLimitSeconds={self.transaction_lifetime_limit}",
         ]
 
     def spawn(self) -> None:
@@ -452,7 +472,11 @@ def _hello(node: _Mongod) -> dict[str, Any] | None:
 
 
 class EmbeddedMongo:
-    """A single-node replica set in ``data_dir``; reusing the dir keeps the data."""
+    """A single-node replica set in ``data_dir``; reusing the dir keeps the data.
+
+    ``transaction_lifetime_limit``: seconds before mongod aborts an open transaction
+    (see `TRANSACTION_LIFETIME_LIMIT`).
+    """
 
     def __init__(
         self,
@@ -462,10 +486,12 @@ class EmbeddedMongo:
         replset: str = "genconf",
         mongod: str | Path | None = None,
         start_timeout: float = 60.0,
+        transaction_lifetime_limit: int = TRANSACTION_LIFETIME_LIMIT,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.replset = replset
         self.start_timeout = start_timeout
+        self.transaction_lifetime_limit = transaction_lifetime_limit
         self.startup_seconds: float | None = None
         self._mongod_arg = mongod
         self._auto_port = port is None
@@ -512,7 +538,9 @@ class EmbeddedMongo:
         raise AssertionError("unreachable")
 
     def _start_once(self, binary: Path) -> None:
-        node = _Mongod(binary, self.data_dir, self._port, self.replset)
+        node = _Mongod(
+            binary, self.data_dir, self._port, self.replset, self.transaction_lifetime_limit
+        )
         self._node = node
         started = time.monotonic()
         deadline = started + self.start_timeout
@@ -563,7 +591,8 @@ class EmbeddedReplicaSet:
     """A replica set of ``size`` loopback mongods with tools to provoke failover.
 
     Elections are tuned short (2 s timeout, 0.5 s heartbeats) so a killed primary
-    is replaced in a few seconds.
+    is replaced in a few seconds; open transactions are aborted after
+    ``transaction_lifetime_limit`` seconds, as in `EmbeddedMongo`.
     """
 
     def __init__(
@@ -577,6 +606,7 @@ class EmbeddedReplicaSet:
         start_timeout: float = 60.0,
         election_timeout_ms: int = 2000,
         heartbeat_interval_ms: int = 500,
+        transaction_lifetime_limit: int = TRANSACTION_LIFETIME_LIMIT,
     ) -> None:
         if ports is not None:
             size = len(ports)
@@ -587,6 +617,7 @@ class EmbeddedReplicaSet:
         self.start_timeout = start_timeout
         self.election_timeout_ms = election_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.transaction_lifetime_limit = transaction_lifetime_limit
         self.startup_seconds: float | None = None
         self._mongod_arg = mongod
         self._ports = list(ports) if ports is not None else _distinct_free_ports(size)
@@ -624,7 +655,13 @@ class EmbeddedReplicaSet:
             return self
         binary = find_mongod(self._mongod_arg)
         self._members = [
-            _Mongod(binary, self.base_dir / f"m{i}", port, self.replset)
+            _Mongod(
+                binary,
+                self.base_dir / f"m{i}",
+                port,
+                self.replset,
+                self.transaction_lifetime_limit,
+            )
             for i, port in enumerate(self._ports)
         ]
         started = time.monotonic()

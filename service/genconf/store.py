@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from bson import Timestamp
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -97,6 +98,26 @@ COLLECTIONS: Final = (
     COUNTERS,
 )
 
+IMAGES: Final = {"enabled": True}
+# Every index genconf relies on, per collection; `ensure_schema` creates what is missing.
+INDEXES: Final[dict[str, tuple[IndexModel, ...]]] = {
+    UNITS: (
+        IndexModel([("application", ASCENDING), ("number", ASCENDING)], unique=True),
+        IndexModel([("branch", ASCENDING)]),
+    ),
+    VERSIONS: (
+        IndexModel([("application", ASCENDING), ("version", ASCENDING)], unique=True),
+        # Labels are unique per application; unlabelled versions stay out of it.
+        IndexModel(
+            [("application", ASCENDING), ("tags", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"tags": {"$type": "string"}},
+            name="unique_labels",
+        ),
+    ),
+}
+# transactionLifetimeLimitSeconds worth a warning at start-up (the wait after a crash).
+LIFETIME_WARNING: Final = 10
 MAX_UNITS_PER_CALL: Final = 1000
 # BSONObjectTooLarge and friends: a document over 16 MB.
 DOCUMENT_TOO_LARGE: Final = frozenset({10334, 17419, 17420})
@@ -106,6 +127,8 @@ TOO_LARGE: Final = (
 )
 # NotWritablePrimary, InterruptedDueToReplStateChange, PrimarySteppedDown, ShutdownInProgress.
 UNAVAILABLE_CODES: Final = frozenset({10107, 11602, 189, 91, 13435})
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
@@ -241,38 +264,67 @@ class Store:
     # -- setup -------------------------------------------------------------
 
     async def ensure_schema(self) -> None:
-        """Create collections (with pre/post images) and indexes; idempotent."""
+        """Create the collections and indexes that are missing; idempotent.
+
+        It reads before it writes: ``collMod`` and building an index wait for the
+        collection's exclusive lock, that is for every transaction open on it, and
+        a process killed mid-write leaves its transactions open until MongoDB's
+        ``transactionLifetimeLimitSeconds``. Listing waits for nothing, so a start
+        with nothing to change is not held up by the dead. Replicas starting
+        together may both create the same thing (the second is a no-op).
+        """
         try:
-            existing = set(await self.db.list_collection_names())
+            cursor = await self.db.list_collections(filter={"name": {"$in": list(COLLECTIONS)}})
+            options = {c["name"]: c.get("options", {}) async for c in cursor}
             for name in COLLECTIONS:
-                if name not in existing:
+                # The change stream reads images of what it follows, not of bookkeeping.
+                wanted = {} if name in BOOKKEEPING else {"changeStreamPreAndPostImages": IMAGES}
+                if name not in options:
                     try:
-                        await self.db.create_collection(
-                            name, changeStreamPreAndPostImages={"enabled": True}
-                        )
+                        await self.db.create_collection(name, **wanted)
                     except OperationFailure as exc:
                         if exc.code != 48:  # NamespaceExists: another replica won the race
                             raise
-                else:
-                    await self.db.command(
-                        "collMod", name, changeStreamPreAndPostImages={"enabled": True}
-                    )
-            await self.db[UNITS].create_index(
-                [("application", ASCENDING), ("number", ASCENDING)], unique=True
-            )
-            await self.db[UNITS].create_index([("branch", ASCENDING)])
-            await self.db[VERSIONS].create_index(
-                [("application", ASCENDING), ("version", ASCENDING)], unique=True
-            )
-            # Labels are unique per application; unlabelled versions stay out of it.
-            await self.db[VERSIONS].create_index(
-                [("application", ASCENDING), ("tags", ASCENDING)],
-                unique=True,
-                partialFilterExpression={"tags": {"$type": "string"}},
-                name="unique_labels",
-            )
+                elif wanted and options[name].get("changeStreamPreAndPostImages") != IMAGES:
+                    await self.db.command("collMod", name, **wanted)
+            for name, models in INDEXES.items():
+                cursor = await self.db[name].list_indexes()
+                present = {ix["name"]: ix async for ix in cursor}
+                # A same-named index that differs is created anyway: MongoDB then
+                # refuses with IndexOptionsConflict rather than genconf running on it.
+                missing = [
+                    index
+                    for index in models
+                    if (found := present.get(index.document["name"])) is None
+                    or list(found["key"].items()) != list(index.document["key"].items())
+                    or any(found.get(k) != v for k, v in index.document.items() if k != "key")
+                ]
+                if missing:
+                    await self.db[name].create_indexes(missing)
+            await self._warn_long_transaction_lifetime()
         except ConnectionFailure as exc:
             raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
+
+    async def _warn_long_transaction_lifetime(self) -> None:
+        """After a crash mid-write, writes to what it was writing wait for MongoDB to
+        abort the dead transaction: say so when that wait is long."""
+        try:
+            got = await self.client.admin.command(
+                "getParameter", 1, transactionLifetimeLimitSeconds=1
+            )
+        except OperationFailure:  # not permitted (Unauthorized), or a hosted service
+            return
+        lifetime = got.get("transactionLifetimeLimitSeconds")
+        if isinstance(lifetime, int) and lifetime > LIFETIME_WARNING:
+            log.warning(
+                "MongoDB aborts abandoned transactions only after %d s "
+                "(transactionLifetimeLimitSeconds): after a genconf process is killed "
+                "mid-write, writes to what it was writing wait that long (up to half "
+                "as long again). genconf's transactions take milliseconds; set it to 5 "
+                "on every member, e.g. mongod --setParameter "
+                "transactionLifetimeLimitSeconds=5",
+                lifetime,
+            )
 
     # -- transaction plumbing ---------------------------------------------
 
@@ -665,6 +717,7 @@ class Store:
                 chosen = sorted(numbers)
             else:
                 chosen = list(range(next_unit, next_unit + count))
+            model.check_unit_numbers(application, chosen[-1:])  # sorted: the highest
             tracker = await self.db[BRANCHES].find_one(
                 {"track_applications": application}, {"_id": 1}, session=s
             )
