@@ -17,7 +17,9 @@ from genconf.errors import Conflict, ConflictedKey, InvalidArgument
 from genconf.model import (
     ABSENT,
     MAX_DEPTH,
+    MAX_EXACT_INT,
     MAX_KEYS,
+    MAX_UNIT_NUMBER,
     MAX_VALUE_BYTES,
     Bump,
     Change,
@@ -28,6 +30,8 @@ from genconf.model import (
     apply_changes,
     apply_diff,
     canonical_json,
+    check_unit_numbers,
+    check_wire_numbers,
     check_write_keys,
     coerce_value,
     config_hash,
@@ -42,6 +46,7 @@ from genconf.model import (
     parse_unit_name,
     schema_to_doc,
     touch,
+    unit_name,
     validate_app_name,
     validate_branch_name,
     validate_key,
@@ -146,6 +151,37 @@ def test_parse_unit_name_rejects_and_names_the_input(name: str) -> None:
 def test_parse_unit_name_rejects_non_str() -> None:
     with pytest.raises(InvalidArgument, match="invalid unit name"):
         parse_unit_name(None)  # type: ignore[arg-type]
+
+
+@PROPERTY
+@given(st.integers(0, MAX_UNIT_NUMBER) | st.sampled_from([0, 9, 10, MAX_UNIT_NUMBER]))
+def test_prop_every_allowed_unit_number_round_trips(number: int) -> None:
+    check_unit_numbers("nums", [number])
+    assert parse_unit_name(unit_name("nums", number)) == ("nums", number)
+
+
+@PROPERTY
+@given(st.integers(MAX_UNIT_NUMBER + 1, 10**30) | st.integers(max_value=-1))
+def test_prop_unit_numbers_parse_unit_name_refuses_are_refused_up_front(number: int) -> None:
+    """`unit add` checks numbers with check_unit_numbers: a unit it lets through can
+    always be named again, and one parse_unit_name refuses is never made."""
+    with pytest.raises(InvalidArgument, match="invalid unit name"):
+        parse_unit_name(unit_name("nums", number))
+    with pytest.raises(InvalidArgument) as err:
+        check_unit_numbers("nums", [0, number, 5])
+    assert f"unit number {number} of 'nums'" in err.value.message
+    assert f"0 to {MAX_UNIT_NUMBER}" in err.value.message
+
+
+def test_check_unit_numbers_names_the_largest_and_the_last_unit() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        check_unit_numbers("nums", range(MAX_UNIT_NUMBER - 1, MAX_UNIT_NUMBER + 3))
+    assert err.value.message == (
+        f"unit number {MAX_UNIT_NUMBER + 2} of 'nums' is out of range: unit numbers go from "
+        f"0 to {MAX_UNIT_NUMBER} (nums/{MAX_UNIT_NUMBER} is the last unit an application can have)"
+    )
+    check_unit_numbers("nums", [])
+    check_unit_numbers("nums", range(MAX_UNIT_NUMBER - 3, MAX_UNIT_NUMBER + 1))
 
 
 # ---------------------------------------------------------------------------
@@ -298,10 +334,107 @@ def test_coerce_int_accepts_integral_float(value: Any, expected: int) -> None:
     assert result == expected
 
 
-@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, pytest.param(10**5000, id="10^5000")])
-def test_coerce_int_outside_64_bits_rejected(value: int) -> None:
-    with pytest.raises(InvalidArgument, match="outside the 64-bit integer range"):
+@pytest.mark.parametrize(
+    "value",
+    [
+        MAX_EXACT_INT + 1,
+        -MAX_EXACT_INT - 1,
+        2**63,
+        -(2**63) - 1,
+        float(2**53),  # how 2**53 + 1 arrives over gRPC: rounded to a double
+        -float(2**60),
+        pytest.param(10**5000, id="10^5000"),
+    ],
+)
+def test_coerce_int_outside_the_exact_range_rejected(value: int | float) -> None:
+    """An int option holds only what a protobuf double carries exactly (±(2^53-1)):
+    2**53 + 1 would arrive as 2**53, so neither may pass."""
+    with pytest.raises(InvalidArgument) as err:
         coerce_value("k", INT, value)
+    assert err.value.message.startswith("value of 'k' is ")
+    assert f"integers must lie within ±{MAX_EXACT_INT} (±(2^53-1))" in err.value.message
+
+
+@pytest.mark.parametrize("value", [MAX_EXACT_INT, -MAX_EXACT_INT, float(MAX_EXACT_INT)])
+def test_coerce_int_at_the_edge_of_the_exact_range_accepted(value: int | float) -> None:
+    result = coerce_value("k", INT, value)
+    assert (type(result), result) == (int, int(value))
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "path"),
+    [
+        (OBJECT, {"a": MAX_EXACT_INT + 1}, "k.a"),
+        (OBJECT, {"a": [1, {"b": -(2**63)}]}, "k.a[1].b"),
+        (OBJECT, {"a": {"b": 1e20}}, "k.a.b"),  # a double that large is an integer
+        (LIST, [0, [float(2**53)]], "k[1][0]"),
+        (LIST, [10**5000], "k[0]"),
+    ],
+)
+def test_coerce_nested_number_outside_the_exact_range_names_key_and_path(
+    spec: OptionSpec, value: Any, path: str
+) -> None:
+    for check in (lambda: coerce_value("k", spec, value), lambda: check_wire_numbers("k", value)):
+        with pytest.raises(InvalidArgument) as err:
+            check()
+        message = err.value.message
+        assert message.startswith("value of 'k' has ") and f" at {path}: " in message
+        assert f"within ±{MAX_EXACT_INT} (±(2^53-1))" in message
+
+
+def test_float_options_keep_large_numbers() -> None:
+    """Only a float option says a number is a float: there, a large double is exact."""
+    assert coerce_value("k", FLOAT, 1e300) == 1e300
+    assert coerce_value("k", FLOAT, 2**60) == float(2**60)
+    check_wire_numbers("k", 1e300)
+
+
+wide_numbers = st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+wide_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), wide_numbers, st.text(max_size=3)),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "b", "c"]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _refusal(check: Any) -> str | None:
+    try:
+        check()
+    except InvalidArgument as exc:
+        return exc.message
+    return None
+
+
+typed_wide_values = st.one_of(
+    st.tuples(st.just(OBJECT), st.dictionaries(st.sampled_from(["a", "b"]), wide_json)),
+    st.tuples(st.just(LIST), st.lists(wide_json, max_size=4)),
+    st.tuples(st.just(INT), st.integers() | st.integers(-(2**70), 2**70).map(float)),
+    st.tuples(st.just(FLOAT), wide_numbers),
+)
+
+
+@PROPERTY
+@given(typed_wide_values)
+def test_prop_the_clients_number_check_refuses_what_the_model_refuses(
+    spec_and_value: tuple[OptionSpec, Any],
+) -> None:
+    """`check_wire_numbers` (run by the client before sending) and coerce_value (run
+    by the server) refuse the same numbers, with the same message."""
+    spec, value = spec_and_value
+    model_says = _refusal(lambda: coerce_value("k", spec, value))
+    client_says = _refusal(lambda: check_wire_numbers("k", value))
+    if client_says is not None:
+        assert model_says == client_says
+    elif model_says is not None:
+        assert "±(2^53-1)" not in model_says  # refused for its type, not a number
+
+
+def test_metadata_is_checked_as_one_object() -> None:
+    with pytest.raises(InvalidArgument, match=r"'metadata' has 9007199254740992 at metadata\.n"):
+        coerce_value("metadata", OBJECT, {"n": 2**53})
 
 
 @pytest.mark.parametrize(("value", "expected"), [(2, 2.0), (1.5, 1.5), (-3, -3.0)])
@@ -953,9 +1086,11 @@ object_keys = st.one_of(
     .filter(lambda k: not k.startswith("$"))
     .map(lambda k: k[:8]),
 )
-int64 = st.integers(-(2**63), 2**63 - 1)
+exact_ints = st.integers(-MAX_EXACT_INT, MAX_EXACT_INT)
 finite = st.floats(allow_nan=False, allow_infinity=False)
-scalars = st.one_of(st.none(), st.booleans(), int64, finite, text)
+# numbers inside objects and lists: exact on the wire (see MAX_EXACT_INT)
+exact_floats = st.floats(-MAX_EXACT_INT, MAX_EXACT_INT)
+scalars = st.one_of(st.none(), st.booleans(), exact_ints, exact_floats, text)
 json_values = st.recursive(
     scalars,
     lambda children: st.one_of(
@@ -989,7 +1124,7 @@ def raw_values(t: ValueType) -> st.SearchStrategy[Any]:
     """Values an API caller may send for type ``t`` (before coercion)."""
     return {
         ValueType.STRING: text,
-        ValueType.INT: int64,
+        ValueType.INT: exact_ints,
         ValueType.FLOAT: finite | st.integers(-(2**53), 2**53),
         ValueType.BOOLEAN: st.booleans(),
         ValueType.OBJECT: st.dictionaries(object_keys, json_values, max_size=4),

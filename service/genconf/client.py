@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 import grpc
+from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from genconf.api.convert import from_struct, to_struct, to_value
+from genconf import model
+from genconf.api.convert import MAX_MESSAGE_BYTES, from_struct, to_struct, to_value
 from genconf.api.errors import DETAIL_KEY
-from genconf.errors import GenconfError
+from genconf.errors import GenconfError, InvalidArgument
 from genconf.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -111,6 +113,30 @@ class Config:
         )
 
 
+def _exact(key: str, value: Any) -> None:
+    """Refuse here what protobuf would round on the way (an integer past
+    ±`model.MAX_EXACT_INT`) and the server then refuse or, worse, store rounded."""
+    try:
+        model.check_wire_numbers(key, value)
+    except InvalidArgument as exc:
+        raise ClientError(
+            grpc.StatusCode.INVALID_ARGUMENT, exc.message, types_pb2.ErrorDetail()
+        ) from None
+
+
+def _values(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    """Config values as a Struct, each checked by `_exact`."""
+    for key, value in (values or {}).items():
+        _exact(key, value)
+    return to_struct(values or {})
+
+
+def _metadata(metadata: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    """Metadata as a Struct; checked as one object value, as the server checks it."""
+    _exact("metadata", dict(metadata or {}))
+    return to_struct(metadata or {})
+
+
 def schema_to_proto(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, types_pb2.OptionSchema]:
     out = {}
     for key, option in schema.items():
@@ -120,6 +146,7 @@ def schema_to_proto(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, types_
             secret=bool(option.get("secret", False)),
         )
         if option.get("default") is not None:
+            _exact(key, option["default"])
             msg.default.CopyFrom(to_value(option["default"]))
         out[key] = msg
     return out
@@ -177,6 +204,8 @@ def open_channel(
     over them (round robin), and a replica that goes away is skipped, so a
     reconnecting watch lands on one that is up."""
     target, options = balanced_target(target)
+    # The server sends replies up to this size (a large config, twice): see there.
+    options = [*options, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
     interceptors: list[grpc.aio.ClientInterceptor] | None = None
     if token:
         interceptors = [_BearerUnaryUnary(token), _BearerUnaryStream(token)]
@@ -350,11 +379,11 @@ class Client:
     ) -> WriteResult:
         request = cpb.SetConfigRequest(
             application=application,
-            set=to_struct(set or {}),
+            set=_values(set),
             unset=list(unset),
             reason=reason,
             created_by=created_by,
-            metadata=to_struct(metadata or {}),
+            metadata=_metadata(metadata),
         )
         if expected_version is not None:
             request.expected_version = expected_version
@@ -408,7 +437,7 @@ class Client:
         return await self._write(
             self._controller.SetBranchConfig,
             cpb.SetBranchConfigRequest(
-                branch=branch, application=application, set=to_struct(set or {}), unset=list(unset)
+                branch=branch, application=application, set=_values(set), unset=list(unset)
             ),
         )
 
@@ -436,7 +465,7 @@ class Client:
                 require_applied=require_applied,
                 created_by=created_by,
                 reason=reason,
-                metadata=to_struct(metadata or {}),
+                metadata=_metadata(metadata),
             ),
         )
 

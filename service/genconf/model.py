@@ -69,7 +69,13 @@ def show_value(value: Any) -> str:
 APP_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 BRANCH_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 KEY_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
-UNIT_NAME_RE: Final = re.compile(r"^([a-z][a-z0-9-]{0,62})/(0|[1-9][0-9]{0,8})\Z")
+# The largest unit number: nine digits, so a unit name stays short and its number
+# fits every integer type a client may parse it into. `parse_unit_name` and
+# `check_unit_numbers` both follow it.
+MAX_UNIT_NUMBER: Final = 999_999_999
+UNIT_NAME_RE: Final = re.compile(
+    rf"^([a-z][a-z0-9-]{{0,62}})/(0|[1-9][0-9]{{0,{len(str(MAX_UNIT_NUMBER)) - 1}}})\Z"
+)
 
 
 def validate_app_name(name: str) -> str:
@@ -113,12 +119,31 @@ def unit_name(application: str, number: int) -> str:
     return f"{application}/{number}"
 
 
+def check_unit_numbers(application: str, numbers: Iterable[int]) -> None:
+    """Refuse unit numbers `parse_unit_name` would not accept, before any unit is
+    made: a unit no call could address afterwards is worse than a refused add."""
+    too_large = sorted(n for n in numbers if not 0 <= n <= MAX_UNIT_NUMBER)
+    if too_large:
+        raise InvalidArgument(
+            f"unit number {too_large[-1]} of {application!r} is out of range: unit numbers "
+            f"go from 0 to {MAX_UNIT_NUMBER} ({application}/{MAX_UNIT_NUMBER} is the last unit "
+            "an application can have)"
+        )
+
+
 # ---------------------------------------------------------------------------
 # Schema and values
 
 MAX_VALUE_BYTES: Final = 64 * 1024
 MAX_DEPTH: Final = 32
 MAX_KEYS: Final = 1000
+# Config values cross the gRPC API as `google.protobuf.Value`, whose numbers are
+# doubles: an integer is exact there, and cannot be told from its neighbours'
+# rounding, only up to 2^53 - 1 in magnitude (JSON's "safe integers", RFC 7493).
+# So every integer in a value, at the top or nested, lies within ±MAX_EXACT_INT,
+# and so does every number inside an object or list value (a double that large is
+# an integer, maybe a rounded one). Only a `float` option holds larger numbers.
+MAX_EXACT_INT: Final = 2**53 - 1
 
 
 class ValueType(enum.StrEnum):
@@ -197,22 +222,61 @@ def schema_to_doc(schema: Schema) -> dict[str, dict[str, Any]]:
     return {key: spec.to_doc() for key, spec in schema.items()}
 
 
-def _check_json(key: str, value: Any, depth: int) -> None:
-    """Only JSON data, bounded depth, finite floats, Mongo-safe object keys."""
+def _inexact(key: str, path: str, number: int | float) -> InvalidArgument:
+    if isinstance(number, float) and abs(number) < 1e19:
+        number = int(number)  # an integral double, most likely sent as an integer
+    if path == key:
+        where, what = f"value of {key!r} is {show_value(number)}", "integers"
+    else:
+        where = f"value of {key!r} has {show_value(number)} at {path}"
+        what = "numbers inside objects and lists"
+    return InvalidArgument(
+        f"{where}: {what} must lie within ±{MAX_EXACT_INT} (±(2^53-1)) to cross the API "
+        "exactly (its numbers are doubles); give a larger one as a string"
+    )
+
+
+def _check_number(key: str, path: str, value: int | float, nested: bool) -> None:
+    """Integers anywhere, and any number inside an object or list, within
+    ±MAX_EXACT_INT (see there); floats finite."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"value of {key!r} is {value}; only finite numbers are allowed")
+        if nested and abs(value) > MAX_EXACT_INT:
+            raise _inexact(key, path, value)
+    elif abs(value) > MAX_EXACT_INT:
+        raise _inexact(key, path, value)
+
+
+def check_wire_numbers(key: str, value: Any) -> None:
+    """What `_check_json` says about numbers, alone: for a client to refuse a value
+    the server would refuse, before protobuf rounds it on the way."""
+    stack: list[tuple[Any, str, bool]] = [(value, key, False)]
+    while stack:
+        item, path, nested = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, (int, float)):
+            _check_number(key, path, item, nested)
+        elif isinstance(item, Mapping):  # reversed: the first offender, as _check_json
+            stack.extend(reversed([(v, f"{path}.{k}", True) for k, v in item.items()]))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed([(v, f"{path}[{i}]", True) for i, v in enumerate(item)]))
+
+
+def _check_json(key: str, value: Any, depth: int, path: str | None = None) -> None:
+    """Only JSON data, bounded depth, finite floats, exact numbers (see
+    MAX_EXACT_INT), Mongo-safe object keys."""
+    path = key if path is None else path
     if depth > MAX_DEPTH:
         raise InvalidArgument(f"value of {key!r} is nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, bool):
         return
-    if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            raise InvalidArgument(f"value of {key!r} holds an integer outside the 64-bit range")
+    if isinstance(value, (int, float)):
+        _check_number(key, path, value, depth > 0)
         return
     if isinstance(value, str):
         _check_text(key, value)
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidArgument(f"value of {key!r} is {value}; only finite numbers are allowed")
         return
     if isinstance(value, Mapping):
         for k, v in value.items():
@@ -222,11 +286,11 @@ def _check_json(key: str, value: Any, depth: int) -> None:
                     "strings without '.', NUL or a leading '$'"
                 )
             _check_text(key, k)
-            _check_json(key, v, depth + 1)
+            _check_json(key, v, depth + 1, f"{path}.{k}")
         return
     if isinstance(value, (list, tuple)):
-        for v in value:
-            _check_json(key, v, depth + 1)
+        for i, v in enumerate(value):
+            _check_json(key, v, depth + 1, f"{path}[{i}]")
         return
     raise InvalidArgument(f"value of {key!r} has unsupported type {type(value).__name__}")
 
@@ -253,14 +317,14 @@ def coerce_value(key: str, spec: OptionSpec, value: Any) -> Any:
         if not isinstance(value, str):
             raise _expect(key, spec, value)
     elif t is ValueType.INT:
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            value = int(value)  # protobuf Value carries every number as a double
+        if isinstance(value, float) and value.is_integer():
+            # protobuf Value carries every number as a double; past MAX_EXACT_INT
+            # it may be a rounded integer, refused as one.
+            if abs(value) > MAX_EXACT_INT:
+                raise _inexact(key, key, value)
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _expect(key, spec, value)
-        if not -(2**63) <= value < 2**63:
-            raise InvalidArgument(
-                f"{key!r} is {show_value(value)}, outside the 64-bit integer range"
-            )
     elif t is ValueType.FLOAT:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _expect(key, spec, value)

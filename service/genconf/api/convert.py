@@ -1,7 +1,10 @@
 """Conversions between genconf's records and the `genconf.v1` messages.
 
 Config values travel as `google.protobuf.Value` (numbers are doubles there), so
-every `Config` also carries the canonical JSON, whose types are exact.
+every `Config` also carries the canonical JSON, whose types are exact. A double
+is an exact integer only within ±`model.MAX_EXACT_INT`: integral numbers in that
+range come back as ints; larger ones stay floats, which the model refuses
+anywhere but in a `float` option (a rounded integer must not pass for a value).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -29,10 +32,26 @@ def to_value(value: Any) -> struct_pb2.Value:
     return out
 
 
+# The largest message either side of the API sends or takes in: the server's max
+# send length and every client channel's max receive length (one limit, so a config
+# the server accepted always reaches its agent and the CLI). Derivation, for the
+# largest reply, a unit's `Config`: the effective config has at most MAX_KEYS keys
+# (the schema's limit), each value at most MAX_VALUE_BYTES of canonical JSON, so
+# `config_json` is at most 1000 x (64 KiB + 132 bytes of key and punctuation) =
+# 62.6 MiB. The same config also travels as a Struct: each value comes from the
+# application's document (default or master) or the branch's, each at most 4 MiB
+# of BSON (the store's limits), and protobuf takes at most 3 bytes per BSON byte
+# (objects of one-letter keys holding null), so at most 24 MiB. Together < 87 MiB,
+# plus names and hash; an Application (one 4 MiB document, three Structs) is less.
+# gRPC's default receive limit, 4 MiB, cut off configs from about 2 MB.
+MAX_MESSAGE_BYTES: Final = 128 * 1024 * 1024
+
+
 def _ints(value: Any) -> Any:
     """protobuf carries every number as a double; JSON does not tell 1 from 1.0, so
-    integral numbers come back as ints and every write path hashes alike."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+    integral numbers come back as ints and every write path hashes alike (only
+    within ±MAX_EXACT_INT, where a double is an exact integer)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= model.MAX_EXACT_INT:
         return int(value)
     if isinstance(value, dict):
         return {k: _ints(v) for k, v in value.items()}
