@@ -180,6 +180,12 @@ def schema_of(app_doc: Mapping[str, Any]) -> dict[str, model.OptionSpec]:
     return model.parse_schema(app_doc.get("schema", {}))
 
 
+def secret_keys(app_doc: Mapping[str, Any]) -> list[str]:
+    """The keys secret under the application's schema now: kept with each version and
+    generation, so history stays redacted even if a later schema makes them public."""
+    return sorted(key for key, spec in app_doc.get("schema", {}).items() if spec.get("secret"))
+
+
 def changes_of(doc: Mapping[str, Any]) -> dict[str, Change]:
     return {key: Change.from_doc(c) for key, c in doc.items()}
 
@@ -442,6 +448,7 @@ class Store:
             "kind": kind,
             "branch": branch,
             "changes": changes,
+            "secret_keys": {name: secret_keys(apps[name]) for name in new_settings},
             "created_by": created_by,
             "created_at": now,
             "reason": reason,
@@ -481,6 +488,7 @@ class Store:
                     "previous_version": int(app["version"]),
                     "generation": generation,
                     "tags": [],
+                    "secret_keys": record["secret_keys"][name],
                     "revision": 1,
                 },
                 session=s,
@@ -545,6 +553,7 @@ class Store:
                     "previous_version": 0,
                     "generation": None,
                     "tags": [],
+                    "secret_keys": secret_keys(app_doc),
                     "revision": 1,
                 },
                 session=s,
