@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 import anyio
+import bson
 import pytest
 
 from genconf import model
@@ -24,7 +25,7 @@ from genconf.cache import (
     ModelCache,
     WatchClosed,
 )
-from genconf.deltas import Batch, Delta, Kind, Record
+from genconf.deltas import Batch, Delta, Kind, Record, estimate_bytes, plain_bytes
 from genconf.errors import NotFound, OutOfRange
 from genconf.model import Change, Op
 from genconf.records import Application, Branch, Generation, Unit
@@ -366,9 +367,10 @@ async def test_deltas_since_replays_the_ring_and_refuses_what_it_dropped() -> No
         cache.deltas_since(cache.oldest_revision - 1)
     with pytest.raises(OutOfRange):
         cache.deltas_since(START)
-    # Replayed deltas carry the object they replaced.
+    # Replayed updates carry the new value only: the feed never sends the old one,
+    # and keeping it would double what the ring holds.
     last = cache.deltas_since(revs[-2])[0].deltas[0]
-    assert isinstance(last.previous, Application) and last.previous.settings == {"k": revs[-2]}
+    assert last.value == cache.applications["c"] and last.previous is None
 
 
 async def test_ring_counts_deltas_and_keeps_whole_batches() -> None:
@@ -466,6 +468,192 @@ async def test_feed_buffer_defaults_to_the_caches_and_must_hold_a_batch() -> Non
             cache.subscribe(buffer=bad)
 
 
+# -- memory follows bytes, not counts ------------------------------------------------
+
+
+def sized(record: Record, revision: int, size: int) -> Delta:
+    """An upsert delta with the size the multiwatcher would have measured."""
+    d = up(record, revision)
+    return Delta(d.kind, d.key, d.revision, d.value, None, size)
+
+
+def fill_sized(cache: ModelCache, sizes: list[int], first: int = START + 1) -> list[int]:
+    """One single-delta batch changing c's master per size; their revisions."""
+    revisions = []
+    for i, size in enumerate(sizes):
+        rev = first + i
+        cache.apply(Batch(rev, (sized(app("c", version=2 + i, k=rev), rev, size),)))
+        revisions.append(rev)
+    return revisions
+
+
+async def test_ring_drops_the_oldest_by_bytes_and_refuses_resume_before_them() -> None:
+    cache = ModelCache(ring_size=1_000, ring_bytes=1_000)
+    cache.load([app("c")], [], [], 0, START)
+    revs = fill_sized(cache, [300, 300, 300])
+    assert cache.statistics().ring_bytes == 900
+    assert cache.oldest_revision == START  # all three fit
+    more = fill_sized(cache, [300, 450], first=revs[-1] + 1)
+    # 900 + 300 + 450 = 1,650 > 1,000: the three oldest go, oldest first.
+    stats = cache.statistics()
+    assert (stats.ring_size, stats.ring_bytes) == (2, 750)
+    assert cache.oldest_revision == revs[-1]
+    assert [b.revision for b in cache.deltas_since(cache.oldest_revision)] == more
+    with pytest.raises(OutOfRange):
+        cache.deltas_since(revs[-2])
+    with pytest.raises(OutOfRange):
+        cache.subscribe(since=revs[0])
+    # Counts still bound it too: whichever limit is reached first.
+    by_count = ModelCache(ring_size=2, ring_bytes=10**9)
+    by_count.load([app("c")], [], [], 0, START)
+    fill_sized(by_count, [10, 10, 10])
+    assert by_count.statistics().ring_size == 2
+
+
+async def test_a_batch_larger_than_the_byte_budget_is_not_kept() -> None:
+    cache = ModelCache(ring_bytes=1_000)
+    cache.load([app("c")], [], [], 0, START)
+    small, big = fill_sized(cache, [100, 5_000])
+    stats = cache.statistics()
+    assert (stats.ring_size, stats.ring_bytes) == (0, 0)
+    assert cache.oldest_revision == big
+    assert cache.deltas_since(big) == []  # resuming from the newest revision still works
+    with pytest.raises(OutOfRange):
+        cache.deltas_since(small)
+
+
+async def test_deltas_without_a_size_are_estimated_once_from_their_value() -> None:
+    small, large = app("c", k=1), app("c", s="x" * 100_000)
+    assert 0 < up(small, 1).bytes < 1_000
+    assert 100_000 < up(large, 1).bytes < 101_000
+    cache = ModelCache(ring_bytes=150_000)
+    cache.load([app("c")], [], [], 0, START)
+    cache.apply(batch(START + 1, large))
+    cache.apply(batch(START + 2, app("c", version=3, s="y" * 100_000)))
+    assert cache.statistics().ring_size == 1  # two ~100 kB deltas pass 150 kB
+    assert cache.oldest_revision == START + 1
+
+
+def test_plain_bytes_is_close_to_the_bson_size() -> None:
+    """The multiwatcher's cheap estimate of decoded documents against BSON itself."""
+    docs: list[dict[str, Any]] = [
+        {"port": 8080, "name": "web", "ratio": 0.5, "on": True, "none": None},
+        {f"key-{i}": "v" * (i * 37 % 500) for i in range(300)},
+        {"deep": {"a": [1, 2, {"b": ["x" * 1000, {"c": "y"}]}], "d": {"e": {"f": 1}}}},
+        {"blob": "z" * 3_000_000},
+    ]
+    for doc in docs:
+        actual = len(bson.encode(doc))
+        assert 0.7 * actual <= plain_bytes(doc) <= 1.3 * actual + 64, (actual, plain_bytes(doc))
+        assert 0.7 * actual <= estimate_bytes(doc) <= 1.3 * actual + 64
+
+
+async def test_the_ring_keeps_no_previous_state_and_a_slim_one_for_removals(
+    cache: ModelCache,
+) -> None:
+    """An update keeps only its new value (the feed never sends the old one); a
+    removal keeps what feed filters need, not the removed object's settings."""
+    cache.apply(batch(START + 1, app("c", version=2, big="x" * 10_000)))
+    cache.apply(batch(START + 2, rm(Kind.APPLICATION, "c", START + 2)))
+    cache.apply(batch(START + 3, rm(Kind.BRANCH, "b", START + 3)))
+    update, removal, branch_removal = (b.deltas[0] for b in cache.deltas_since(START))
+    assert update.previous is None
+    assert isinstance(removal.previous, Application) and removal.previous.settings == {}
+    assert removal.application == "c"
+    assert isinstance(branch_removal.previous, Branch)
+    assert set(branch_removal.previous.changes) == {"a"}
+    assert all(not changes for changes in branch_removal.previous.changes.values())
+    # Filters still place removals by application, replayed or live.
+    replay, _ = cache.subscribe(since=START, applications=["a"])
+    assert [(b.revision, [d.key for d in b.deltas]) for b in replay] == [(START + 3, ["b"])]
+    replay_c, _ = cache.subscribe(since=START, applications=["c"])
+    assert [b.revision for b in replay_c] == [START + 1, START + 2]
+
+
+async def test_feed_whose_queued_bytes_pass_its_budget_is_closed_like_an_overflow() -> None:
+    cache = ModelCache(feed_bytes=1_000)
+    cache.load([app("c")], [], [], 0, START)
+    _, slow = cache.subscribe()
+    _, small_budget = cache.subscribe(max_bytes=500)
+    _, roomy = cache.subscribe(max_bytes=10_000)
+    assert slow.max_bytes == 1_000
+    revs = fill_sized(cache, [400, 400])
+    assert slow.queued_bytes == 800 and not slow.overflowed
+    assert small_budget.overflowed  # 400 queued + 400 > 500
+    more = fill_sized(cache, [400], first=revs[-1] + 1)  # 1,200 > 1,000
+    assert slow.overflowed and slow.overflowed_bytes and not roomy.overflowed
+    with anyio.fail_after(1):
+        assert [(await slow.next()).revision for _ in revs] == revs  # what it holds
+        with pytest.raises(FeedOverflow, match="feed_bytes=1000 bytes") as caught:
+            await slow.next()
+        assert caught.value.max_bytes == 1_000
+        assert [(await roomy.next()).revision for _ in range(3)] == revs + more
+    assert roomy.queued_bytes == 0
+    stats = cache.statistics()
+    assert (stats.feed_overflows, stats.feeds) == (2, 1)
+    with pytest.raises(ValueError, match="byte budget"):
+        cache.subscribe(max_bytes=0)
+
+
+async def test_an_empty_feed_takes_one_batch_larger_than_its_budget() -> None:
+    """A reader that keeps up is never cut off by one large change."""
+    cache = ModelCache(feed_bytes=1_000)
+    cache.load([app("c")], [], [], 0, START)
+    _, feed = cache.subscribe()
+    (rev,) = fill_sized(cache, [50_000])
+    with anyio.fail_after(1):
+        assert (await feed.next()).revision == rev
+    (rev2,) = fill_sized(cache, [50_000], first=rev + 1)
+    assert not feed.overflowed
+    with anyio.fail_after(1):
+        assert (await feed.next()).revision == rev2
+
+
+async def test_a_small_resync_reaches_feeds_as_one_ordinary_batch(cache: ModelCache) -> None:
+    _, feed = cache.subscribe()
+    _, units, branches = fixture_model()
+    diff = cache.diff_snapshot([app("a"), app("c", version=2, k=3)], units, branches, [], 500)
+    cache.apply_resync(diff)
+    assert cache.stats.resyncs == 1
+    with anyio.fail_after(1):
+        got = await feed.next()
+    assert got.revision == 500 and [(d.kind, d.key) for d in got.deltas] == [
+        (Kind.APPLICATION, "c")
+    ]
+    assert [b.revision for b in cache.deltas_since(START)] == [500]
+
+
+async def test_a_resync_too_large_for_one_batch_ends_feeds_out_of_range() -> None:
+    """Split, its batches would claim states that never existed (a reader resuming
+    from one would skip deltas); so the ring restarts at the reload's revision and
+    each feed ends OUT_OF_RANGE once it has read what it holds: take a new Snapshot."""
+    cache = ModelCache(resync_feed_bytes=10_000)
+    apps, units, branches = fixture_model()
+    cache.load(apps, units, branches, 0, START)
+    before = fill_sized(cache, [100])
+    _, feed = cache.subscribe()
+    queued = fill_sized(cache, [100], first=before[-1] + 1)
+    watch = cache.watch("c/0")
+    fresh = [app("a"), app("c", version=9, k=7, blob="x" * 20_000)]
+    cache.apply_resync(cache.diff_snapshot(fresh, units, branches, [], 500))
+    assert cache.revision == 500 and config_of(cache, "c/0")["k"] == 7
+    assert (await take(watch)).config["k"] == 7  # watchers get the reload as usual
+    with anyio.fail_after(1):
+        assert (await feed.next()).revision == queued[0]
+        with pytest.raises(OutOfRange, match="new Snapshot"):
+            await feed.next()
+    stats = cache.statistics()
+    assert (stats.resyncs, stats.feeds_ended_by_resync, stats.ring_size) == (1, 1, 0)
+    assert cache.oldest_revision == 500
+    with pytest.raises(OutOfRange):
+        cache.subscribe(since=queued[0])
+    replay, live = cache.subscribe(since=500)  # from the reload on, feeds work again
+    assert replay == []
+    (after,) = fill_sized(cache, [100], first=501)
+    with anyio.fail_after(1):
+        assert (await live.next()).revision == after
+
+
 # -- read-your-writes -----------------------------------------------------------------
 
 
@@ -490,7 +678,7 @@ async def test_wait_for_wakes_on_advance_in_revision_order(cache: ModelCache) ->
             assert woke == [START + 10, START + 20]
             cache.apply(batch(START + 30, app("c", version=2, k=9)))
     assert woke == [START + 10, START + 20, START + 30]
-    assert cache._waiters == []
+    assert len(cache._waiters) == 0
     await cache.wait_for(START + 30)  # already there: returns at once
 
 
@@ -501,10 +689,10 @@ async def test_cancelled_wait_for_leaves_no_waiter(cache: ModelCache) -> None:
         await anyio.wait_all_tasks_blocked()
         assert len(cache._waiters) == 2
         tg.cancel_scope.cancel()
-    assert cache._waiters == []
+    assert len(cache._waiters) == 0
     with anyio.move_on_after(0.01):  # the timeout is the cancellation under test
         await cache.wait_for(START + 70)
-    assert cache._waiters == []
+    assert len(cache._waiters) == 0
     cache.advance(START + 100)  # nothing stale to pop
     assert cache.revision == START + 100
 

@@ -14,8 +14,7 @@ the group shares the same `EffectiveConfig` object (and later its encoding).
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,12 +24,21 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from genconf import model
-from genconf.deltas import Batch, Delta, Kind, Record
-from genconf.errors import NotFound, OutOfRange
+from genconf.deltas import DELTA_OVERHEAD, Batch, Delta, Kind, Record, estimate_bytes
+from genconf.errors import GenconfError, NotFound, OutOfRange
 from genconf.records import Application, Branch, Generation, Unit
+from genconf.waiters import DeadlinePacer, RevisionWaiters
 
 DEFAULT_RING_SIZE: Final = 10_000
 DEFAULT_FEED_BUFFER: Final = 1_000
+MIB: Final = 1024 * 1024
+# Memory follows bytes, not counts: one delta of a large application can weigh
+# megabytes, so the ring and each feed's queue are bounded in (estimated) bytes too.
+DEFAULT_RING_BYTES: Final = 256 * MIB
+DEFAULT_FEED_BYTES: Final = 64 * MIB
+# A reload's differences up to this size reach the feeds as one ordinary batch
+# (what a gRPC client receives by default); larger ones end the feeds OUT_OF_RANGE.
+DEFAULT_RESYNC_FEED_BYTES: Final = 4 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,51 +212,98 @@ class FeedFilter:
 
 
 class FeedOverflow(Exception):
-    """An admin feed subscriber fell more than its buffer behind; resume from a revision."""
+    """An admin feed subscriber fell more than its buffer behind; resume from a revision.
 
-    def __init__(self, buffer: int) -> None:
-        super().__init__(f"the admin feed fell more than feed_buffer={buffer} batches behind")
+    ``max_bytes`` is set when the byte budget, not the batch count, was passed."""
+
+    def __init__(self, buffer: int, max_bytes: int | None = None) -> None:
+        if max_bytes is None:
+            what = f"more than feed_buffer={buffer} batches behind"
+        else:
+            what = f"more than feed_bytes={max_bytes} bytes of batches behind"
+        super().__init__(f"the admin feed fell {what}")
         self.buffer = buffer
+        self.max_bytes = max_bytes
+
+
+def batch_bytes(batch: Batch) -> int:
+    return sum(d.bytes for d in batch.deltas)
 
 
 class FeedSubscription:
     """A bounded stream of deltas for one admin watcher. Sending never blocks the
-    writer: a subscriber whose buffer of ``buffer`` batches is full is closed with
-    FeedOverflow (after it has read what the buffer holds) and can resume from the
-    last revision it saw, while the ring still holds it."""
+    writer: a subscriber whose queue holds ``buffer`` batches, or would pass
+    ``max_bytes`` (estimated) bytes, is closed with FeedOverflow (after it has read
+    what the queue holds) and can resume from the last revision it saw, while the
+    ring still holds it. An empty queue takes any one batch, however large, so a
+    reader that keeps up is never cut off."""
 
-    def __init__(self, cache: ModelCache, flt: FeedFilter, buffer: int) -> None:
+    def __init__(self, cache: ModelCache, flt: FeedFilter, buffer: int, max_bytes: int) -> None:
         if buffer < 1:
             raise ValueError(f"a feed buffer holds at least one batch, not {buffer}")
+        if max_bytes < 1:
+            raise ValueError(f"a feed's byte budget must be positive, not {max_bytes}")
         self._cache = cache
         self.filter = flt
         self.buffer = buffer
-        send, receive = anyio.create_memory_object_stream[Batch](buffer)
-        self._send: MemoryObjectSendStream[Batch] = send
-        self._receive: MemoryObjectReceiveStream[Batch] = receive
+        self.max_bytes = max_bytes
+        # Each queued batch travels with its size, so taking it gives the bytes back.
+        send, receive = anyio.create_memory_object_stream[tuple[Batch, int]](buffer)
+        self._send: MemoryObjectSendStream[tuple[Batch, int]] = send
+        self._receive: MemoryObjectReceiveStream[tuple[Batch, int]] = receive
+        self.queued_bytes = 0
         self.overflowed = False
+        self.overflowed_bytes = False
+        # Why the cache ended this feed (raised once its queue is drained), if it did.
+        self._ended: GenconfError | None = None
 
-    def _publish(self, batch: Batch) -> None:
+    def _publish(self, batch: Batch, size: int) -> None:
+        if self.overflowed or self._ended is not None:
+            return
         deltas = tuple(d for d in batch.deltas if self.filter.matches(d))
-        if not deltas or self.overflowed:
+        if not deltas:
+            return
+        if len(deltas) != len(batch.deltas):
+            batch = Batch(batch.revision, deltas)
+            size = batch_bytes(batch)
+        if self.queued_bytes and self.queued_bytes + size > self.max_bytes:
+            self.overflowed_bytes = True
+            self._overflow()
             return
         try:
-            self._send.send_nowait(Batch(batch.revision, deltas))
+            self._send.send_nowait((batch, size))
         except anyio.WouldBlock:
-            self.overflowed = True
-            self._cache.stats.feed_overflows += 1
-            self._send.close()
-            self._cache._feeds.discard(self)
+            self._overflow()
+            return
         except anyio.BrokenResourceError:
-            pass
+            return
+        self.queued_bytes += size
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._cache.stats.feed_overflows += 1
+        self._send.close()
+        self._cache._feeds.discard(self)
+
+    def _end(self, reason: GenconfError) -> None:
+        """End the feed with ``reason``, raised to its reader after what is queued."""
+        self._ended = reason
+        self._send.close()
+        self._cache._feeds.discard(self)
 
     async def next(self) -> Batch:
         try:
-            return await self._receive.receive()
+            batch, size = await self._receive.receive()
         except anyio.EndOfStream:
+            if self._ended is not None:
+                raise self._ended from None
             if self.overflowed:
-                raise FeedOverflow(self.buffer) from None
+                raise FeedOverflow(
+                    self.buffer, self.max_bytes if self.overflowed_bytes else None
+                ) from None
             raise
+        self.queued_bytes -= size
+        return batch
 
     def close(self) -> None:
         self._cache._feeds.discard(self)
@@ -274,7 +329,11 @@ class CacheStats:
     feeds: int = 0
     feed_overflows: int = 0  # admin feeds closed because their buffer was full
     ring_size: int = 0
+    ring_bytes: int = 0  # estimated bytes of the deltas the ring holds
     resyncs: int = 0
+    # Admin feeds ended OUT_OF_RANGE because a reload's differences were too large
+    # to send as one batch.
+    feeds_ended_by_resync: int = 0
 
 
 class ModelCache:
@@ -284,7 +343,13 @@ class ModelCache:
     """
 
     def __init__(
-        self, *, ring_size: int = DEFAULT_RING_SIZE, feed_buffer: int = DEFAULT_FEED_BUFFER
+        self,
+        *,
+        ring_size: int = DEFAULT_RING_SIZE,
+        feed_buffer: int = DEFAULT_FEED_BUFFER,
+        ring_bytes: int = DEFAULT_RING_BYTES,
+        feed_bytes: int = DEFAULT_FEED_BYTES,
+        resync_feed_bytes: int = DEFAULT_RESYNC_FEED_BYTES,
     ) -> None:
         self.applications: dict[str, Application] = {}
         self.units: dict[str, Unit] = {}
@@ -302,14 +367,19 @@ class ModelCache:
         self._watches: dict[str, list[ConfigWatch]] = {}
         self._watch_count = 0
         self._feeds: set[FeedSubscription] = set()
-        self._ring: deque[Batch] = deque()
+        # Each batch with its estimated bytes (counted once, when it is remembered).
+        self._ring: deque[tuple[Batch, int]] = deque()
         self._ring_deltas = 0
         self._ring_size = ring_size
+        self._ring_bytes = 0
+        self._ring_max_bytes = ring_bytes
         self._feed_buffer = feed_buffer
+        self._feed_bytes = feed_bytes
+        self._resync_feed_bytes = resync_feed_bytes
         # The oldest revision from which deltas_since can replay without a gap.
         self.oldest_revision = 0
-        self._waiters: list[tuple[int, int, anyio.Event]] = []
-        self._waiter_seq = itertools.count()
+        self._waiters = RevisionWaiters()
+        self._expiry = DeadlinePacer(self._waiters)
         self._synced_event = anyio.Event()
         self.stats = CacheStats()
 
@@ -354,27 +424,32 @@ class ModelCache:
         self.stats.watchers = self._watch_count
         self.stats.feeds = len(self._feeds)
         self.stats.ring_size = self._ring_deltas
+        self.stats.ring_bytes = self._ring_bytes
         return self.stats
 
     async def wait_synced(self) -> None:
         await self._synced_event.wait()
 
-    async def wait_for(self, revision: int) -> None:
-        """Wait until the cache has applied ``revision``: read-your-writes.
+    async def wait_for(self, revision: int, deadline: float | None = None) -> bool:
+        """Wait until the cache has applied ``revision``: read-your-writes. False when
+        ``deadline`` (event-loop time) came first.
 
-        Callers bound the wait (``anyio.fail_after``); cancellation leaves no waiter.
+        A deadline is kept by one timer for every waiter, which spreads a crowd's
+        expiry over several turns of the loop (`genconf.waiters`); callers may also
+        bound the wait themselves (``anyio.fail_after``): cancellation leaves no waiter.
         """
         if self.revision >= revision:
-            return
+            return True
         event = anyio.Event()
-        entry = (revision, next(self._waiter_seq), event)
-        heapq.heappush(self._waiters, entry)
+        waiter = self._waiters.add(revision, event.set, deadline)
+        if deadline is not None:
+            self._expiry.arm()
         try:
             await event.wait()
         finally:
-            if not event.is_set():
-                self._waiters.remove(entry)
-                heapq.heapify(self._waiters)
+            # O(1): the heaps drop it lazily; a no-op once it was woken.
+            self._waiters.abandon(waiter)
+        return waiter.released
 
     def deltas_since(self, revision: int) -> list[Batch]:
         """Every batch after ``revision``; OutOfRange when that is older than the ring."""
@@ -383,7 +458,7 @@ class ModelCache:
                 f"revision {revision} is older than the oldest retained revision "
                 f"{self.oldest_revision}; take a new Snapshot and watch from its revision"
             )
-        return [b for b in self._ring if b.revision > revision]
+        return [b for b, _ in self._ring if b.revision > revision]
 
     # -- subscriptions -------------------------------------------------------
 
@@ -411,10 +486,12 @@ class ModelCache:
         applications: Iterable[str] = (),
         since: int | None = None,
         buffer: int | None = None,
+        max_bytes: int | None = None,
     ) -> tuple[list[Batch], FeedSubscription]:
         """Replay from ``since`` (OutOfRange if too old) and subscribe to what follows,
-        with no gap and no duplicate between the two. ``buffer`` bounds the batches
-        held for a slow reader (None: the cache's ``feed_buffer``)."""
+        with no gap and no duplicate between the two. ``buffer`` and ``max_bytes``
+        bound the batches and bytes held for a slow reader (None: the cache's
+        ``feed_buffer`` and ``feed_bytes``)."""
         flt = FeedFilter(frozenset(kinds), frozenset(applications))
         replay: list[Batch] = []
         if since is not None:
@@ -422,7 +499,12 @@ class ModelCache:
                 deltas = tuple(d for d in batch.deltas if flt.matches(d))
                 if deltas:
                     replay.append(Batch(batch.revision, deltas))
-        sub = FeedSubscription(self, flt, self._feed_buffer if buffer is None else buffer)
+        sub = FeedSubscription(
+            self,
+            flt,
+            self._feed_buffer if buffer is None else buffer,
+            self._feed_bytes if max_bytes is None else max_bytes,
+        )
         self._feeds.add(sub)
         return replay, sub
 
@@ -471,15 +553,57 @@ class ModelCache:
         ):
             for key in sorted(set(current) | set(fresh)):
                 if current.get(key) != fresh.get(key):
-                    deltas.append(Delta(kind, key, revision, fresh.get(key)))
+                    deltas.append(_measured(kind, key, revision, fresh.get(key)))
         for gen in sorted(generations, key=lambda g: g.id):
             if gen.id > self.last_generation:
-                deltas.append(Delta(Kind.GENERATION, str(gen.id), revision, gen))
+                deltas.append(_measured(Kind.GENERATION, str(gen.id), revision, gen))
         return Batch(revision, tuple(deltas))
 
     def apply(self, batch: Batch) -> None:
         """Apply one transaction's deltas atomically, then notify exactly the units
         whose effective config hash changed."""
+        applied = self._apply_state(batch)
+        if applied:
+            kept = Batch(batch.revision, tuple(applied))
+            size = batch_bytes(kept)
+            self._remember(kept, size)
+            for feed in list(self._feeds):
+                feed._publish(kept, size)
+        self.advance(batch.revision)
+
+    def apply_resync(self, batch: Batch) -> None:
+        """Apply a reload's differences (after history was lost, or an unreadable
+        event): to watchers like any batch. Up to ``resync_feed_bytes`` they reach
+        the ring and the admin feeds as one ordinary batch. A larger one (a model
+        reloaded after a long outage can differ by gigabytes) would be a batch no
+        feed could receive nor the ring hold; and splitting it would not do: a
+        split batch's revision would claim a state that never existed, from which
+        a reader resuming (on this replica or another) would skip deltas. So the
+        ring restarts at the reload's revision and every feed ends OUT_OF_RANGE,
+        the feed's typed "too old": its reader takes a new Snapshot."""
+        self.stats.resyncs += 1
+        size = batch_bytes(batch)
+        if size <= self._resync_feed_bytes:
+            self.apply(batch)
+            return
+        self._apply_state(batch)
+        self._ring.clear()
+        self._ring_deltas = self._ring_bytes = 0
+        self.oldest_revision = max(self.oldest_revision, batch.revision)
+        reason = OutOfRange(
+            f"this server reloaded its model at revision {batch.revision} "
+            f"(its change stream could not go on) and the differences, ~{size:,} bytes, "
+            f"are more than a feed batch holds ({self._resync_feed_bytes:,}); "
+            "take a new Snapshot and watch from its revision"
+        )
+        for feed in list(self._feeds):
+            feed._end(reason)
+            self.stats.feeds_ended_by_resync += 1
+        self.advance(batch.revision)
+
+    def _apply_state(self, batch: Batch) -> list[Delta]:
+        """The state change and the watchers' notifications of `apply`; returns the
+        deltas as the ring and the feeds keep them (`retained`)."""
         # The hash each possibly-affected unit had before the batch, captured just
         # before the first delta that can change it (None: the unit is new).
         before: dict[str, str | None] = {}
@@ -487,7 +611,7 @@ class ModelCache:
         applied: list[Delta] = []
         for delta in batch.deltas:
             previous = self._apply_one(delta, before, removed_units)
-            applied.append(delta.with_previous(previous))
+            applied.append(retained(delta, previous))
         for unit, old_hash in before.items():
             record = self.units.get(unit)
             if record is None:
@@ -504,19 +628,13 @@ class ModelCache:
                 w._close(WatchClosed(f"unit {unit!r} was removed", removed=True))
         self.stats.batches_applied += 1
         self.stats.deltas_applied += len(batch.deltas)
-        if applied:
-            enriched = Batch(batch.revision, tuple(applied))
-            self._remember(enriched)
-            for feed in list(self._feeds):
-                feed._publish(enriched)
-        self.advance(batch.revision)
+        return applied
 
     def advance(self, revision: int) -> None:
         """Everything up to ``revision`` is applied (also called when the stream is idle)."""
         if revision > self.revision:
             self.revision = revision
-        while self._waiters and self._waiters[0][0] <= self.revision:
-            heapq.heappop(self._waiters)[2].set()
+        self._waiters.release(self.revision)
 
     def close_all(self, reason: str) -> None:
         """End every watch (server shutdown)."""
@@ -526,9 +644,6 @@ class ModelCache:
                 w._close(WatchClosed(reason))
         for feed in list(self._feeds):
             feed.close()
-
-    def note_resync(self) -> None:
-        self.stats.resyncs += 1
 
     # -- internals -------------------------------------------------------------
 
@@ -645,13 +760,43 @@ class ModelCache:
                 if not names:
                     del index[key]
 
-    def _remember(self, batch: Batch) -> None:
-        self._ring.append(batch)
+    def _remember(self, batch: Batch, size: int) -> None:
+        """Keep ``batch`` for resume; drop the oldest past ``ring_size`` deltas (the
+        newest batch stays, however many it holds) or past ``ring_bytes`` (even the
+        newest: one batch larger than the whole budget is not kept)."""
+        self._ring.append((batch, size))
         self._ring_deltas += len(batch.deltas)
-        while self._ring_deltas > self._ring_size and len(self._ring) > 1:
-            dropped = self._ring.popleft()
+        self._ring_bytes += size
+        while self._ring and (
+            (self._ring_deltas > self._ring_size and len(self._ring) > 1)
+            or self._ring_bytes > self._ring_max_bytes
+        ):
+            dropped, dropped_size = self._ring.popleft()
             self._ring_deltas -= len(dropped.deltas)
+            self._ring_bytes -= dropped_size
             self.oldest_revision = dropped.revision
+
+
+def _measured(kind: Kind, key: str, revision: int, value: Record | None) -> Delta:
+    """A delta of a reload, its size estimated once (no change event measured it)."""
+    return Delta(kind, key, revision, value, None, DELTA_OVERHEAD + estimate_bytes(value))
+
+
+def retained(delta: Delta, previous: Record | None) -> Delta:
+    """What the ring and the admin feeds keep of an applied delta.
+
+    The feed sends only the new value, so an update keeps no previous state (that
+    would double what the ring holds, megabytes per write to a large application).
+    A removal keeps a slim stand-in of what it removed: feed filters need to know
+    which applications it concerned, not its settings or changes."""
+    if delta.value is not None or previous is None:
+        return delta
+    slim: Record = previous
+    if isinstance(previous, Application):
+        slim = dataclasses.replace(previous, schema={}, settings={})
+    elif isinstance(previous, Branch):
+        slim = dataclasses.replace(previous, changes={app: {} for app in previous.changes})
+    return delta.with_previous(slim)
 
 
 def _same_config_inputs(a: Record | None, b: Application | None) -> bool:

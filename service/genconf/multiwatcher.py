@@ -9,7 +9,18 @@ batch is drained or an event with a later cluster time arrives.
 Resume state is data: the last resume token. Resumable errors (network, step
 down, restart) reopen the stream from it with backoff; history lost or an
 invalid token triggers a reload whose differences from the cache are applied as
-ordinary deltas, so no watcher misses a change.
+ordinary deltas, so no watcher misses a change. So does an event the server
+cannot return (over 16 MB, written by some other tool): resuming would meet it
+again forever, while a snapshot returns documents, each under 16 MB; the stream
+reopens after the snapshot's time, past the event.
+
+Every operation on the stream has a deadline a few seconds past ``max_await_ms``:
+a primary that hangs (rather than dies) otherwise holds the getMore forever,
+while the rest of the driver has long moved to the new primary. The deadlines
+are anyio's, not PyMongo's own (``pymongo.timeout``, ``socketTimeoutMS``): with
+those, PyMongo sends through ``asyncio.wait_for``, which on Python 3.11 can
+swallow a cancellation, and a cancelled multiwatcher (server shutdown, the end of
+a bench ingest pass) then hung for good in its next getMore (reproduced).
 """
 
 from __future__ import annotations
@@ -17,9 +28,10 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
@@ -27,10 +39,10 @@ import anyio.lowlevel
 from bson import Timestamp
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
 from genconf.cache import ModelCache
-from genconf.deltas import COLLECTION_KINDS, Batch, Delta, Kind, Record
+from genconf.deltas import COLLECTION_KINDS, DELTA_OVERHEAD, Batch, Delta, Kind, Record, plain_bytes
 from genconf.records import Application, Branch, Generation, Unit
 from genconf.store import APPLICATIONS, BRANCHES, GENERATIONS, TOKENS, UNITS, revision_of
 from genconf.tokenbook import TokenBook
@@ -40,8 +52,20 @@ log = logging.getLogger("genconf.multiwatcher")
 # Server error codes after which resuming from our token cannot work:
 # ChangeStreamHistoryLost, ChangeStreamFatalError, InvalidResumeToken, CappedPositionLost.
 HISTORY_LOST_CODES: Final = frozenset({286, 280, 260, 136})
+# Server error codes that mean the next event can never be read, however often we
+# resume: BSONObjectTooLarge (what MongoDB 6.0.5 returns for a change event over
+# 16 MB, checked by reproducing it), and the other "document too large" codes.
+EVENT_UNREADABLE_CODES: Final = frozenset({10334, 17419, 17420})
+_TOKEN_IN_MESSAGE: Final = re.compile(r'_data: "(82[0-9A-Fa-f]{16,})"')
 WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS, TOKENS)
 SNAPSHOT_BATCH: Final = 10_000
+# Closing a stream sends killCursors, which a hung primary never answers: it gets
+# this long (the cursor is then left to the server's idle timeout).
+CLOSE_TIMEOUT: Final = 1.0
+
+
+class StreamTimeout(NetworkTimeout):
+    """MongoDB did not answer the change stream (or a snapshot read) in time."""
 
 
 class State(enum.StrEnum):
@@ -58,6 +82,15 @@ class Tuning:
     """Knobs tests may change."""
 
     max_await_ms: int = 500
+    # Each getMore (and opening the stream) fails after max_await_ms plus this many
+    # seconds, so a hung primary costs this long, not until the OS gives up.
+    stream_timeout: float = 5.0
+    # Each command of a snapshot read fails after this many seconds (a hung primary).
+    command_timeout: float = 60.0
+    # The multiwatcher never reads updateDescription, and dropping it on the server
+    # keeps every event within the document's size plus a few hundred bytes, so
+    # under 16 MB. Tests turn it off to make an event too large to read.
+    drop_update_description: bool = True
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     stream_batch_size: int = 5_000
@@ -72,11 +105,41 @@ class WatcherStats:
     batches: int = 0
     resumes: int = 0
     resyncs: int = 0
+    # Events the server could not return (too large): each skipped by a reload.
+    unreadable_events: int = 0
     last_error: str = ""
     lag_seconds: float = 0.0
     # time.monotonic() when MongoDB last answered the stream (events or an empty
     # getMore, every max_await_ms when idle): how current the cache is known to be.
     last_heard: float = 0.0
+    # Bumped on each change of ``state``; `state_changed` waits for it (readiness).
+    state_changes: int = 0
+    _changed: anyio.Event | None = field(default=None, repr=False, compare=False)
+
+    def set_state(self, state: State) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        self.state_changes += 1
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def state_changed(self, seen: int) -> None:
+        """Return once ``state_changes`` is no longer ``seen`` (no polling)."""
+        while self.state_changes == seen:
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+
+
+def change_stream_pipeline(tuning: Tuning) -> list[dict[str, Any]]:
+    """What the stream asks of MongoDB: the collections it follows, and (by default)
+    no ``updateDescription``, which nothing reads and which would double an event."""
+    stages: list[dict[str, Any]] = [{"$match": {"ns.coll": {"$in": list(WATCHED)}}}]
+    if tuning.drop_update_description:
+        stages.append({"$unset": "updateDescription"})
+    return stages
 
 
 def token_revision(token: Mapping[str, Any] | None) -> int | None:
@@ -99,6 +162,22 @@ def is_history_lost(exc: BaseException) -> bool:
     return False
 
 
+def is_event_unreadable(exc: BaseException) -> bool:
+    """Whether the stream failed on an event the server can never return (larger
+    than 16 MB): resuming meets it again, so reload and skip it instead."""
+    if not isinstance(exc, OperationFailure):
+        return False
+    details = exc.details if isinstance(exc.details, Mapping) else {}
+    return exc.code in EVENT_UNREADABLE_CODES or details.get("codeName") == "BSONObjectTooLarge"
+
+
+def unreadable_revision(error: BaseException | str) -> int | None:
+    """The revision of the event an `is_event_unreadable` error names, when its
+    message quotes the event's resume token (MongoDB 6.0 does)."""
+    match = _TOKEN_IN_MESSAGE.search(str(error))
+    return token_revision({"_data": match.group(1)}) if match else None
+
+
 def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
     if kind is Kind.APPLICATION:
         return Application.from_doc(doc)
@@ -109,8 +188,9 @@ def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
     return Generation.from_doc(doc)
 
 
-def delta_of(event: Mapping[str, Any]) -> Delta | None:
-    """A typed delta from one change event (None for events we do not model)."""
+def delta_of(event: Mapping[str, Any], schemas: dict[str, object] | None = None) -> Delta | None:
+    """A typed delta from one change event (None for events we do not model), with
+    its size (`retained_bytes`); ``schemas``: see there."""
     op = event.get("operationType")
     ns = event.get("ns") or {}
     kind = COLLECTION_KINDS.get(ns.get("coll", ""))
@@ -119,8 +199,33 @@ def delta_of(event: Mapping[str, Any]) -> Delta | None:
     key = str(event["documentKey"]["_id"])
     revision = revision_of(event["clusterTime"])
     if op == "delete":
-        return Delta(kind, key, revision, None)
-    return Delta(kind, key, revision, record_of(kind, event["fullDocument"]))
+        if schemas is not None and kind is Kind.APPLICATION:
+            schemas.pop(key, None)
+        return Delta(kind, key, revision, None, None, DELTA_OVERHEAD)
+    doc = event["fullDocument"]
+    record = record_of(kind, doc)
+    return Delta(kind, key, revision, record, None, retained_bytes(record, doc, schemas))
+
+
+def retained_bytes(
+    record: Record, doc: Mapping[str, Any], schemas: dict[str, object] | None = None
+) -> int:
+    """Roughly the bytes (as BSON counts them) that keeping a delta of ``doc`` costs:
+    what each event makes anew (an application's settings, a branch's or a
+    generation's changes). Not its schema while that is the one the application's
+    previous state had: records share one parsed schema until it changes
+    (`records.parsed_schema`); ``schemas`` holds the last one seen per application.
+    A walk of plain data, ~1 us for a small document, far less than decoding it."""
+    if isinstance(record, Application):
+        size = DELTA_OVERHEAD + plain_bytes(doc.get("settings"))
+        if schemas is None or schemas.get(record.name) is not record.schema:
+            size += plain_bytes(doc.get("schema"))
+            if schemas is not None:
+                schemas[record.name] = record.schema
+        return size
+    if isinstance(record, Branch | Generation):
+        return DELTA_OVERHEAD + plain_bytes(doc.get("changes"))
+    return DELTA_OVERHEAD + plain_bytes(doc.get("applied"))
 
 
 @dataclass
@@ -153,6 +258,8 @@ class Multiwatcher:
         self.tuning = tuning or Tuning()
         self.clock = clock
         self.stats = WatcherStats()
+        # Per application, the parsed schema its last delta carried (`retained_bytes`).
+        self._schemas: dict[str, object] = {}
         self.resume_token: Mapping[str, Any] | None = None
         self._start_after: Timestamp | None = None
         # Delay before the next resume; back to the initial value once a stream works.
@@ -167,7 +274,7 @@ class Multiwatcher:
     async def run(self) -> None:
         """Load, then follow the stream until cancelled."""
         self._backoff = self.tuning.backoff_initial
-        self.stats.state = State.SYNCING
+        self.stats.set_state(State.SYNCING)
         try:
             while True:
                 try:
@@ -176,22 +283,34 @@ class Multiwatcher:
                     await self._follow()
                 except PyMongoError as exc:
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                    if is_history_lost(exc):
-                        log.warning("change stream history lost (%s); reloading", exc)
-                        self.stats.state = State.RESYNCING
+                    unreadable = is_event_unreadable(exc)
+                    if unreadable or is_history_lost(exc):
+                        if unreadable:
+                            self.stats.unreadable_events += 1
+                            log.warning(
+                                "the change stream cannot return its next event (revision "
+                                "%s: %s); reloading from a snapshot and reopening the stream "
+                                "after it, skipping that event: watchers get the state it "
+                                "led to as ordinary deltas",
+                                unreadable_revision(exc) or "unknown",
+                                str(exc)[:200],
+                            )
+                        else:
+                            log.warning("change stream history lost (%s); reloading", exc)
+                        self.stats.set_state(State.RESYNCING)
                         self.resume_token = None
                         self._start_after = None
                         self.force_resume_token = None
                         self._backoff = self.tuning.backoff_initial
                         continue
-                    self.stats.state = State.RECONNECTING
+                    self.stats.set_state(State.RECONNECTING)
                     self.stats.resumes += 1
                     delay = self._backoff * (0.5 + random.random() / 2)
                     log.warning("change stream error (%s); resuming in %.2fs", exc, delay)
                     await anyio.sleep(delay)
                     self._backoff = min(self._backoff * 2, self.tuning.backoff_max)
         finally:
-            self.stats.state = State.STOPPED
+            self.stats.set_state(State.STOPPED)
 
     async def read_snapshot(self) -> Snapshot:
         """Every modelled collection at one cluster time."""
@@ -236,21 +355,28 @@ class Multiwatcher:
         if limit:
             cmd["limit"] = limit
             cmd["singleBatch"] = True
-        reply = await self.db.command(cmd)
+        reply = await self._command(cmd)
         cursor = reply["cursor"]
         out = list(cursor["firstBatch"])
         snapshot_at = cursor.get("atClusterTime", at)
         while cursor.get("id"):
-            reply = await self.db.command(
+            reply = await self._command(
                 {"getMore": cursor["id"], "collection": coll, "batchSize": SNAPSHOT_BATCH}
             )
             cursor = reply["cursor"]
             out.extend(cursor["nextBatch"])
         return out, snapshot_at
 
+    async def _command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        seconds = self.tuning.command_timeout
+        with anyio.move_on_after(seconds):
+            return await self.db.command(cmd)
+        raise StreamTimeout(f"MongoDB did not answer {next(iter(cmd))!r} within {seconds:.1f}s")
+
     async def _load(self) -> None:
         """(Re)load at one cluster time T; a reload applies its differences as deltas."""
         snap = await self.read_snapshot()
+        self._schemas.clear()  # applications removed meanwhile are not remembered
         self.tokens.load(snap.tokens)
         if not self.cache.synced:
             self.cache.load(
@@ -261,15 +387,21 @@ class Multiwatcher:
             batch = self.cache.diff_snapshot(
                 snap.applications, snap.units, snap.branches, newer, snap.revision
             )
-            self.cache.note_resync()
             self.stats.resyncs += 1
             log.info("resync at revision %d: %d difference(s)", snap.revision, len(batch.deltas))
-            self.cache.apply(batch)
+            self.cache.apply_resync(batch)
         self._start_after = snap.timestamp
 
     async def _generations_after(self, last: int, at: Timestamp) -> list[Generation]:
         docs, _ = await self._find_at(GENERATIONS, {"_id": {"$gt": last}}, at, sort={"_id": 1})
         return [Generation.from_doc(d) for d in docs]
+
+    @property
+    def _stream_timeout(self) -> float:
+        return self.tuning.max_await_ms / 1000 + self.tuning.stream_timeout
+
+    def pipeline(self) -> list[dict[str, Any]]:
+        return change_stream_pipeline(self.tuning)
 
     async def _open(self) -> AsyncChangeStream[dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -281,64 +413,88 @@ class Multiwatcher:
             assert self._start_after is not None
             t = self._start_after
             kwargs["start_at_operation_time"] = Timestamp(t.time, t.inc + 1)
-        return await self.db.watch(
-            [{"$match": {"ns.coll": {"$in": list(WATCHED)}}}],
-            full_document="required",
-            max_await_time_ms=self.tuning.max_await_ms,
-            batch_size=self.tuning.stream_batch_size,
-            **kwargs,
+        seconds = self._stream_timeout
+        with anyio.move_on_after(seconds):
+            return await self.db.watch(
+                self.pipeline(),
+                full_document="required",
+                max_await_time_ms=self.tuning.max_await_ms,
+                batch_size=self.tuning.stream_batch_size,
+                **kwargs,
+            )
+        raise StreamTimeout(f"opening the change stream took over {seconds:.1f}s")
+
+    async def _next(self, stream: AsyncChangeStream[dict[str, Any]]) -> dict[str, Any] | None:
+        """The next event: from the batch in hand, or a getMore with a deadline."""
+        if _batch_has_more(stream):
+            return await stream.try_next()
+        seconds = self._stream_timeout
+        with anyio.move_on_after(seconds):
+            return await stream.try_next()
+        raise StreamTimeout(
+            f"MongoDB did not answer the change stream within {seconds:.1f}s "
+            f"(max_await_ms + stream_timeout): a hung server; resuming elsewhere"
         )
 
     async def _follow(self) -> None:
-        async with await self._open() as stream:
-            self.stats.state = State.SYNCED
-            self.stats.last_heard = time.monotonic()
-            # The transaction being gathered: its deltas, cluster time, and the
-            # resume token of its last event. The resume token moves only when a
-            # transaction is applied, so a failure mid-way re-reads it whole.
-            pending: list[Delta] = []
-            pending_rev = 0
-            pending_token: Mapping[str, Any] | None = None
-            last_yield = time.perf_counter()
-            while True:
-                event = await stream.try_next()
-                # The stream works again: the next failure starts from a short delay.
-                self._backoff = self.tuning.backoff_initial
-                if event is None:
-                    self._flush(pending, pending_rev, pending_token)
-                    pending, pending_token = [], None
-                    self._note_idle(stream)
-                    continue
-                self.stats.events += 1
-                rev = revision_of(event["clusterTime"])
-                if event.get("operationType") in ("invalidate", "dropDatabase", "drop"):
-                    self._flush(pending, pending_rev, pending_token)
-                    # The database (or a collection) was dropped: the stream cannot go
-                    # on; reload from a fresh snapshot.
-                    raise OperationFailure("change stream invalidated by a drop", code=280)
-                if pending_token is not None and rev != pending_rev:
-                    self._flush(pending, pending_rev, pending_token)
-                    pending, pending_token = [], None
-                    # A server batch holds up to stream_batch_size events: let the
-                    # watchers and the API run between transactions, at most every
-                    # yield_interval (a turn of the event loop per event would cost
-                    # as much as applying it).
-                    now = time.perf_counter()
-                    if now - last_yield >= self.tuning.yield_interval:
-                        await anyio.lowlevel.checkpoint()
-                        last_yield = time.perf_counter()
-                delta = delta_of(event)
-                if delta is not None:
-                    pending.append(delta)
-                elif event["ns"].get("coll") == TOKENS:
-                    self.tokens.apply_event(event)
-                pending_rev = rev
-                # The event's own _id is its resume token (PyMongo's property copies it).
-                pending_token = event["_id"]
-                if not _batch_has_more(stream):
-                    self._flush(pending, pending_rev, pending_token)
-                    pending, pending_token = [], None
-                    self.stats.lag_seconds = max(0.0, self.clock() - (rev >> 32))
+        stream = await self._open()
+        try:
+            await self._read(stream)
+        finally:
+            # Bounded even when cancelled: a hung primary would hold it forever.
+            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                await stream.close()
+
+    async def _read(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
+        """Apply the stream's events, one transaction per batch, until it fails."""
+        self.stats.set_state(State.SYNCED)
+        self.stats.last_heard = time.monotonic()
+        # The transaction being gathered: its deltas, cluster time, and the
+        # resume token of its last event. The resume token moves only when a
+        # transaction is applied, so a failure mid-way re-reads it whole.
+        pending: list[Delta] = []
+        pending_rev = 0
+        pending_token: Mapping[str, Any] | None = None
+        last_yield = time.perf_counter()
+        while True:
+            event = await self._next(stream)
+            # The stream works again: the next failure starts from a short delay.
+            self._backoff = self.tuning.backoff_initial
+            if event is None:
+                self._flush(pending, pending_rev, pending_token)
+                pending, pending_token = [], None
+                self._note_idle(stream)
+                continue
+            self.stats.events += 1
+            rev = revision_of(event["clusterTime"])
+            if event.get("operationType") in ("invalidate", "dropDatabase", "drop"):
+                self._flush(pending, pending_rev, pending_token)
+                # The database (or a collection) was dropped: the stream cannot go
+                # on; reload from a fresh snapshot.
+                raise OperationFailure("change stream invalidated by a drop", code=280)
+            if pending_token is not None and rev != pending_rev:
+                self._flush(pending, pending_rev, pending_token)
+                pending, pending_token = [], None
+                # A server batch holds up to stream_batch_size events: let the
+                # watchers and the API run between transactions, at most every
+                # yield_interval (a turn of the event loop per event would cost
+                # as much as applying it).
+                now = time.perf_counter()
+                if now - last_yield >= self.tuning.yield_interval:
+                    await anyio.lowlevel.checkpoint()
+                    last_yield = time.perf_counter()
+            delta = delta_of(event, self._schemas)
+            if delta is not None:
+                pending.append(delta)
+            elif event["ns"].get("coll") == TOKENS:
+                self.tokens.apply_event(event)
+            pending_rev = rev
+            # The event's own _id is its resume token (PyMongo's property copies it).
+            pending_token = event["_id"]
+            if not _batch_has_more(stream):
+                self._flush(pending, pending_rev, pending_token)
+                pending, pending_token = [], None
+                self.stats.lag_seconds = max(0.0, self.clock() - (rev >> 32))
 
     def _flush(self, pending: list[Delta], revision: int, token: Mapping[str, Any] | None) -> None:
         """Apply one transaction, then move the resume token past it."""

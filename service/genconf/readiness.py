@@ -7,6 +7,11 @@ readiness probes and health-checking balancers send work elsewhere, and SERVING
 again once the stream is back. The per-service names stay SERVING while the
 process serves: that is what a liveness probe should ask, since restarting a
 replica does not bring MongoDB back.
+
+A reload (RESYNCING: history lost, or an event too large to read was skipped)
+counts as not current too: the cache is about to jump to a fresh snapshot. State
+changes are followed as they happen, so even a reload of a fraction of a second
+shows as NOT_SERVING, then SERVING; silence is noticed by looking periodically.
 """
 
 from __future__ import annotations
@@ -44,13 +49,16 @@ async def follow_readiness(
 ) -> None:
     """Keep the whole-server status in step with `is_current` until cancelled.
 
-    Starts from SERVING (the caller marks it once the cache has synced). The
-    stream has no event for "nothing arrived", so this looks a few times per
-    ``stale_after``: a health check is a periodic probe by nature."""
+    Starts from SERVING (the caller marks it once the cache has synced). Wakes on
+    every change of the watcher's state; the stream has no event for "nothing
+    arrived", so it also looks a few times per ``stale_after``."""
     serving = True
     interval = min(1.0, stale_after / 4)
+    seen = stats.state_changes
     while True:
-        await anyio.sleep(interval)
+        with anyio.move_on_after(interval):
+            await stats.state_changed(seen)
+        seen = stats.state_changes
         now = clock()
         silent_for = now - stats.last_heard
         current = is_current(stats, now, stale_after)

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from genconf.cache import DEFAULT_RING_SIZE, ModelCache
+from genconf.cache import DEFAULT_FEED_BYTES, DEFAULT_RING_BYTES, DEFAULT_RING_SIZE, ModelCache
 from genconf.multiwatcher import Multiwatcher, Tuning
 from genconf.tokenbook import TokenBook
 
@@ -46,9 +46,14 @@ async def read_side(
     *,
     tuning: Tuning | None = None,
     ring_size: int = DEFAULT_RING_SIZE,
+    ring_bytes: int = DEFAULT_RING_BYTES,
+    feed_bytes: int = DEFAULT_FEED_BYTES,
 ) -> AsyncIterator[ReadSide]:
-    """Run the multiwatcher until the block exits; every watch ends on the way out."""
-    cache = ModelCache(ring_size=ring_size)
+    """Run the multiwatcher until the block exits; every watch ends on the way out.
+
+    ``ring_size`` and ``ring_bytes`` bound the deltas kept for admin feeds to
+    resume from, ``feed_bytes`` what each feed may hold for a slow reader."""
+    cache = ModelCache(ring_size=ring_size, ring_bytes=ring_bytes, feed_bytes=feed_bytes)
     tokens = TokenBook()
     watcher = Multiwatcher(db, cache, tuning=tuning, tokens=tokens)
     async with anyio.create_task_group() as tg:

@@ -81,8 +81,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     batch = await feed.next()
                 except FeedOverflow as exc:
                     raise FeedTooSlow(
-                        f"this feed fell more than feed_buffer={exc.buffer} batches behind "
-                        f"(the client reads too slowly); resume with since_revision={last}, "
+                        f"{exc} (the client reads too slowly); resume with "
+                        f"since_revision={last}, "
                         "the last revision it received (if the server no longer holds it: "
                         "OUT_OF_RANGE, take a new Snapshot)"
                     ) from None

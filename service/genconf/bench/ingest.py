@@ -69,7 +69,7 @@ from pymongo.errors import PyMongoError
 from genconf.cache import ModelCache
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import GenconfError
-from genconf.multiwatcher import WATCHED, Multiwatcher, Snapshot, Tuning
+from genconf.multiwatcher import Multiwatcher, Snapshot, Tuning, change_stream_pipeline
 from genconf.readside import tune_gc
 from genconf.store import APPLICATIONS, Store, revision_of
 
@@ -165,11 +165,6 @@ def _after(t: Timestamp) -> Timestamp:
     return Timestamp(t.time, t.inc + 1)
 
 
-def _pipeline() -> list[dict[str, Any]]:
-    # The same pipeline as Multiwatcher._open.
-    return [{"$match": {"ns.coll": {"$in": list(WATCHED)}}}]
-
-
 async def _raw_pass(
     db: AsyncDatabase[dict[str, Any]],
     start: Timestamp,
@@ -184,7 +179,7 @@ async def _raw_pass(
     started = time.perf_counter()
     async with asyncio.timeout(limit):
         async with await db.watch(
-            _pipeline(),
+            change_stream_pipeline(tuning),
             full_document="required",
             max_await_time_ms=tuning.max_await_ms,
             batch_size=tuning.stream_batch_size,
