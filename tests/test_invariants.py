@@ -87,6 +87,11 @@ BREAKS: list[tuple[str, Callable[[Model], None], str]] = [
         "missing application 'x'",
     ),
     (
+        "unit of an earlier incarnation",
+        lambda m: m["apps"]["db"].update(uid="new"),
+        "another incarnation of 'db'",
+    ),
+    (
         "unit numbered past next_unit",
         lambda m: m["apps"]["db"].update(next_unit=0),
         "past next_unit",

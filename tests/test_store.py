@@ -976,3 +976,17 @@ async def test_unit_numbers_stay_addressable(store: Store) -> None:
         await store.add_units("nums", count=1)
     assert await digest(store.db) == before
     assert model.parse_unit_name(last) == ("nums", model.MAX_UNIT_NUMBER)
+
+
+async def test_a_unit_cannot_leave_a_wholly_tracked_application_alone(store: Store) -> None:
+    """Every unit of an application tracked as a whole tracks the branch: untracking
+    one of them is refused (the seeded random schedule found it)."""
+    await store.create_application("app", schema=SCHEMA, units=2)
+    await store.add_branch("b")
+    await store.track("b", applications=["app"])
+    before = await digest(store.db)
+    with pytest.raises(FailedPrecondition, match="untrack the application 'app'"):
+        await store.untrack("b", units=["app/1"])
+    assert await digest(store.db) == before
+    result = await store.untrack("b", units=["app/1"], applications=["app"])
+    assert result.units == ["app/0", "app/1"]

@@ -71,6 +71,8 @@ def violations(apps: Docs, units: Docs, branches: Docs) -> list[str]:
         else:
             if parsed != (app_name, unit["number"]):
                 out.append(f"unit {name!r} has number {unit['number']} of {app_name!r}")
+        if unit.get("application_uid", "") != app.get("uid", ""):
+            out.append(f"unit {name!r} belongs to another incarnation of {app_name!r}")
         if unit["number"] >= app["next_unit"]:
             out.append(f"unit {name!r} is numbered at or past next_unit {app['next_unit']}")
         branch = unit.get("branch")
