@@ -22,7 +22,7 @@ SCHEMA = {"port": {"type": "int", "default": 80}, "ratio": {"type": "float", "de
 
 VERSION_KEYS = {
     "application", "version", "settings", "metadata", "timestamp", "reason", "created_by",
-    "previous_version", "generation", "tags",
+    "on_behalf_of", "authenticated", "previous_version", "generation", "tags",
 }  # fmt: skip
 DIFF_KEYS = {"application", "from_version", "to_version", "entries"}
 ENTRY_KEYS = {"path", "kind", "old", "new", "text_diff"}
@@ -33,10 +33,12 @@ KEY_HISTORY_KEYS = {
     "version", "value", "is_default", "created_by", "timestamp", "reason", "generation"
 }  # fmt: skip
 GENERATION_KEYS = {
-    "id", "kind", "branch", "changes", "created_by", "created_at", "reason", "versions"
+    "id", "kind", "branch", "changes", "created_by", "on_behalf_of", "authenticated",
+    "created_at", "reason", "versions",
 }  # fmt: skip
 TOKEN_KEYS = {
-    "id", "role", "unit", "created_by", "created_at", "expires_at", "revoked", "description"
+    "id", "name", "role", "unit", "unit_uid", "created_by", "created_at", "expires_at",
+    "revoked", "description",
 }  # fmt: skip
 
 
@@ -231,20 +233,26 @@ async def test_versions_and_generations_page_back_with_before(
 async def test_token_commands(mongo_uri: str, db_name: str, tmp_path: Path) -> None:
     async with running_server(mongo_uri, db_name, admin_token=ADMIN) as srv:
         genconf = JsonGenconf(srv, tmp_path)
+        # An agent token is bound to a unit that exists (to this incarnation of it).
+        run = await genconf("token", "create", "--role", "agent", "--unit", "web/0", token=ADMIN)
+        assert run.rc == 1 and "unit 'web/0' not found" in run.err
+        (await genconf("app", "create", "web", "--units", "1", token=ADMIN)).ok()
         created = (
             await genconf(
                 "token", "create", "--role", "agent", "--unit", "web/0", "--expires", "1h",
-                "--description", "web agent", token=ADMIN,
+                "--description", "web agent", "--name", "web-0 agent", token=ADMIN,
             )
         ).json()  # fmt: skip
         assert set(created) == {"token", *TOKEN_KEYS}
         assert (created["role"], created["unit"], created["revoked"]) == ("agent", "web/0", False)
         assert created["token"].startswith("gct_") and created["expires_at"].endswith("Z")
-        assert created["description"] == "web agent"
+        assert (created["description"], created["name"]) == ("web agent", "web-0 agent")
+        assert len(created["unit_uid"]) == 32
         observer = (await genconf("token", "create", "--role", "observer", token=ADMIN)).json()
         assert (observer["unit"], observer["expires_at"], observer["description"]) == (
             None, None, ""
         )  # fmt: skip
+        assert (observer["name"], observer["unit_uid"]) == (None, None)
 
         listed = (await genconf.twice("token", "list", token=ADMIN)).json()
         assert [t["id"] for t in listed] == [created["id"], observer["id"]]
@@ -254,8 +262,9 @@ async def test_token_commands(mongo_uri: str, db_name: str, tmp_path: Path) -> N
         assert created["token"] not in json.dumps(listed)  # secrets are never listed
         table = await genconf.run("token", "list", "--token", ADMIN)
         assert table.ok().out.splitlines()[0].split() == [
-            "ID", "ROLE", "UNIT", "STATE", "CREATED", "EXPIRES", "DESCRIPTION"
+            "ID", "NAME", "ROLE", "UNIT", "STATE", "CREATED", "EXPIRES", "DESCRIPTION"
         ]  # fmt: skip
+        assert "web-0 agent" in table.out
         assert created["token"] not in table.out
 
         # The agent token may not list tokens; without a token nothing works.
@@ -276,6 +285,7 @@ async def test_token_commands(mongo_uri: str, db_name: str, tmp_path: Path) -> N
             (["token", "create", "--role", "admin", "--expires", "soon"], 2, "a duration"),
             (["token", "revoke", "0123456789abcdef"], 1, "'0123456789abcdef' not found"),
             (["token", "revoke", "nope"], 1, "is not a token id"),
+            (["token", "create", "--role", "admin", "--name", "x" * 65], 1, "at most 64"),
         ]
         runs = await genconf.run.all(*([*argv, "--token", ADMIN] for argv, _, _ in cases))
         assert_errors(runs, cases)

@@ -458,7 +458,11 @@ VALID_HASH = "0" * 64
 # The callers of the matrix. Writers get requests of their own (names, units), so
 # that every allowed call can succeed; the others never get past the guard.
 ROLES = ("admin", "controller", "observer", "agent", "other-agent")
-CALLERS = (*ROLES, "none", "garbage", "forged", "expired", "revoked")
+# "stale-agent": an agent token of web/0 in an application "web" since removed and
+# re-created (it names a live unit of another incarnation: refused like a revoked one).
+REFUSED = ("none", "garbage", "forged", "expired", "revoked", "stale-agent")
+CALLERS = (*ROLES, *REFUSED)
+FORGED_AUTHOR = "mallory"  # what every write request claims as its created_by
 UNIT_OF = {"admin": "web/3", "controller": "web/4"}  # TrackBranch / UntrackBranch
 REMOVED_UNIT_OF = {"admin": "web/6", "controller": "web/7"}
 LABEL_OF = {"admin": "1.0.0", "controller": "1.0.1"}
@@ -491,7 +495,9 @@ MATRIX_REQUESTS: dict[str, Request] = {
         unit="web/0", hash=VALID_HASH, ok=True, message=c
     ),
     # ControllerService
-    "CreateApplication": lambda c, s: controller_pb2.CreateApplicationRequest(name=f"new-{c}"),
+    "CreateApplication": lambda c, s: controller_pb2.CreateApplicationRequest(
+        name=f"new-{c}", created_by=FORGED_AUTHOR
+    ),
     "UpdateApplication": lambda c, s: controller_pb2.UpdateApplicationRequest(
         name="db", charm=f"db-{c}"
     ),
@@ -504,9 +510,11 @@ MATRIX_REQUESTS: dict[str, Request] = {
     ),
     "ListUnits": lambda c, s: controller_pb2.ListUnitsRequest(application="web"),
     "SetConfig": lambda c, s: controller_pb2.SetConfigRequest(
-        application="web", set=struct({"port": 8081}), reason=c
+        application="web", set=struct({"port": 8081}), reason=c, created_by=FORGED_AUTHOR
     ),
-    "AddBranch": lambda c, s: controller_pb2.AddBranchRequest(name=f"nb-{c}"),
+    "AddBranch": lambda c, s: controller_pb2.AddBranchRequest(
+        name=f"nb-{c}", created_by=FORGED_AUTHOR
+    ),
     "TrackBranch": lambda c, s: controller_pb2.TrackBranchRequest(
         branch=f"tb-{c}", units=[UNIT_OF.get(c, "web/5")]
     ),
@@ -517,7 +525,9 @@ MATRIX_REQUESTS: dict[str, Request] = {
         branch=f"tb-{c}", application="web", set=struct({"port": 9000})
     ),
     "DiffBranch": lambda c, s: controller_pb2.DiffBranchRequest(branch="feature"),
-    "CommitBranch": lambda c, s: controller_pb2.CommitBranchRequest(branch=f"tb-{c}", force=True),
+    "CommitBranch": lambda c, s: controller_pb2.CommitBranchRequest(
+        branch=f"tb-{c}", force=True, created_by=FORGED_AUTHOR
+    ),
     "AbortBranch": lambda c, s: controller_pb2.AbortBranchRequest(branch=f"nb-{c}"),
     "ListBranches": lambda c, s: controller_pb2.ListBranchesRequest(),
     "GetBranch": lambda c, s: controller_pb2.GetBranchRequest(name="feature"),
@@ -528,7 +538,9 @@ MATRIX_REQUESTS: dict[str, Request] = {
     "DiffVersions": lambda c, s: history_pb2.DiffVersionsRequest(
         application="web", from_version=1, to_version=2
     ),
-    "Rollback": lambda c, s: history_pb2.RollbackRequest(application="web", to_version=2),
+    "Rollback": lambda c, s: history_pb2.RollbackRequest(
+        application="web", to_version=2, created_by=FORGED_AUTHOR
+    ),
     "TagVersion": lambda c, s: history_pb2.TagVersionRequest(
         application="web", version=1, label=LABEL_OF.get(c, "9.9.9")
     ),
@@ -537,13 +549,15 @@ MATRIX_REQUESTS: dict[str, Request] = {
     "ListGenerations": lambda c, s: history_pb2.ListGenerationsRequest(),
     "GetGeneration": lambda c, s: history_pb2.GetGenerationRequest(id=1),
     "RevertGeneration": lambda c, s: history_pb2.RevertGenerationRequest(
-        id=s.generation_of.get(c, 1)
+        id=s.generation_of.get(c, 1), created_by=FORGED_AUTHOR
     ),
     # AdminService
     "Snapshot": lambda c, s: admin_pb2.SnapshotRequest(),
     "WatchDeltas": lambda c, s: admin_pb2.WatchDeltasRequest(since_revision=s.start_revision),
     # TokenService
-    "CreateToken": lambda c, s: tokens_pb2.CreateTokenRequest(role="observer", description=c),
+    "CreateToken": lambda c, s: tokens_pb2.CreateTokenRequest(
+        role="observer", description=c, name=f"minted by {c}"
+    ),
     "ListTokens": lambda c, s: tokens_pb2.ListTokensRequest(),
     "RevokeToken": lambda c, s: tokens_pb2.RevokeTokenRequest(id=s.spare_token_id),
 }
@@ -556,7 +570,7 @@ def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
 
 
 def expected_status(rpc: Rpc, caller: str) -> grpc.StatusCode:
-    if caller in ("none", "garbage", "forged", "expired", "revoked"):
+    if caller in REFUSED:
         return UNAUTHENTICATED
     role = role_of(caller)
     assert role is not None
@@ -571,6 +585,10 @@ async def seed_matrix(
     admin: Client, mongo_client: MongoClient[dict[str, Any]], db_name: str
 ) -> Seeded:
     start = (await admin.snapshot()).revision
+    # An agent token of web/0 in an earlier "web", removed before the one used here.
+    await admin.create_application("web", units=1)
+    stale = await admin.create_token("agent", unit="web/0", name="stale")
+    await admin.remove_application("web")
     await admin.create_application("web", schema=WEB_SCHEMA, units=8)
     await admin.create_application("db", schema=DB_SCHEMA, units=1)
     for writer in ("admin", "controller"):
@@ -584,12 +602,18 @@ async def seed_matrix(
     for writer, values in (("admin", {"motd": "hi"}), ("controller", {"level": 3})):
         generation_of[writer] = (await admin.set_config("db", values)).generation
 
-    tokens: dict[str, str | None] = {"none": None, "garbage": "not-a-token-at-all"}
+    tokens: dict[str, str | None] = {
+        "none": None,
+        "garbage": "not-a-token-at-all",
+        "stale-agent": stale.token,
+    }
     for caller in ROLES:
         role = role_of(caller)
         assert role is not None
         unit = {"agent": "web/0", "other-agent": "web/1"}.get(caller, "")
-        tokens[caller] = (await admin.create_token(role.value, unit=unit, description=caller)).token
+        tokens[caller] = (
+            await admin.create_token(role.value, unit=unit, description=caller, name=caller)
+        ).token
     admin_token = tokens["admin"]
     assert admin_token is not None
     tokens["forged"] = (
@@ -656,6 +680,26 @@ async def test_access_matrix(
                             )
                         if caller == "other-agent" and rpc.service == "AgentService":
                             assert "bound to unit web/1" in details
+                        if caller == "stale-agent":
+                            assert "earlier incarnation of web/0" in details
+            with subtests.test("writes record the caller's token; the claimed name aside"):
+                db = mongo_client[db_name]
+                labels = set()
+                for writer in ("admin", "controller"):
+                    match = auth.TOKEN_RE.match(seeded.tokens[writer] or "")
+                    assert match is not None
+                    labels.add(f"{writer} (token {match[1]})")
+                claimed = [
+                    doc
+                    for name in ("versions", "generations", "branches")
+                    for doc in db[name].find({"on_behalf_of": FORGED_AUTHOR})
+                ]
+                assert {d["created_by"] for d in claimed} == labels
+                assert all(d["authenticated"] is True for d in claimed)
+                for name in ("versions", "generations", "branches"):
+                    assert db[name].find_one({"created_by": FORGED_AUTHOR}) is None, name
+                minted = db["tokens"].find({"name": {"$regex": "^minted by "}})
+                assert [d["name"] for d in minted] == ["minted by admin"]
             # An undecodable request (field 1 claims 5 bytes, 2 follow): the token is
             # checked first, then the role, then the request.
             garbage = b"\x0a\x05ab"
@@ -911,6 +955,130 @@ async def test_streams_per_token_limit(mongo_uri: str, db_name: str) -> None:
             await eventually(all_closed, "cancelled streams leave no watch behind")
 
 
+# -- stream limits: which budget each stream kind spends ----------------------------------
+
+LISTING = reflection_pb2.ServerReflectionRequest(list_services="")
+
+
+def open_stream(channel: grpc.aio.Channel, kind: str, token: str | None, since: int) -> Any:
+    """A stream of ``kind`` (left open: the caller cancels it)."""
+    md, timeout = bearer(token), 6 * CALL_TIMEOUT
+    if kind == "Health.Watch":
+        return health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(), metadata=md, timeout=timeout
+        )
+    if kind == "ServerReflectionInfo":
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        return stub.ServerReflectionInfo(metadata=md, timeout=timeout)
+    if kind == "WatchConfig":
+        request = agent_pb2.WatchConfigRequest(unit="web/0", min_revision=since)
+        return agent_pb2_grpc.AgentServiceStub(channel).WatchConfig(
+            request, metadata=md, timeout=timeout
+        )
+    assert kind == "WatchDeltas", kind
+    return admin_pb2_grpc.AdminServiceStub(channel).WatchDeltas(
+        admin_pb2.WatchDeltasRequest(since_revision=since), metadata=md, timeout=timeout
+    )
+
+
+async def first_reply(call: Any, kind: str) -> tuple[grpc.StatusCode, str]:
+    """OK once the first message arrives: the server has admitted the stream."""
+    try:
+        if kind == "ServerReflectionInfo":
+            await call.write(LISTING)
+        reply = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        return exc.code(), exc.details() or ""
+    assert reply is not grpc.aio.EOF, kind
+    return OK, ""
+
+
+async def try_stream(
+    channel: grpc.aio.Channel,
+    kind: str,
+    token: str | None,
+    since: int,
+    opened: list[Any],
+    *,
+    retry: bool,
+) -> tuple[grpc.StatusCode, str]:
+    """Open a stream of ``kind`` and return how its first reply went; with ``retry``,
+    again while refused RESOURCE_EXHAUSTED: `running_server`'s own health watch,
+    cancelled, holds a slot until the server has unwound it (no event tells)."""
+    replies: list[tuple[grpc.StatusCode, str]] = []
+
+    async def admitted() -> bool:
+        call = open_stream(channel, kind, token, since)
+        opened.append(call)
+        replies.append(await first_reply(call, kind))
+        return not retry or replies[-1][0] != EXHAUSTED
+
+    await eventually(admitted, f"{kind} admitted")
+    return replies[-1]
+
+
+# (caller, stream kind, expected code, what the refusal names), in order: each row
+# leaves its stream open. Streams no token answers for (the health watch, reflection,
+# and every stream without authentication) spend their peer's budget; the others
+# their token's.
+STREAM_BUDGETS_WITH_AUTH = (
+    ("none", "Health.Watch", OK, ""),  # the peer's one stream
+    ("none", "Health.Watch", EXHAUSTED, "--streams-per-peer=1"),
+    ("observer", "ServerReflectionInfo", EXHAUSTED, "--streams-per-peer=1"),
+    ("none", "ServerReflectionInfo", UNAUTHENTICATED, ""),  # the token first
+    ("agent", "WatchConfig", OK, ""),  # the agent token's one stream
+    ("observer", "WatchDeltas", OK, ""),
+    ("observer", "WatchDeltas", EXHAUSTED, "streams_per_token=1"),
+    ("agent", "WatchConfig", EXHAUSTED, "streams_per_token=1"),
+    ("admin", "WatchDeltas", OK, ""),
+)
+STREAM_BUDGETS_WITHOUT_AUTH = (
+    ("none", "Health.Watch", OK, ""),
+    ("none", "WatchConfig", OK, ""),  # the peer's two streams
+    ("none", "WatchDeltas", EXHAUSTED, "--streams-per-peer=2"),
+    ("none", "ServerReflectionInfo", EXHAUSTED, "--streams-per-peer=2"),
+    ("none", "Health.Watch", EXHAUSTED, "--streams-per-peer=2"),
+)
+
+
+@pytest.mark.parametrize("auth_on", [True, False], ids=["auth", "no-auth"])
+async def test_stream_limit_matrix(
+    mongo_uri: str, db_name: str, auth_on: bool, subtests: pytest.Subtests
+) -> None:
+    overrides: dict[str, Any] = (
+        {"admin_token": BOOTSTRAP, "streams_per_peer": 1, "streams_per_token": 1}
+        if auth_on
+        else {"streams_per_peer": 2}
+    )
+    rows = STREAM_BUDGETS_WITH_AUTH if auth_on else STREAM_BUDGETS_WITHOUT_AUTH
+    async with (
+        running_server(mongo_uri, db_name, **overrides) as srv,
+        Client(srv.address, token=BOOTSTRAP if auth_on else None, timeout=CALL_TIMEOUT) as admin,
+        grpc.aio.insecure_channel(srv.address) as channel,
+    ):
+        start = (await admin.snapshot()).revision
+        await admin.create_application("web", units=1)
+        tokens: dict[str, str | None] = {"none": None, "admin": BOOTSTRAP}
+        if auth_on:
+            tokens["agent"] = (await admin.create_token("agent", unit="web/0")).token
+            tokens["observer"] = (await admin.create_token("observer")).token
+        opened: list[Any] = []
+        try:
+            for caller, kind, expected, names in rows:
+                with subtests.test(f"{kind} as {caller}"):
+                    code, details = await try_stream(
+                        channel, kind, tokens[caller], start, opened, retry=expected == OK
+                    )
+                    assert code == expected, f"{kind} as {caller}: {code.name}: {details}"
+                    assert names in details
+            with subtests.test("unary calls are not streams"):
+                assert await admin.health() == "SERVING"
+                assert (await admin.get_config("web/0")).unit == "web/0"
+        finally:
+            for call in opened:
+                call.cancel()
+
+
 # -- secrets stay secret ----------------------------------------------------------------
 
 VAULT_SCHEMA: dict[str, Any] = {
@@ -1028,10 +1196,12 @@ async def test_observers_see_secrets_redacted_and_admins_see_them(
                 assert REDACTED.encode() in shown, f"{name}: nothing redacted, nothing checked"
                 in_full = (await read(admin)).SerializeToString()
                 assert SECRET_MARK in in_full, f"{name} hides the secret from an admin"
-            # Hashes stay true: an observer can still tell which config a unit runs.
+            # Hashes are keyed (tests/test_redaction.py): never the sha256 a guess at
+            # the secret could reproduce, the same for the same config.
             seen = await obs.get_config("vault/0")
             real = await admin.get_config("vault/0")
-            assert seen.hash == real.hash
+            assert seen.hash != real.hash and len(seen.hash) == len(real.hash)
+            assert (await obs.get_config("vault/0")).hash == seen.hash
             assert seen.config["password"] == REDACTED
             assert seen.config["port"] == 81  # other values are as they are
             app = await obs.get_application("vault")
@@ -1118,8 +1288,12 @@ async def test_a_non_loopback_listen_needs_an_admin_token(mongo_uri: str, db_nam
             async with serve(server_config(mongo_uri, db_name, listen=listen)):
                 raise AssertionError(f"{listen}: started without authentication")
         assert listen in caught.value.message
+    # With authentication it starts; without TLS only when told the network is
+    # trusted (tests/test_transport.py has the refusal).
     async with serve(
-        server_config(mongo_uri, db_name, listen="0.0.0.0:0", admin_token=BOOTSTRAP)
+        server_config(
+            mongo_uri, db_name, listen="0.0.0.0:0", admin_token=BOOTSTRAP, insecure_plaintext=True
+        )
     ) as srv:
         port = srv.address.rsplit(":", 1)[1]
         local = f"127.0.0.1:{port}"
@@ -1187,6 +1361,8 @@ async def test_serve_refuses_an_empty_admin_token_and_limits_that_are_not_positi
         ("feed_buffer", 0),
         ("feed_buffer", -5),
         ("streams_per_token", 0),
+        ("streams_per_peer", 0),
+        ("max_streams", -1),
         ("max_request_bytes", 0),
     ):
         option = "--" + field.replace("_", "-")

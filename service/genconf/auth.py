@@ -8,7 +8,13 @@ Neither plain tokens nor secrets are ever stored or logged.
 
 `RULES` maps every RPC to the roles that may call it; an RPC without a rule is
 refused (deny by default). An ``agent`` token is bound to one unit and may only
-touch that unit's config and reports.
+touch that unit's config and reports; it is bound to the unit's incarnation (its
+uid), so it stops working when the application is removed, even if a new one of
+the same name appears (`incarnation_problem`).
+
+A token has a name. With authentication on, every write records the caller's
+token ("NAME (token ID)") as its author; the name the client sends is kept only
+as "on behalf of" (`authorship`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from genconf.errors import InvalidArgument, PermissionDenied, Unauthenticated
 TOKEN_RE: Final = re.compile(r"^gct_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
 TOKEN_ID_RE: Final = re.compile(r"^[0-9a-f]{16}\Z")
 BOOTSTRAP_ID: Final = "bootstrap"
+BOOTSTRAP_NAME: Final = "bootstrap admin"
+MAX_TOKEN_NAME: Final = 64
 MIN_BOOTSTRAP_LENGTH: Final = 16
 BOOTSTRAP_ENV: Final = "GENCONF_ADMIN_TOKEN"
 # A bearer token travels in an HTTP/2 header after "Bearer ": printable ASCII, no spaces.
@@ -68,6 +76,17 @@ class MintedToken:
     doc: dict[str, Any]
 
 
+def check_token_name(name: str) -> str:
+    """A token's name: it is shown as the author of writes, so short and printable."""
+    if len(name) > MAX_TOKEN_NAME:
+        raise InvalidArgument(
+            f"a token name is at most {MAX_TOKEN_NAME} characters, not {len(name)}"
+        )
+    if not name.isprintable():
+        raise InvalidArgument("a token name must not hold control characters or line breaks")
+    return name
+
+
 def _to_millis(moment: dt.datetime) -> dt.datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
@@ -80,7 +99,12 @@ def mint(
     created_by: str,
     description: str,
     now: dt.datetime,
+    name: str = "",
+    unit_uid: str = "",
 ) -> MintedToken:
+    """A new token. An agent token records ``unit_uid``, the incarnation of
+    ``unit`` it is bound to (the caller reads it from the model)."""
+    check_token_name(name)
     if role is Role.AGENT:
         if not unit:
             raise InvalidArgument("an agent token needs --unit APP/N: it is bound to one unit")
@@ -100,6 +124,8 @@ def mint(
         "_id": token_id,
         "role": role.value,
         "unit": unit or None,
+        "unit_uid": unit_uid if role is Role.AGENT else "",
+        "name": name,
         "salt": salt,
         "hash": digest(salt, secret),
         "created_by": created_by,
@@ -126,6 +152,10 @@ class TokenRecord:
     created_by: str = ""
     description: str = ""
     created_at: dt.datetime | None = None
+    name: str = ""
+    # The incarnation of ``unit`` an agent token is bound to ("" for tokens minted
+    # before uids were kept: they match only a unit that has none either).
+    unit_uid: str = ""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> TokenRecord:
@@ -140,6 +170,8 @@ class TokenRecord:
             created_by=doc.get("created_by", ""),
             description=doc.get("description", ""),
             created_at=doc.get("created_at"),
+            name=doc.get("name", ""),
+            unit_uid=doc.get("unit_uid") or "",
         )
 
     def expired(self, now: dt.datetime) -> bool:
@@ -153,6 +185,58 @@ class Principal:
     token_id: str
     role: Role
     unit: str | None = None
+    name: str = ""
+    unit_uid: str = ""
+
+    @property
+    def label(self) -> str:
+        """How writes record this caller: the token's id is the identity, its name a hint."""
+        return f"{self.name} (token {self.token_id})" if self.name else f"token {self.token_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Authorship:
+    """Who a write records: ``created_by`` is verified only when ``authenticated``."""
+
+    created_by: str
+    on_behalf_of: str = ""
+    authenticated: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """As keyword arguments of the store's writes."""
+        return {
+            "created_by": self.created_by,
+            "on_behalf_of": self.on_behalf_of,
+            "authenticated": self.authenticated,
+        }
+
+
+def authorship(principal: Principal | None, claimed: str) -> Authorship:
+    """The author of a write: the caller's token when authentication is on (the name
+    the client claims, which anyone can forge, kept only as ``on_behalf_of``); the
+    claimed name, marked unauthenticated, when it is off (``principal`` None)."""
+    if principal is None:
+        return Authorship(claimed)
+    return Authorship(principal.label, claimed, True)
+
+
+def incarnation_problem(
+    token_id: str, unit: str | None, bound_uid: str, current_uid: str | None
+) -> str | None:
+    """Why an agent token bound to incarnation ``bound_uid`` of ``unit`` no longer
+    works when the unit's uid is now ``current_uid`` (None: no such unit); None if
+    it still does. Uids are never reused, so either way the token is done for good."""
+    if current_uid is None:
+        return (
+            f"token {token_id} was issued for {unit}, which has been removed; "
+            "mint a new one for the unit that replaces it"
+        )
+    if current_uid != bound_uid:
+        return (
+            f"token {token_id} was issued for an earlier incarnation of {unit} "
+            "(the application was removed and re-created); mint a new one"
+        )
+    return None
 
 
 def read_bootstrap_token(
@@ -208,7 +292,16 @@ def bootstrap_record(plaintext: str) -> TokenRecord:
     """The admin token given to `serve` (file or environment): kept in memory only."""
     plaintext = check_bootstrap_token(plaintext)
     salt = secrets.token_bytes(16)
-    return TokenRecord(BOOTSTRAP_ID, Role.ADMIN, None, salt, digest(salt, plaintext), None, False)
+    return TokenRecord(
+        BOOTSTRAP_ID,
+        Role.ADMIN,
+        None,
+        salt,
+        digest(salt, plaintext),
+        None,
+        False,
+        name=BOOTSTRAP_NAME,
+    )
 
 
 def authenticate(
@@ -223,7 +316,7 @@ def authenticate(
     if bootstrap is not None and hmac.compare_digest(
         digest(bootstrap.salt, plaintext), bootstrap.hash
     ):
-        return Principal(BOOTSTRAP_ID, Role.ADMIN)
+        return Principal(BOOTSTRAP_ID, Role.ADMIN, name=bootstrap.name or BOOTSTRAP_NAME)
     match = TOKEN_RE.match(plaintext)
     if match is None:
         raise Unauthenticated("the bearer token is not a genconf token (gct_...)")
@@ -237,7 +330,7 @@ def authenticate(
         raise Unauthenticated(
             f"token {token_id} expired at {record.expires_at:%Y-%m-%d %H:%M:%S} UTC"
         )
-    return Principal(record.id, record.role, record.unit)
+    return Principal(record.id, record.role, record.unit, record.name, record.unit_uid)
 
 
 # -- the rule table ----------------------------------------------------------------

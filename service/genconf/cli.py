@@ -3,7 +3,9 @@ a reference unit agent, over the Python client.
 
 Exit codes scripts can rely on: 0 ok; 1 the operation failed (an error from the
 server, a local file that cannot be read or used, or `serve` refusing to start:
-no authentication on a non-loopback address, an empty admin token), with
+no authentication on a non-loopback address, or tokens there without TLS or
+--insecure-plaintext, an empty admin token; or a client refusing to send a token
+in clear off loopback), with
 ``error: <message>`` on stderr; 2 usage (a bad flag or argument, a malformed
 config file).
 
@@ -62,7 +64,9 @@ class Ctx:
     def client(self) -> Client:
         if self._client is None:
             s = self.settings
-            self._client = Client(s.server, token=s.token, tls_ca=s.tls_ca)
+            self._client = Client(
+                s.server, token=s.token, tls_ca=s.tls_ca, insecure_plaintext=s.insecure_plaintext
+            )
         return self._client
 
     async def settled(self, written: WriteResult) -> WriteResult:
@@ -80,7 +84,8 @@ Handler = Callable[[Ctx, argparse.Namespace], Awaitable[int | None]]
 
 
 def _user() -> str:
-    """Who is writing (``created_by``), until tokens carry an identity."""
+    """Who is writing, as the client says (``created_by``): with authentication on,
+    the server records the caller's token instead and keeps this as on_behalf_of."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -100,6 +105,13 @@ def _common_options() -> argparse.ArgumentParser:
     g.add_argument("--server", default=s, help="server host:port (env GENCONF_SERVER)")
     g.add_argument("--token", default=s, help="bearer token sent on every call (GENCONF_TOKEN)")
     g.add_argument("--tls-ca", default=s, help="CA file: connect with TLS (GENCONF_TLS_CA)")
+    g.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        default=s,
+        help="trusted network only: send the token without TLS to a non-loopback server "
+        "(GENCONF_INSECURE_PLAINTEXT); for serve, accept tokens without TLS off loopback",
+    )
     g.add_argument(
         "-o", "--output", default=s, choices=[f.value for f in Format], help="output format"
     )
@@ -301,12 +313,18 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
+        # The flag only: a client's environment or config file never loosens a server.
+        insecure_plaintext=bool(getattr(args, "insecure_plaintext", False)),
         max_request_bytes=args.max_request_bytes,
         streams_per_token=args.streams_per_token,
+        streams_per_peer=args.streams_per_peer,
+        max_streams=args.max_streams,
         metrics_listen=args.metrics_listen,
         stale_after=args.stale_after,
         ring_size=args.ring_size,
         feed_buffer=args.feed_buffer,
+        ring_bytes=args.ring_bytes,
+        feed_bytes=args.feed_bytes,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(config) as running:
@@ -325,8 +343,17 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def _add_serve(commands: Commands) -> None:
-    from genconf.api.guard import DEFAULT_STREAMS_PER_TOKEN
-    from genconf.cache import DEFAULT_FEED_BUFFER, DEFAULT_RING_SIZE
+    from genconf.api.guard import (
+        DEFAULT_MAX_STREAMS,
+        DEFAULT_STREAMS_PER_PEER,
+        DEFAULT_STREAMS_PER_TOKEN,
+    )
+    from genconf.cache import (
+        DEFAULT_FEED_BUFFER,
+        DEFAULT_FEED_BYTES,
+        DEFAULT_RING_BYTES,
+        DEFAULT_RING_SIZE,
+    )
     from genconf.readiness import DEFAULT_STALE_AFTER
     from genconf.server import DEFAULT_LISTEN, DEFAULT_MAX_REQUEST_BYTES, ServerConfig
 
@@ -384,6 +411,19 @@ def _add_serve(commands: Commands) -> None:
         default=DEFAULT_STREAMS_PER_TOKEN,
         help="open streams allowed per token",
     )
+    sec.add_argument(
+        "--streams-per-peer",
+        type=int,
+        default=DEFAULT_STREAMS_PER_PEER,
+        help="open streams not bound to a token (health watches, reflection, every stream "
+        "without authentication) allowed per client IP address",
+    )
+    sec.add_argument(
+        "--max-streams",
+        type=int,
+        default=DEFAULT_MAX_STREAMS,
+        help="open streams of any kind allowed in all",
+    )
     ops = p.add_argument_group("operations")
     ops.add_argument(
         "--metrics-listen", default=None, metavar="HOST:PORT", help="serve Prometheus /metrics"
@@ -412,6 +452,20 @@ def _add_serve(commands: Commands) -> None:
         metavar="BATCHES",
         help="an admin feed this many batches behind its reader ends RESOURCE_EXHAUSTED "
         "(the reader resumes from its last revision)",
+    )
+    ops.add_argument(
+        "--ring-bytes",
+        type=_positive,
+        default=DEFAULT_RING_BYTES,
+        metavar="BYTES",
+        help="at most this many (estimated) bytes of recent changes kept for resume",
+    )
+    ops.add_argument(
+        "--feed-bytes",
+        type=_positive,
+        default=DEFAULT_FEED_BYTES,
+        metavar="BYTES",
+        help="like --feed-buffer, in (estimated) bytes of changes waiting for the reader",
     )
 
 
@@ -903,7 +957,13 @@ async def _agent(ctx: Ctx, args: argparse.Namespace) -> int:
     live = wants_live_status(sys.stderr)
     s = ctx.settings
     backoff = Backoff(initial=min(0.1, args.max_backoff), maximum=args.max_backoff)
-    async with Client(s.server, token=s.token, tls_ca=s.tls_ca, backoff=backoff) as client:
+    async with Client(
+        s.server,
+        token=s.token,
+        tls_ca=s.tls_ca,
+        insecure_plaintext=s.insecure_plaintext,
+        backoff=backoff,
+    ) as client:
         return await run_agent(client, options, live=live)
 
 
@@ -1035,7 +1095,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("server", "token", "tls_ca", "output", "config")
+    names = ("server", "token", "tls_ca", "output", "config", "insecure_plaintext")
     return {name: getattr(args, name, None) for name in names}
 
 

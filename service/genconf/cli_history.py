@@ -149,6 +149,7 @@ async def _token_create(ctx: Ctx, args: argparse.Namespace) -> None:
         unit=args.unit or "",
         expires_in_seconds=args.expires or 0,
         description=args.description or "",
+        name=args.name or "",
     )
     await ctx.client.list_tokens(min_revision=created.revision)
     token = views.created_token_view(created)
@@ -291,12 +292,23 @@ def add_tokens(commands: Commands) -> None:
         "create",
         _token_create,
         help="mint a token; it is printed once",
-        examples=["--role controller --expires 12h", "--role agent --unit web/0"],
+        examples=["--role controller --name ci-deploy --expires 12h", "--role agent --unit web/0"],
     )
     p.add_argument("--role", required=True, choices=["admin", "controller", "observer", "agent"])
-    p.add_argument("--unit", default="", help="APP/N: the unit an agent token is bound to")
+    p.add_argument(
+        "--unit",
+        default="",
+        help="APP/N: the unit an agent token is bound to (it must exist; a re-created "
+        "unit of that name needs a new token)",
+    )
     p.add_argument("--expires", type=duration, default=None, help="e.g. 12h, 30d (default never)")
     p.add_argument("--description", default="")
+    p.add_argument(
+        "--name",
+        default="",
+        help="who the token stands for (e.g. ci-deploy): writes made with it record "
+        "'NAME (token ID)' as their author",
+    )
     token.add("list", _token_list, help="tokens (never their secrets)", examples=[""])
     p = token.add("revoke", _token_revoke, help="revoke a token by id", examples=["3f2a..."])
     p.add_argument("id")

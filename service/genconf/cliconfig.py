@@ -1,15 +1,21 @@
 """Where `genconf` finds its connection settings: flags, then environment, then a
 config file, then defaults (the first that gives a value wins).
 
-    flag            environment        config file key   default
-    --server        GENCONF_SERVER     server            127.0.0.1:50051
-    --token         GENCONF_TOKEN      token             (none)
-    --tls-ca        GENCONF_TLS_CA     tls_ca            (none: plaintext)
-    -o/--output     GENCONF_OUTPUT     output            table
-    --config        GENCONF_CONFIG     -                 $XDG_CONFIG_HOME/genconf/config.yaml
+    flag                  environment                 config file key     default
+    --server              GENCONF_SERVER              server              127.0.0.1:50051
+    --token               GENCONF_TOKEN               token               (none)
+    --tls-ca              GENCONF_TLS_CA              tls_ca              (none: plaintext)
+    --insecure-plaintext  GENCONF_INSECURE_PLAINTEXT  insecure_plaintext  false
+    -o/--output           GENCONF_OUTPUT              output              table
+    --config              GENCONF_CONFIG              -                   (see below)
 
 The config file is YAML (or JSON), e.g. ``server: 10.0.0.5:50051``. A file named
-by --config or GENCONF_CONFIG must exist; the default one is optional.
+by --config or GENCONF_CONFIG must exist; the default one,
+$XDG_CONFIG_HOME/genconf/config.yaml, is optional.
+
+Without --tls-ca a token is sent in clear only to a loopback address;
+``insecure_plaintext`` (true/false, yes/no, on/off, 1/0) allows it to any, for a
+trusted network.
 """
 
 from __future__ import annotations
@@ -26,12 +32,17 @@ from genconf.output import Format
 from genconf.server import DEFAULT_LISTEN
 
 DEFAULT_SERVER: Final = DEFAULT_LISTEN  # the server's own default address
-FILE_KEYS: Final = ("server", "token", "tls_ca", "output")
+FILE_KEYS: Final = ("server", "token", "tls_ca", "output", "insecure_plaintext")
 ENV: Final = {
     "server": "GENCONF_SERVER",
     "token": "GENCONF_TOKEN",
     "tls_ca": "GENCONF_TLS_CA",
     "output": "GENCONF_OUTPUT",
+    "insecure_plaintext": "GENCONF_INSECURE_PLAINTEXT",
+}
+_BOOLEANS: Final = {
+    **dict.fromkeys(("true", "yes", "on", "1"), True),
+    **dict.fromkeys(("false", "no", "off", "0", ""), False),
 }
 
 
@@ -45,6 +56,7 @@ class Settings:
     token: str | None = None
     tls_ca: str | None = None
     output: Format = Format.TABLE
+    insecure_plaintext: bool = False  # a token may go in clear off loopback
     config_file: Path | None = None  # the file that was read, if any
 
 
@@ -71,9 +83,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"config file {path} has unknown key(s) {unknown}; allowed: {', '.join(FILE_KEYS)}"
         )
     for key, value in normalised.items():
+        if key == "insecure_plaintext" and isinstance(value, bool):
+            continue
         if not isinstance(value, str):
             raise ConfigFileError(f"config file {path}: {key} must be a string")
     return normalised
+
+
+def _boolean(value: str | bool, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    try:
+        return _BOOLEANS[value.strip().lower()]
+    except KeyError:
+        raise ConfigFileError(f"{where} must be true or false, got {value!r}") from None
 
 
 def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
@@ -104,10 +127,18 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
         raise ConfigFileError(
             f"unknown output format {output!r}; use one of: " + ", ".join(f.value for f in Format)
         ) from None
+    if flags.get("insecure_plaintext"):
+        insecure = True
+    elif env.get(ENV["insecure_plaintext"]):
+        insecure = _boolean(env[ENV["insecure_plaintext"]], ENV["insecure_plaintext"])
+    else:
+        where = f"config file {path}: insecure_plaintext"
+        insecure = _boolean(from_file.get("insecure_plaintext", False), where)
     return Settings(
         server=pick("server") or DEFAULT_SERVER,
         token=pick("token"),
         tls_ca=pick("tls_ca"),
         output=fmt,
+        insecure_plaintext=insecure,
         config_file=path,
     )

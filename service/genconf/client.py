@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import random
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genconf import model
+from genconf.addresses import target_is_local
 from genconf.api.convert import MAX_MESSAGE_BYTES, from_struct, to_struct, to_value
 from genconf.api.errors import DETAIL_KEY
 from genconf.errors import GenconfError, InvalidArgument
@@ -39,6 +41,8 @@ from genconf.v1 import (
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
 from genconf.v1 import tokens_pb2 as tpb
+
+log = logging.getLogger("genconf.client")
 
 RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 T = TypeVar("T")
@@ -194,15 +198,39 @@ def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cl
     )
 
 
+def check_token_transport(
+    target: str, *, token: str | None, tls_ca: str | None, insecure_plaintext: bool
+) -> None:
+    """Refuse to send a bearer token in clear off this machine, before any call.
+
+    The bearer interceptors add the token themselves, which bypasses gRPC's own
+    refusal of call credentials on an insecure channel: this check stands in for it.
+    With ``insecure_plaintext`` (the network is trusted) it warns instead."""
+    if not token or tls_ca or target_is_local(target):
+        return
+    if not insecure_plaintext:
+        raise GenconfError(
+            f"refusing to send a token in clear to {target}: use --tls-ca, or "
+            "--insecure-plaintext if the network is trusted"
+        )
+    log.warning("sending the token in clear to %s (--insecure-plaintext)", target)
+
+
 def open_channel(
-    target: str, *, token: str | None = None, tls_ca: str | None = None
+    target: str,
+    *,
+    token: str | None = None,
+    tls_ca: str | None = None,
+    insecure_plaintext: bool = False,
 ) -> grpc.aio.Channel:
     """A channel to ``target``: TLS verified against the CA file ``tls_ca`` when given,
-    and a bearer ``token`` on every call when given.
+    and a bearer ``token`` on every call when given (over plaintext only to a
+    loopback address, unless ``insecure_plaintext``: `check_token_transport`).
 
     ``target`` may list several replicas, ``IP:PORT,IP:PORT``: calls are spread
     over them (round robin), and a replica that goes away is skipped, so a
     reconnecting watch lands on one that is up."""
+    check_token_transport(target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext)
     target, options = balanced_target(target)
     # The server sends replies up to this size (a large config, twice): see there.
     options = [*options, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
@@ -253,11 +281,14 @@ class Client:
         channel: grpc.aio.Channel | None = None,
         token: str | None = None,
         tls_ca: str | None = None,
+        insecure_plaintext: bool = False,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.backoff = backoff or Backoff()
-        self.channel = channel or open_channel(target, token=token, tls_ca=tls_ca)
+        self.channel = channel or open_channel(
+            target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext
+        )
         self._agent = agent_pb2_grpc.AgentServiceStub(self.channel)
         self._controller = controller_pb2_grpc.ControllerServiceStub(self.channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
@@ -695,8 +726,10 @@ class Client:
         unit: str = "",
         expires_in_seconds: int = 0,
         description: str = "",
+        name: str = "",
     ) -> tpb.CreateTokenResponse:
-        """Mint a token; its secret (``.token``) is in this response only."""
+        """Mint a token; its secret (``.token``) is in this response only. Writes
+        made with it record ``name`` and its id as their author."""
         return await self._call(
             self._tokens.CreateToken,
             tpb.CreateTokenRequest(
@@ -704,6 +737,7 @@ class Client:
                 unit=unit,
                 expires_in_seconds=expires_in_seconds,
                 description=description,
+                name=name,
             ),
         )
 

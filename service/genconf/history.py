@@ -154,8 +154,9 @@ class History:
 
     async def diff_versions(
         self, application: str, from_version: int, to_version: int = 0
-    ) -> tuple[int, int, model.Diff]:
-        """Effective config of one version against another's, under the current schema."""
+    ) -> tuple[int, int, model.Diff, list[str]]:
+        """Effective config of one version against another's, under the current schema;
+        and the keys secret when either was written (redacted for observers)."""
         if from_version < 1:
             raise InvalidArgument(f"from_version must be 1 or more, not {from_version}")
         app = await self.application(application)
@@ -169,6 +170,7 @@ class History:
                 model.effective_config(schema, before["settings"]),
                 model.effective_config(schema, after["settings"]),
             ),
+            sorted({*before.get("secret_keys", ()), *after.get("secret_keys", ())}),
         )
 
     async def key_history(
@@ -179,30 +181,47 @@ class History:
 
         Values are judged under the current schema's default for the key; the
         oldest version kept opens the history.
+
+        A page costs the versions it spans, not the application's whole history:
+        versions are read newest first, in growing batches, only until the page is
+        full. A version opens an entry when the next older one kept holds another
+        value; that older one then opens a later entry of its own (the oldest
+        version kept always does), which is how ``more`` is known without reading
+        on. So a page reads one version past its oldest entry, and all of an
+        unchanged stretch: nothing in a version says whether the key changed there.
         """
         size = page_size(limit)
-        # Only checked here: the filter comes after the values are judged, since
-        # whether a version changed the key depends on the version before it.
+        # Only checked here: whether a version changed the key depends on the
+        # versions before it, never on later ones, so the bound is a plain filter.
         between(0, before_version)
         app = await self.application(application)
-        schema = schema_of(app)
-        model.require_key(schema, key)
-        docs = await self._find(
-            VERSIONS,
-            {"application": application},
-            sort=[("version", ASCENDING)],
-            projection={f"settings.{key}": 1, **{f: 1 for f in _VERSION_FIELDS}},
-        )
-        by_version = {int(d["version"]): d for d in docs}
-        values = model.key_history(
-            schema[key], ((int(d["version"]), d.get("settings", {})) for d in docs), key
-        )
-        entries = [
-            KeyHistoryEntry(v, by_version[v.version])
-            for v in reversed(values)
-            if not before_version or v.version < before_version
-        ]
-        return entries[:size], len(entries) > size
+        spec = model.require_key(schema_of(app), key)
+        projection = {f"settings.{key}": 1, **{f: 1 for f in _VERSION_FIELDS}}
+        found: list[KeyHistoryEntry] = []
+        # The oldest version read so far of the newest stretch not yet closed.
+        opening: KeyHistoryEntry | None = None
+        bound = before_version
+        batch = size + 1
+        while True:
+            query: dict[str, Any] = {"application": application}
+            if bound:
+                query["version"] = {"$lt": bound}
+            docs = await self._find(
+                VERSIONS, query, sort=[("version", DESCENDING)], limit=batch, projection=projection
+            )
+            for doc in docs:
+                at = _key_value_at(spec, doc, key)
+                if opening is not None and not model.values_equal(opening.value.value, at.value):
+                    found.append(opening)
+                    if len(found) == size:
+                        return found, True  # ``doc`` opens another entry: there is more
+                opening = KeyHistoryEntry(at, doc)
+            if len(docs) < batch:  # no older version: the oldest kept opens its stretch
+                if opening is not None:
+                    found.append(opening)
+                return found, False
+            bound = int(docs[-1]["version"])
+            batch = min(batch * 2, _MAX_BATCH)
 
     # -- generations -----------------------------------------------------------
 
@@ -226,6 +245,19 @@ class History:
         return doc
 
 
+# Versions read per query at most while walking a key's history.
+_MAX_BATCH: Final = 1000
+
+
+def _key_value_at(spec: model.OptionSpec, doc: Mapping[str, Any], key: str) -> model.KeyValueAt:
+    """The key's effective value in one version (as `model.key_history` judges it)."""
+    settings = doc.get("settings", {})
+    is_default = key not in settings
+    return model.KeyValueAt(
+        int(doc["version"]), spec.default if is_default else settings[key], is_default
+    )
+
+
 _VERSION_FIELDS: Final = (
     "application",
     "version",
@@ -233,4 +265,5 @@ _VERSION_FIELDS: Final = (
     "reason",
     "created_by",
     "generation",
+    "secret_keys",
 )

@@ -54,7 +54,8 @@ async def read_side(
     ``ring_size`` and ``ring_bytes`` bound the deltas kept for admin feeds to
     resume from, ``feed_bytes`` what each feed may hold for a slow reader."""
     cache = ModelCache(ring_size=ring_size, ring_bytes=ring_bytes, feed_bytes=feed_bytes)
-    tokens = TokenBook()
+    # Agent tokens are judged against the units of this cache (their incarnation).
+    tokens = TokenBook(units=cache)
     watcher = Multiwatcher(db, cache, tuning=tuning, tokens=tokens)
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run, name="genconf-multiwatcher")

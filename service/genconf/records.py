@@ -45,6 +45,8 @@ class Application:
     version: int
     next_unit: int
     revision: int
+    # Given at creation: a re-created name is a new application ("" before uids).
+    uid: str = ""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Application:
@@ -56,6 +58,7 @@ class Application:
             version=int(doc.get("version", 1)),
             next_unit=int(doc.get("next_unit", 0)),
             revision=int(doc.get("revision", 0)),
+            uid=doc.get("uid", ""),
         )
 
 
@@ -83,6 +86,10 @@ class Unit:
     branch: str | None
     applied: AppliedReport | None
     revision: int
+    # This incarnation of the unit (agent tokens are bound to it) and its
+    # application's; "" for units created before uids were kept.
+    uid: str = ""
+    application_uid: str = ""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Unit:
@@ -93,6 +100,8 @@ class Unit:
             branch=doc.get("branch"),
             applied=AppliedReport.from_doc(doc.get("applied")),
             revision=int(doc.get("revision", 0)),
+            uid=doc.get("uid", ""),
+            application_uid=doc.get("application_uid", ""),
         )
 
 
@@ -104,6 +113,9 @@ class Branch:
     track_applications: tuple[str, ...]
     changes: Mapping[str, Mapping[str, Change]]
     revision: int
+    # The name the client gave when created_by is a verified token (see Version).
+    on_behalf_of: str = ""
+    authenticated: bool = False
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Branch:
@@ -117,6 +129,8 @@ class Branch:
                 for app, changes in doc.get("changes", {}).items()
             },
             revision=int(doc.get("revision", 0)),
+            on_behalf_of=doc.get("on_behalf_of", ""),
+            authenticated=bool(doc.get("authenticated", False)),
         )
 
 
@@ -130,6 +144,10 @@ class Generation:
     created_at: dt.datetime | None
     reason: str
     versions: Mapping[str, int] = field(default_factory=dict)
+    # Per application, its secret options when written: history is redacted by them.
+    secret_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    on_behalf_of: str = ""
+    authenticated: bool = False
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Generation:
@@ -142,4 +160,7 @@ class Generation:
             created_at=doc.get("created_at"),
             reason=doc.get("reason", ""),
             versions=dict(doc.get("versions", {})),
+            secret_keys={a: tuple(k) for a, k in doc.get("secret_keys", {}).items()},
+            on_behalf_of=doc.get("on_behalf_of", ""),
+            authenticated=bool(doc.get("authenticated", False)),
         )

@@ -9,8 +9,9 @@ reconnect to another replica.
 from __future__ import annotations
 
 import enum
-import ipaddress
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,16 +24,30 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from genconf.addresses import is_loopback
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
-from genconf.api.guard import DEFAULT_STREAMS_PER_TOKEN, Guard, GuardInterceptor
+from genconf.api.convert import MAX_MESSAGE_BYTES
+from genconf.api.guard import (
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_STREAMS_PER_PEER,
+    DEFAULT_STREAMS_PER_TOKEN,
+    Guard,
+    GuardInterceptor,
+)
 from genconf.api.history import HistoryServicer
+from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
 from genconf.api.tokens import TokenServicer
 from genconf.auth import bootstrap_record
-from genconf.cache import DEFAULT_FEED_BUFFER, DEFAULT_RING_SIZE
+from genconf.cache import (
+    DEFAULT_FEED_BUFFER,
+    DEFAULT_FEED_BYTES,
+    DEFAULT_RING_BYTES,
+    DEFAULT_RING_SIZE,
+)
 from genconf.embedded import EmbeddedMongo
-from genconf.errors import InvalidArgument
+from genconf.errors import GenconfError, InvalidArgument
 from genconf.history import History
 from genconf.metrics import Metrics, MetricsInterceptor
 from genconf.multiwatcher import Tuning
@@ -82,18 +97,30 @@ class ServerConfig:
     shutdown_grace: float = 5.0
     tuning: Tuning = field(default_factory=Tuning)
     ring_size: int = DEFAULT_RING_SIZE  # deltas the admin feed keeps for resume
+    ring_bytes: int = DEFAULT_RING_BYTES  # and their (estimated) bytes at most
     retain_versions: int | None = None  # None: keep every version
     # Security: authentication is on when a bootstrap admin token is given.
     admin_token: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # require client certificates signed by it
+    # With authentication on, a non-loopback listen needs TLS unless this says the
+    # network is trusted (tokens then travel in clear; logged at every start).
+    insecure_plaintext: bool = False
     # Limits (values, keys and depth per write are fixed in genconf.model).
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
+    # Streams not bound to a token (health watches, reflection, every stream without
+    # auth) per peer IP address; and open streams of any kind in all.
+    streams_per_peer: int = DEFAULT_STREAMS_PER_PEER
+    max_streams: int = DEFAULT_MAX_STREAMS
+    # Reads one caller (token, or connection without auth) may have waiting for a
+    # min_revision this server has not reached; past it they fail RESOURCE_EXHAUSTED.
+    waits_per_caller: int = DEFAULT_WAITS_PER_CALLER
     # Batches an admin feed (WatchDeltas) may have waiting for a slow client; past
     # it the stream ends RESOURCE_EXHAUSTED and the client resumes from a revision.
     feed_buffer: int = DEFAULT_FEED_BUFFER
+    feed_bytes: int = DEFAULT_FEED_BYTES  # the same limit in (estimated) bytes
     metrics_listen: str | None = None  # HOST:PORT for Prometheus' /metrics (None: off)
     # Whole-server health is NOT_SERVING after this long without word from the
     # change stream (genconf.readiness).
@@ -112,16 +139,6 @@ class RunningServer:
     mongo_uri: str
     phase: Phase = Phase.STARTING
     metrics_address: str | None = None
-
-
-def is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _serve_when_synced(running: RunningServer) -> None:
@@ -167,11 +184,64 @@ def check_limits(config: ServerConfig) -> None:
         raise InvalidArgument(f"--stale-after must be > 0 seconds, got {config.stale_after}")
     for option, value in (
         ("--feed-buffer", config.feed_buffer),
+        ("--feed-bytes", config.feed_bytes),
+        ("--ring-bytes", config.ring_bytes),
         ("--streams-per-token", config.streams_per_token),
+        ("--streams-per-peer", config.streams_per_peer),
+        ("--max-streams", config.max_streams),
+        ("waits_per_caller", config.waits_per_caller),
         ("--max-request-bytes", config.max_request_bytes),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"{option} must be a positive whole number, got {value!r}")
+
+
+def check_transport(config: ServerConfig, *, tls: bool) -> None:
+    """With authentication on, a listen off loopback carries bearer tokens: refuse
+    plaintext unless ``insecure_plaintext`` says the network is trusted, and then say
+    so loudly at every start (before anything binds, so nothing is exposed)."""
+    if config.admin_token is None or tls or is_loopback(config.listen):
+        return
+    if not config.insecure_plaintext:
+        raise InvalidArgument(
+            f"refusing to take bearer tokens in clear on {config.listen} (authentication on, "
+            "no TLS): give --tls-cert and --tls-key, or --insecure-plaintext if the network "
+            "is trusted"
+        )
+    log.warning(
+        "--insecure-plaintext: bearer tokens travel in clear on %s; anyone on the network "
+        "path can read and reuse them; use --tls-cert/--tls-key unless the network is trusted",
+        config.listen,
+    )
+
+
+def address_in_use(listen: str) -> str:
+    return f"{listen} is already in use (another genconf serve?)"
+
+
+def check_listen_free(listen: str) -> None:
+    """Refuse an address another process listens on, naming it, before anything
+    starts. gRPC, without SO_REUSEPORT, would refuse it too, but only once MongoDB
+    and the cache are up, and with a message that does not say why."""
+    host, _, port_text = listen.rpartition(":")
+    try:
+        port = int(port_text)
+        infos = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (ValueError, OSError):
+        return  # not HOST:PORT, or not resolvable: gRPC's bind says so
+    if port == 0:
+        return
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC's
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise GenconfError(address_in_use(listen)) from None
+            # Any other failure (no IPv6 here, say) is gRPC's to judge.
 
 
 @asynccontextmanager
@@ -187,6 +257,8 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             "--tls-cert/--tls-key), or bind to a loopback address such as 127.0.0.1:50051"
         )
     credentials = server_credentials(config)
+    check_transport(config, tls=credentials is not None)
+    check_listen_free(config.listen)  # before MongoDB: a clash is found at once
     async with AsyncExitStack() as stack:
         mongo_uri = config.mongo_uri
         if mongo_uri is None:
@@ -199,8 +271,15 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         stack.push_async_callback(store.aclose)
         await store.ensure_schema()
         read = await stack.enter_async_context(
-            read_side(store.db, tuning=config.tuning, ring_size=config.ring_size)
+            read_side(
+                store.db,
+                tuning=config.tuning,
+                ring_size=config.ring_size,
+                ring_bytes=config.ring_bytes,
+                feed_bytes=config.feed_bytes,
+            )
         )
+        limit_parked_reads(read.cache, config.waits_per_caller)
 
         health = HealthServicer()
         for name in ("", *SERVICE_NAMES):
@@ -210,7 +289,10 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             bootstrap,
             public_keys=read.cache.public_keys,
             streams_per_token=config.streams_per_token,
+            streams_per_peer=config.streams_per_peer,
+            max_streams=config.max_streams,
         )
+        await guard.load_observer_key(store)
         interceptors: list[grpc.aio.ServerInterceptor] = [GuardInterceptor(guard)]
         metrics_address = None
         if config.metrics_listen is not None:
@@ -222,6 +304,11 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", config.max_request_bytes),
+                # Replies up to the one limit clients take in (a large config, twice).
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # gRPC sets SO_REUSEPORT by default: a second server on a port in use
+                # would start, and clients would reach one or the other at random.
+                ("grpc.so_reuseport", 0),
                 # Calls that arrived but that the event loop has not picked up yet:
                 # past the soft limit (default 1,000) gRPC cancels new ones at random,
                 # so a reconnect storm of 10,000 agents would lose some of them.
@@ -257,10 +344,21 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             ),
             server,
         )
-        if credentials is None:
-            port = server.add_insecure_port(config.listen)
-        else:
-            port = server.add_secure_port(config.listen, credentials)
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(config.listen)
+            else:
+                port = server.add_secure_port(config.listen, credentials)
+        except RuntimeError:  # grpcio 1.85 raises; older versions returned 0
+            port = 0
+        if port == 0:
+            await server.stop(None)
+            # `check_listen_free` passed: someone took the address since, or gRPC
+            # cannot bind it for another reason (its log line above says which).
+            raise GenconfError(
+                f"cannot listen on {config.listen}: in use (another genconf serve?) "
+                "or not an address of this machine"
+            )
         host = config.listen.rsplit(":", 1)[0]
         address = f"{host}:{port}"
         await server.start()

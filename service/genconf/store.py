@@ -3,16 +3,20 @@
 Documents (one database per model; every document has a ``revision`` counter that
 each write increments, so a stale event can be told from a newer one):
 
-    applications  {_id: name, charm, schema: {key: {type, default?, description, secret?}},
+    applications  {_id: name, uid, charm, schema: {key: {type, default?, description, secret?}},
                    settings: {key: value}  (master: only what operators set),
                    version, next_unit, revision, created_at, updated_at}
-    units         {_id: "app/N", application, number, branch: name|None, applied, revision}
-    branches      {_id: name, created_by, created_at, track_applications: [app],
+    units         {_id: "app/N", uid, application, application_uid, number,
+                   branch: name|None, applied, revision}
+    branches      {_id: name, created_by, on_behalf_of, authenticated, created_at,
+                   track_applications: [app],
                    changes: {app: {key: {op, value?, from?}}}, revision}     (active only)
     versions      {_id: "app@N", application, version, settings, timestamp, reason,
-                   created_by, metadata, previous_version, generation, tags, revision}
+                   created_by, on_behalf_of, authenticated, metadata, previous_version,
+                   generation, tags, revision}
     generations   {_id: id, kind, branch, changes: {app: {key: {from?, to?}}},
-                   created_by, created_at, reason, versions: {app: N}, revision}
+                   created_by, on_behalf_of, authenticated, created_at, reason,
+                   versions: {app: N}, revision}
     tokens        (the security issue)
     fences        {_id: "application:NAME" | "branch:NAME", n}   (never watched)
     counters      {_id: "generations", seq}                     (never watched)
@@ -43,11 +47,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import secrets
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from bson import Timestamp
+from bson import Binary, Timestamp
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -86,7 +92,10 @@ TOKENS: Final = "tokens"
 # `Store._fence`) and `counters` (the generation sequence).
 FENCES: Final = "fences"
 COUNTERS: Final = "counters"
-BOOKKEEPING: Final = (FENCES, COUNTERS)  # not model state: no read ever looks at them
+# Server keys shared by every replica (`Store.observer_key`); not model state either.
+KEYS: Final = "keys"
+OBSERVER_KEY: Final = "observer"  # its document in KEYS
+BOOKKEEPING: Final = (FENCES, COUNTERS, KEYS)  # not model state: no read ever looks at them
 COLLECTIONS: Final = (
     APPLICATIONS,
     UNITS,
@@ -96,6 +105,7 @@ COLLECTIONS: Final = (
     TOKENS,
     FENCES,
     COUNTERS,
+    KEYS,
 )
 
 IMAGES: Final = {"enabled": True}
@@ -226,9 +236,17 @@ def check_branch_size(doc: Mapping[str, Any]) -> None:
     )
 
 
-def check_free_text(*, reason: str = "", created_by: str = "") -> None:
+def check_free_text(*, reason: str = "", created_by: str = "", on_behalf_of: str = "") -> None:
     limits.check_text("reason", reason, limits.MAX_REASON_CHARS)
     limits.check_text("created_by", created_by, limits.MAX_NAME_CHARS)
+    # What the client sent as created_by, when the server records the token instead.
+    limits.check_text("created_by (kept as on_behalf_of)", on_behalf_of, limits.MAX_NAME_CHARS)
+
+
+def new_uid() -> str:
+    """An application's or unit's identity for its lifetime: a name removed and
+    created again gets a new one, so credentials bound to the old one stop working."""
+    return uuid.uuid4().hex
 
 
 class Store:
@@ -425,6 +443,8 @@ class Store:
         branch: str | None,
         reason: str,
         created_by: str,
+        on_behalf_of: str = "",
+        authenticated: bool = False,
         metadata: Mapping[str, Any],
     ) -> tuple[int, dict[str, int]]:
         """Update master, add one version per application and one generation record.
@@ -450,6 +470,8 @@ class Store:
             "changes": changes,
             "secret_keys": {name: secret_keys(apps[name]) for name in new_settings},
             "created_by": created_by,
+            "on_behalf_of": on_behalf_of,
+            "authenticated": authenticated,
             "created_at": now,
             "reason": reason,
             "versions": versions,
@@ -484,6 +506,8 @@ class Store:
                     "timestamp": now,
                     "reason": reason,
                     "created_by": created_by,
+                    "on_behalf_of": on_behalf_of,
+                    "authenticated": authenticated,
                     "metadata": dict(metadata),
                     "previous_version": int(app["version"]),
                     "generation": generation,
@@ -515,15 +539,18 @@ class Store:
         schema: Mapping[str, Any] | None = None,
         units: int = 0,
         created_by: str = "",
+        on_behalf_of: str = "",
+        authenticated: bool = False,
     ) -> WriteResult:
         model.validate_app_name(name)
         parsed = parse_bounded_schema(schema or {})
         self._check_count(units)
-        check_free_text(created_by=created_by)
+        check_free_text(created_by=created_by, on_behalf_of=on_behalf_of)
         charm = limits.check_text("charm", charm or name, limits.MAX_NAME_CHARS)
         now = self.clock()
         app_doc = {
             "_id": name,
+            "uid": new_uid(),
             "charm": charm,
             "schema": model.schema_to_doc(parsed),
             "settings": {},
@@ -549,6 +576,8 @@ class Store:
                     "timestamp": now,
                     "reason": "created",
                     "created_by": created_by,
+                    "on_behalf_of": on_behalf_of,
+                    "authenticated": authenticated,
                     "metadata": {},
                     "previous_version": 0,
                     "generation": None,
@@ -561,7 +590,7 @@ class Store:
             names = [model.unit_name(name, n) for n in range(units)]
             if names:
                 await self.db[UNITS].insert_many(
-                    [self._unit_doc(name, n, None) for n in range(units)], session=s
+                    [self._unit_doc(app_doc, n, None) for n in range(units)], session=s
                 )
             return names
 
@@ -681,10 +710,13 @@ class Store:
             raise InvalidArgument(f"{count} units in one call; the limit is {MAX_UNITS_PER_CALL}")
 
     @staticmethod
-    def _unit_doc(app: str, number: int, branch: str | None) -> dict[str, Any]:
+    def _unit_doc(app: Mapping[str, Any], number: int, branch: str | None) -> dict[str, Any]:
+        """A new unit of ``app`` (its document): a new incarnation, with its own uid."""
         return {
-            "_id": model.unit_name(app, number),
-            "application": app,
+            "_id": model.unit_name(app["_id"], number),
+            "uid": new_uid(),
+            "application": app["_id"],
+            "application_uid": app.get("uid", ""),
             "number": number,
             "branch": branch,
             "applied": None,
@@ -735,7 +767,7 @@ class Store:
                 # The new units track it: a concurrent abort or commit must conflict.
                 await self._fence(s, "branch", branch)
             await self.db[UNITS].insert_many(
-                [self._unit_doc(application, n, branch) for n in chosen], session=s
+                [self._unit_doc(app, n, branch) for n in chosen], session=s
             )
             await self.db[APPLICATIONS].update_one(
                 {"_id": application},
@@ -769,6 +801,8 @@ class Store:
         expected_version: int | None = None,
         reason: str = "",
         created_by: str = "",
+        on_behalf_of: str = "",
+        authenticated: bool = False,
         metadata: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         """Change master: a new immutable version and a ``set`` generation.
@@ -783,7 +817,7 @@ class Store:
         if both:
             raise InvalidArgument(f"key(s) {both} are both set and unset in one write")
         meta = self._check_metadata(metadata)
-        check_free_text(reason=reason, created_by=created_by)
+        check_free_text(reason=reason, created_by=created_by, on_behalf_of=on_behalf_of)
 
         async def body(s: AsyncClientSession) -> tuple[int | None, dict[str, int]]:
             app = await self._app(s, application)
@@ -805,6 +839,8 @@ class Store:
                 branch=None,
                 reason=reason,
                 created_by=created_by,
+                on_behalf_of=on_behalf_of,
+                authenticated=authenticated,
                 metadata=meta,
             )
 
@@ -824,9 +860,16 @@ class Store:
 
     # -- branches ----------------------------------------------------------
 
-    async def add_branch(self, name: str, *, created_by: str = "") -> WriteResult:
+    async def add_branch(
+        self,
+        name: str,
+        *,
+        created_by: str = "",
+        on_behalf_of: str = "",
+        authenticated: bool = False,
+    ) -> WriteResult:
         model.validate_branch_name(name)
-        check_free_text(created_by=created_by)
+        check_free_text(created_by=created_by, on_behalf_of=on_behalf_of)
         now = self.clock()
 
         async def body(s: AsyncClientSession) -> None:
@@ -837,6 +880,8 @@ class Store:
                 {
                     "_id": name,
                     "created_by": created_by,
+                    "on_behalf_of": on_behalf_of,
+                    "authenticated": authenticated,
                     "created_at": now,
                     "track_applications": [],
                     "changes": {},
@@ -957,6 +1002,13 @@ class Store:
                         f"unit {name!r} does not track branch {branch!r}"
                         + (f" (it tracks {unit['branch']!r})" if unit["branch"] else "")
                     )
+                app = unit["application"]
+                if app in doc["track_applications"] and app not in applications:
+                    # Every unit of a wholly tracked application tracks the branch.
+                    raise FailedPrecondition(
+                        f"branch {branch!r} tracks application {app!r} as a whole, so "
+                        f"{name!r} cannot leave it alone; untrack the application {app!r}"
+                    )
                 names.append(name)
             for app in applications:
                 await self._app(s, app)
@@ -1033,6 +1085,8 @@ class Store:
         force: bool = False,
         require_applied: bool = False,
         created_by: str = "",
+        on_behalf_of: str = "",
+        authenticated: bool = False,
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
     ) -> WriteResult:
@@ -1044,7 +1098,7 @@ class Store:
         checks that every tracking unit reported the branch's config applied and ok.
         """
         meta = self._check_metadata(metadata)
-        check_free_text(reason=reason, created_by=created_by)
+        check_free_text(reason=reason, created_by=created_by, on_behalf_of=on_behalf_of)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int], list[str]]:
             doc = await self._branch(s, branch)
@@ -1074,6 +1128,8 @@ class Store:
                 branch=branch,
                 reason=reason or f"commit branch {branch}",
                 created_by=created_by,
+                on_behalf_of=on_behalf_of,
+                authenticated=authenticated,
                 metadata=meta,
             )
             released = await self._release_units(s, branch)
@@ -1170,6 +1226,8 @@ class Store:
         expected_version: int | None = None,
         reason: str = "",
         created_by: str = "",
+        on_behalf_of: str = "",
+        authenticated: bool = False,
     ) -> WriteResult:
         """A new version whose settings are version ``to_version``'s (``rollback`` generation).
 
@@ -1180,7 +1238,7 @@ class Store:
             raise InvalidArgument(
                 f"to_version must be a version number (1 or more), not {to_version}"
             )
-        check_free_text(reason=reason, created_by=created_by)
+        check_free_text(reason=reason, created_by=created_by, on_behalf_of=on_behalf_of)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
             app = await self._app(s, application)
@@ -1196,6 +1254,8 @@ class Store:
                 branch=None,
                 reason=reason or f"rollback to version {to_version}",
                 created_by=created_by,
+                on_behalf_of=on_behalf_of,
+                authenticated=authenticated,
                 metadata={"rollback_from": int(app["version"]), "rollback_to": to_version},
             )
 
@@ -1209,6 +1269,8 @@ class Store:
         force: bool = False,
         reason: str = "",
         created_by: str = "",
+        on_behalf_of: str = "",
+        authenticated: bool = False,
     ) -> WriteResult:
         """Apply the inverse of one generation as a new ``revert`` generation.
 
@@ -1216,7 +1278,7 @@ class Store:
         what the generation wrote) is a conflict unless ``force``. Applications
         where the inverse changes nothing get no new version.
         """
-        check_free_text(reason=reason, created_by=created_by)
+        check_free_text(reason=reason, created_by=created_by, on_behalf_of=on_behalf_of)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
             gen = await self.db[GENERATIONS].find_one({"_id": generation}, session=s)
@@ -1262,6 +1324,8 @@ class Store:
                 branch=None,
                 reason=reason or f"revert generation {generation}",
                 created_by=created_by,
+                on_behalf_of=on_behalf_of,
+                authenticated=authenticated,
                 metadata={"revert_of": generation},
             )
 
@@ -1366,6 +1430,14 @@ class Store:
             raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
         return out
 
+    async def unit_uid(self, name: str) -> str | None:
+        """A unit's uid straight from MongoDB (None: no such unit; "" before uids)."""
+        try:
+            doc = await self.db[UNITS].find_one({"_id": name}, {"uid": 1})
+        except ConnectionFailure as exc:
+            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
+        return None if doc is None else str(doc.get("uid", ""))
+
     async def set_applied(
         self,
         unit: str,
@@ -1385,6 +1457,32 @@ class Store:
 
         _, revision = await self._transact(body)
         return WriteResult(revision, units=[unit])
+
+    async def observer_key(self) -> bytes:
+        """The server secret that keys the config hashes observers see (see
+        `genconf.api.redact`): made once, by whichever replica asks first, and then
+        the same on every replica and across restarts, so an observer's hashes agree
+        wherever it reads them. Written with majority so a failover cannot lose it."""
+        keys = self.db.get_collection(KEYS, write_concern=WriteConcern("majority"))
+        try:
+            doc = await keys.find_one({"_id": OBSERVER_KEY})
+            if doc is None:
+                try:
+                    await keys.insert_one(
+                        {
+                            "_id": OBSERVER_KEY,
+                            "key": Binary(secrets.token_bytes(32)),
+                            "created_at": self.clock(),
+                        }
+                    )
+                except DuplicateKeyError:
+                    pass  # another replica made it first: everyone uses that one
+                doc = await keys.find_one({"_id": OBSERVER_KEY})
+        except ConnectionFailure as exc:
+            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
+        if doc is None or len(bytes(doc["key"])) < 32:
+            raise GenconfError(f"the {KEYS} collection holds no usable {OBSERVER_KEY!r} key")
+        return bytes(doc["key"])
 
 
 def effective_from_docs(app: Mapping[str, Any], branch: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -123,6 +123,8 @@ def branch_view(branch: types_pb2.Branch) -> Data:
     return {
         "name": branch.name,
         "created_by": branch.created_by,
+        "on_behalf_of": branch.on_behalf_of or None,
+        "authenticated": branch.authenticated,
         "created_at": timestamp(branch.created_at, branch.HasField("created_at")),
         "track_applications": list(branch.track_applications),
         "units": list(branch.units),
@@ -213,6 +215,8 @@ def generation_view(gen: types_pb2.Generation, schemas: Mapping[str, Schema] | N
             for group in gen.changes
         },
         "created_by": gen.created_by,
+        "on_behalf_of": gen.on_behalf_of or None,
+        "authenticated": gen.authenticated,
         "created_at": timestamp(gen.created_at, gen.HasField("created_at")),
         "reason": gen.reason,
         "versions": dict(gen.versions),
@@ -230,6 +234,8 @@ def version_view(v: types_pb2.Version, schema: Schema) -> Data:
         "timestamp": timestamp(v.timestamp, v.HasField("timestamp")),
         "reason": v.reason,
         "created_by": v.created_by,
+        "on_behalf_of": v.on_behalf_of or None,
+        "authenticated": v.authenticated,
         "previous_version": v.previous_version or None,
         "generation": v.generation or None,
         "tags": list(v.tags),
@@ -284,8 +290,10 @@ def token_view(info: tpb.TokenInfo) -> Data:
     """Never the secret: the server keeps only its hash."""
     return {
         "id": info.id,
+        "name": info.name or None,
         "role": info.role,
         "unit": info.unit or None,
+        "unit_uid": info.unit_uid or None,
         "created_by": info.created_by,
         "created_at": timestamp(info.created_at, info.HasField("created_at")),
         "expires_at": timestamp(info.expires_at, info.HasField("expires_at")),
@@ -324,6 +332,17 @@ def delta_view(revision: int, delta: admin_pb2.Delta) -> Data:
 
 
 # -- people's views -----------------------------------------------------------
+
+
+def author_text(d: Data) -> str:
+    """Who wrote a version, generation or branch, as the record vouches for it: a
+    token the server verified (and the name its client gave), or a name nobody did."""
+    by = d["created_by"]
+    if not d["authenticated"]:
+        return f"{by} (unauthenticated)" if by else "-"
+    if d["on_behalf_of"]:
+        return f"{by}, on behalf of {d['on_behalf_of']}"
+    return by or "-"
 
 
 def short_hash(h: str | None) -> str:
@@ -412,7 +431,7 @@ def render_branches(branches: list[Data]) -> Renderer:
         for b in branches:
             changed = sum(len(keys) for keys in b["changes"].values())
             tracking = ", ".join([*(f"{a}/*" for a in b["track_applications"]), *b["units"]])
-            rows.append((b["name"], b["created_by"] or "-", tracking or "-", str(changed)))
+            rows.append((b["name"], author_text(b), tracking or "-", str(changed)))
         return out.table(
             ("BRANCH", "CREATED BY", "TRACKED BY", "CHANGES"), rows, empty="no active branches"
         )
@@ -425,7 +444,7 @@ def render_branch(branch: Data) -> Renderer:
         lines = out.fields(
             [
                 ("branch", out.style.cyan(branch["name"])),
-                ("created", f"{branch['created_at'] or '-'} by {branch['created_by'] or '-'}"),
+                ("created", f"{branch['created_at'] or '-'} by {author_text(branch)}"),
                 ("applications", ", ".join(branch["track_applications"]) or "-"),
                 ("units", ", ".join(branch["units"]) or "-"),
             ]
@@ -517,7 +536,7 @@ def render_versions(versions: list[Data]) -> Renderer:
             (
                 str(v["version"]),
                 v["timestamp"] or "-",
-                v["created_by"] or "-",
+                author_text(v),
                 ", ".join(v["tags"]) or "-",
                 v["reason"] or "-",
                 _settings_text(v["settings"]) or out.style.dim("(defaults)"),
@@ -538,7 +557,7 @@ def render_version(v: Data) -> Renderer:
             [
                 ("application", out.style.cyan(v["application"])),
                 ("version", str(v["version"])),
-                ("created", f"{v['timestamp'] or '-'} by {v['created_by'] or '-'}"),
+                ("created", f"{v['timestamp'] or '-'} by {author_text(v)}"),
                 ("reason", v["reason"] or "-"),
                 ("tags", ", ".join(v["tags"]) or "-"),
                 ("previous", "-" if previous is None else str(previous)),
@@ -612,7 +631,7 @@ def render_generations(generations: list[Data]) -> Renderer:
                 g["kind"],
                 g["branch"] or "-",
                 g["created_at"] or "-",
-                g["created_by"] or "-",
+                author_text(g),
                 _versions_text(g["versions"]) or "-",
                 g["reason"] or "-",
             )
@@ -634,7 +653,7 @@ def render_generation(g: Data) -> Renderer:
                 ("generation", out.style.cyan(str(g["id"]))),
                 ("kind", g["kind"]),
                 ("branch", g["branch"] or "-"),
-                ("created", f"{g['created_at'] or '-'} by {g['created_by'] or '-'}"),
+                ("created", f"{g['created_at'] or '-'} by {author_text(g)}"),
                 ("reason", g["reason"] or "-"),
                 ("versions", _versions_text(g["versions"]) or "-"),
             ]
@@ -660,6 +679,7 @@ def render_tokens(tokens: list[Data]) -> Renderer:
         rows = [
             (
                 t["id"],
+                t["name"] or "-",
                 t["role"],
                 t["unit"] or "-",
                 _token_state(out, t),
@@ -670,7 +690,7 @@ def render_tokens(tokens: list[Data]) -> Renderer:
             for t in tokens
         ]
         return out.table(
-            ("ID", "ROLE", "UNIT", "STATE", "CREATED", "EXPIRES", "DESCRIPTION"),
+            ("ID", "NAME", "ROLE", "UNIT", "STATE", "CREATED", "EXPIRES", "DESCRIPTION"),
             rows,
             empty="no tokens",
         )
@@ -684,6 +704,7 @@ def render_created_token(t: Data) -> Renderer:
             [
                 ("token", t["token"]),
                 ("id", t["id"]),
+                ("name", t["name"] or "-"),
                 ("role", t["role"]),
                 ("unit", t["unit"] or "-"),
                 ("expires", t["expires_at"] or "never"),

@@ -14,6 +14,7 @@ import grpc
 from genconf import model
 from genconf.api import convert
 from genconf.api.errors import abort_with, unary
+from genconf.api.guard import current_principal, sees_secrets
 from genconf.api.reads import await_revision
 from genconf.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
 from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable
@@ -191,7 +192,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             try:
                 current = self.cache.config(unit)
                 last_hash = current.hash
-                if request.known_hash == last_hash:
+                # Only a caller shown exact hashes is answered by known_hash: to an
+                # observer (shown keyed ones), a bookmark would confirm a hash it
+                # made up from a guessed secret.
+                if request.known_hash == last_hash and sees_secrets(current_principal.get()):
                     yield self._bookmark(last_hash)
                 else:
                     yield self._watch_response(unit, current.effective, current=True)

@@ -1,4 +1,8 @@
-"""ControllerService: thin adapters over the store (writes) and the cache (reads)."""
+"""ControllerService: thin adapters over the store (writes) and the cache (reads).
+
+Writes record their author as `auth.authorship` decides: the caller's token when
+authentication is on (the request's ``created_by`` only as "on behalf of").
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from typing import Any
 
 import grpc
 
-from genconf import model
+from genconf import auth, model
 from genconf.api import convert
 from genconf.api.errors import unary
+from genconf.api.guard import current_principal
 from genconf.api.reads import await_revision
 from genconf.cache import ModelCache
 from genconf.errors import InvalidArgument, NotFound
@@ -21,6 +26,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 def _expected(request: pb.SetConfigRequest) -> int | None:
     return request.expected_version if request.HasField("expected_version") else None
+
+
+def author(claimed: str) -> dict[str, Any]:
+    """The store's authorship arguments for a write whose client says ``claimed``."""
+    return auth.authorship(current_principal.get(), claimed).fields()
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
@@ -39,7 +49,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             charm=request.charm,
             schema=convert.schema_from_proto(request.schema),
             units=request.units,
-            created_by=request.created_by,
+            **author(request.created_by),
         )
         return convert.write_to_proto(result)
 
@@ -135,8 +145,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             unset=list(request.unset),
             expected_version=_expected(request),
             reason=request.reason,
-            created_by=request.created_by,
             metadata=convert.from_struct(request.metadata),
+            **author(request.created_by),
         )
         return convert.write_to_proto(result)
 
@@ -146,7 +156,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
     async def AddBranch(
         self, request: pb.AddBranchRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        result = await self.store.add_branch(request.name, created_by=request.created_by)
+        result = await self.store.add_branch(request.name, **author(request.created_by))
         return convert.write_to_proto(result)
 
     @unary
@@ -218,9 +228,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             request.branch,
             force=request.force,
             require_applied=request.require_applied,
-            created_by=request.created_by,
             reason=request.reason,
             metadata=convert.from_struct(request.metadata),
+            **author(request.created_by),
         )
         return convert.write_to_proto(result)
 

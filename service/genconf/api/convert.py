@@ -115,6 +115,7 @@ def application_to_proto(app: Application, units: list[str]) -> types_pb2.Applic
         effective=to_struct(model.effective_config(app.schema, app.settings)),
         version=app.version,
         units=units,
+        uid=app.uid,
     )
 
 
@@ -132,6 +133,8 @@ def unit_to_proto(unit: Unit) -> types_pb2.Unit:
         application=unit.application,
         branch=unit.branch or "",
         applied=applied_to_proto(unit.applied),
+        uid=unit.uid,
+        application_uid=unit.application_uid,
     )
 
 
@@ -152,6 +155,8 @@ def branch_to_proto(branch: Branch, units: list[str]) -> types_pb2.Branch:
     return types_pb2.Branch(
         name=branch.name,
         created_by=branch.created_by,
+        on_behalf_of=branch.on_behalf_of,
+        authenticated=branch.authenticated,
         created_at=to_timestamp(branch.created_at),
         track_applications=list(branch.track_applications),
         changes=changes,
@@ -170,13 +175,19 @@ def generation_to_proto(gen: Generation) -> types_pb2.Generation:
             if "to" in ft:
                 entry.to.CopyFrom(to_value(ft["to"]))
             entries.append(entry)
-        changes.append(types_pb2.ApplicationKeyChanges(application=app, changes=entries))
+        changes.append(
+            types_pb2.ApplicationKeyChanges(
+                application=app, changes=entries, secret_keys=gen.secret_keys.get(app, ())
+            )
+        )
     return types_pb2.Generation(
         id=gen.id,
         kind=gen.kind,
         branch=gen.branch or "",
         changes=changes,
         created_by=gen.created_by,
+        on_behalf_of=gen.on_behalf_of,
+        authenticated=gen.authenticated,
         created_at=to_timestamp(gen.created_at),
         reason=gen.reason,
         versions=dict(gen.versions),
@@ -267,10 +278,13 @@ def version_to_proto(doc: Mapping[str, Any]) -> types_pb2.Version:
         timestamp=to_timestamp(doc.get("timestamp")),
         reason=doc.get("reason", ""),
         created_by=doc.get("created_by", ""),
+        on_behalf_of=doc.get("on_behalf_of", ""),
+        authenticated=bool(doc.get("authenticated", False)),
         metadata=to_struct(doc.get("metadata", {})),
         previous_version=int(doc.get("previous_version") or 0),
         generation=int(doc.get("generation") or 0),
         tags=list(doc.get("tags", [])),
+        secret_keys=list(doc.get("secret_keys", [])),
     )
 
 

@@ -5,21 +5,27 @@ requests (e.g. invalid UTF-8 in a name, values nested past the decoder's limit)
 and config writes naming more than `model.MAX_KEYS` keys into INVALID_ARGUMENT
 before any handler runs, and, when authentication is on, checks the bearer
 token against the `TokenBook`, the method against `auth.RULES`, an agent's unit
-against the request, and the number of open streams per token. A stream whose
-token is revoked or expires ends with UNAUTHENTICATED.
+against the request (and against the incarnation its token was issued for), and
+the number of open streams per token. A stream whose token is revoked or expires,
+or whose agent's unit is removed or re-created, ends with UNAUTHENTICATED. Every
+other stream (health watches, reflection, every stream without authentication)
+counts against its peer's IP address, and streams of any kind against one cap for
+the server, so no caller, authenticated or not, can hold memory without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import functools
+import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 import grpc
@@ -27,6 +33,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from genconf import auth, model
+from genconf.addresses import peer_host
 from genconf.api.errors import abort_with
 from genconf.api.redact import PublicKeys, redacted
 from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
@@ -43,6 +50,14 @@ current_principal: contextvars.ContextVar[auth.Principal | None] = contextvars.C
 )
 
 DEFAULT_STREAMS_PER_TOKEN: Final = 1000
+# Streams not bound to a token, per peer IP address. Without authentication every
+# stream is such a stream and every peer is this machine (loopback only): room for
+# a test fleet of local agents; with it, far more than health checks need.
+DEFAULT_STREAMS_PER_PEER: Final = 1000
+# Open streams of any kind, in all: 15-30 KB each when idle (5,000 health watches
+# took 76 MB; the idle bench measures ~28 KB per config watch), so 300-600 MB at
+# most; the idle bench's 10,000 fit.
+DEFAULT_MAX_STREAMS: Final = 20_000
 SWEEP_INTERVAL: Final = 1.0
 
 
@@ -172,6 +187,16 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callab
     return decode
 
 
+class KeySource(Protocol):
+    async def observer_key(self) -> bytes: ...
+
+
+def sees_secrets(principal: auth.Principal | None) -> bool:
+    """Whether ``principal`` sees secret values and exact config hashes (None:
+    authentication is off). Observers do not: `Guard.shown_to` redacts for them."""
+    return principal is None or principal.role is not auth.Role.OBSERVER
+
+
 def bearer_token(metadata: Any) -> str | None:
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
@@ -191,24 +216,39 @@ class Guard:
         *,
         public_keys: PublicKeys,
         streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN,
+        streams_per_peer: int = DEFAULT_STREAMS_PER_PEER,
+        max_streams: int = DEFAULT_MAX_STREAMS,
         clock: Clock = _utcnow,
     ) -> None:
         self.tokens = tokens
         self.bootstrap = bootstrap
         # What observers may see; redaction fails closed: see `genconf.api.redact`.
         self.public_keys = public_keys
+        # Keys the config hashes observers see (`load_observer_key`); None: blanked.
+        self.observer_key: bytes | None = None
         self.streams_per_token = streams_per_token
         self.clock = clock
         self._streams: dict[str, int] = {}
+        self.streams_per_peer = streams_per_peer
+        self.max_streams = max_streams
+        self._peer_streams: dict[str, int] = {}
+        self.open_streams = 0  # of any kind
 
     @property
     def enabled(self) -> bool:
         return self.bootstrap is not None
 
+    async def load_observer_key(self, store: KeySource) -> None:
+        """Read (or make) the server key of observers' hashes, once at start-up: the
+        same on every replica, so an observer's hashes agree wherever it reads."""
+        if self.enabled:
+            self.observer_key = await store.observer_key()
+
     def shown_to(self, principal: auth.Principal, response: Any) -> Any:
-        """The response as ``principal`` may see it: observers get secrets redacted."""
-        if principal.role is auth.Role.OBSERVER and isinstance(response, Message):
-            return redacted(response, self.public_keys)
+        """The response as ``principal`` may see it: observers get secrets redacted
+        and config hashes keyed, so that no hash can be tested against a guess."""
+        if not sees_secrets(principal) and isinstance(response, Message):
+            return redacted(response, self.public_keys, self.observer_key)
         return response
 
     def authenticate(self, metadata: Any) -> auth.Principal:
@@ -218,23 +258,55 @@ class Guard:
                 "this server requires a bearer token: pass --token or set GENCONF_TOKEN "
                 "(metadata 'authorization: Bearer <token>')"
             )
-        return auth.authenticate(token, self.tokens.records, self.bootstrap, self.clock())
+        principal = auth.authenticate(token, self.tokens.records, self.bootstrap, self.clock())
+        stale = self.tokens.principal_problem(principal)  # an agent's unit was re-created
+        if stale is not None:
+            raise Unauthenticated(stale)
+        return principal
 
     def open_stream(self, principal: auth.Principal) -> Callable[[], None]:
+        """Count a stream against its token and the server's cap; returns its release."""
         count = self._streams.get(principal.token_id, 0)
         if count >= self.streams_per_token:
             raise ResourceExhausted(
                 f"token {principal.token_id} already has {count} open streams "
                 f"(limit streams_per_token={self.streams_per_token}); close some first"
             )
-        self._streams[principal.token_id] = count + 1
+        return self._open(self._streams, principal.token_id)
+
+    def open_peer_stream(self, peer: str) -> Callable[[], None]:
+        """Count a stream no token answers for against its peer's IP address (all
+        the connections of one machine) and the server's cap; returns its release."""
+        host = peer_host(peer)
+        count = self._peer_streams.get(host, 0)
+        if count >= self.streams_per_peer:
+            raise ResourceExhausted(
+                f"{host} already has {count} open streams not bound to a token (limit "
+                f"--streams-per-peer={self.streams_per_peer}); close some first"
+            )
+        return self._open(self._peer_streams, host)
+
+    def _open(self, counts: dict[str, int], key: str) -> Callable[[], None]:
+        if self.open_streams >= self.max_streams:
+            raise ResourceExhausted(
+                f"the server already has {self.open_streams} open streams (limit "
+                f"--max-streams={self.max_streams}); try again later"
+            )
+        counts[key] = counts.get(key, 0) + 1
+        self.open_streams += 1
+        closed = False
 
         def close() -> None:
-            left = self._streams.get(principal.token_id, 1) - 1
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            self.open_streams -= 1
+            left = counts.get(key, 1) - 1
             if left > 0:
-                self._streams[principal.token_id] = left
+                counts[key] = left
             else:
-                self._streams.pop(principal.token_id, None)
+                counts.pop(key, None)
 
         return close
 
@@ -255,7 +327,7 @@ class Guard:
             return f"token {principal.token_id} has been revoked"
         if record.expired(self.clock()):
             return f"token {principal.token_id} has expired"
-        return None
+        return self.tokens.principal_problem(principal)
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):
@@ -274,9 +346,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         metadata = details.invocation_metadata  # type: ignore[attr-defined]
         access = auth.RULES.get(method)
         if not self.guard.enabled or (access is not None and access.public):
+            # No token answers for these streams (Health.Watch, or no auth at all).
+            handler = _peer_limited(handler, self.guard)
             if not method.startswith("/genconf."):
                 return handler
             return _rewrap(handler, method, self._open_unary, self._open_stream)
+        if handler.stream_stream is not None:
+            # Reflection: the token is checked (`_wrap_bidi`), then counted per peer.
+            handler = _peer_limited(handler, self.guard)
         return _rewrap(
             handler,
             method,
@@ -325,7 +402,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             except GenconfError as exc:
                 await abort_with(context, exc)
             current_principal.set(principal)
-            return self.guard.shown_to(principal, await behavior(request, context))
+            reply = await behavior(request, _bound(context, self.guard, principal))
+            # The agent's unit may have been re-created while the call waited.
+            if (stale := self.guard.tokens.principal_problem(principal)) is not None:
+                await abort_with(context, Unauthenticated(stale))
+            return self.guard.shown_to(principal, reply)
 
         return call
 
@@ -357,7 +438,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                         task.cancel()
 
             unlisten = guard.tokens.listen(principal.token_id, on_revoked)
-            items = aiter(behavior(request, context))
+            items = aiter(behavior(request, _bound(context, guard, principal)))
             try:
                 while not ended:
                     waiting = True
@@ -372,6 +453,10 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                         break
                     finally:
                         waiting = False
+                    # Nothing of a re-created unit reaches a token of the old one.
+                    if (stale := guard.tokens.principal_problem(principal)) is not None:
+                        ended.append(stale)
+                        break
                     yield guard.shown_to(principal, item)
                 await abort_with(context, Unauthenticated(ended[0]))
             finally:
@@ -382,6 +467,85 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                     await aclose()
 
         return call
+
+
+class _AgentContext:
+    """An agent's servicer context. When its unit goes, the handler ends the call
+    NOT_FOUND; an abort while the token no longer matches its unit ends it
+    UNAUTHENTICATED instead, as a revocation would (the token is dead for good)."""
+
+    def __init__(self, context: Context, guard: Guard, principal: auth.Principal) -> None:
+        self._context = context
+        self._guard = guard
+        self._principal = principal
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", *args: Any, **kw: Any) -> None:
+        reason = self._guard.still_valid(self._principal)
+        if reason is not None:
+            await abort_with(self._context, Unauthenticated(reason))
+        await self._context.abort(code, details, *args, **kw)
+
+
+def _bound(context: Context, guard: Guard, principal: auth.Principal) -> Context:
+    if principal.role is auth.Role.AGENT:
+        return _AgentContext(context, guard, principal)  # type: ignore[return-value]
+    return context
+
+
+def _peer_limited(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMethodHandler:
+    """The same handler, its streams counted by `Guard.open_peer_stream`."""
+    decode, encode = handler.request_deserializer, handler.response_serializer
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _limit(handler.unary_stream, guard), decode, encode
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            _limit(handler.stream_stream, guard), decode, encode
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _limit(handler.stream_unary, guard), decode, encode
+        )
+    return handler
+
+
+def _limit(behavior: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
+    """``behavior`` admitted by the peer and server stream limits, released when it
+    ends however it ends. Keeps its kind: gRPC serves a coroutine (which writes with
+    ``context.write``, as grpc_health's Watch does) and an async generator differently."""
+    if inspect.iscoroutinefunction(behavior):
+
+        async def call(request: Any, context: Context) -> Any:
+            try:
+                close = guard.open_peer_stream(context.peer())
+            except GenconfError as exc:
+                await abort_with(context, exc)
+            try:
+                return await behavior(request, context)
+            finally:
+                close()
+
+        return call
+    if not inspect.isasyncgenfunction(behavior):
+        return behavior  # a blocking handler: grpc.aio serves none here
+
+    async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            close = guard.open_peer_stream(context.peer())
+        except GenconfError as exc:
+            await abort_with(context, exc)
+        try:
+            async with contextlib.aclosing(behavior(request, context)) as items:
+                async for item in items:
+                    yield item
+        finally:
+            close()
+
+    return stream
 
 
 def _rewrap(

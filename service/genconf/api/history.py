@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from genconf.api import convert
+from genconf.api.controller import author
 from genconf.api.errors import unary
 from genconf.history import History
 from genconf.model import ABSENT
@@ -77,7 +78,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     async def DiffVersions(
         self, request: pb.DiffVersionsRequest, context: Context
     ) -> pb.DiffVersionsResponse:
-        before, after, diff = await self.history.diff_versions(
+        before, after, diff, secret = await self.history.diff_versions(
             request.application, request.from_version, request.to_version
         )
         return pb.DiffVersionsResponse(
@@ -85,6 +86,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             from_version=before,
             to_version=after,
             entries=convert.diff_to_proto(diff),
+            secret_keys=secret,
         )
 
     @unary
@@ -98,7 +100,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
                 request.expected_version if request.HasField("expected_version") else None
             ),
             reason=request.reason,
-            created_by=request.created_by,
+            **author(request.created_by),
         )
         return convert.write_to_proto(result)
 
@@ -139,6 +141,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
                 timestamp=convert.to_timestamp(doc.get("timestamp")),
                 reason=doc.get("reason", ""),
                 generation=int(doc.get("generation") or 0),
+                secret=request.key in doc.get("secret_keys", ()),
             )
             if at.value is not ABSENT:
                 item.value.CopyFrom(convert.to_value(at.value))
@@ -172,6 +175,6 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self, request: pb.RevertGenerationRequest, context: Context
     ) -> types_pb2.WriteResponse:
         result = await self.store.revert_generation(
-            request.id, force=request.force, reason=request.reason, created_by=request.created_by
+            request.id, force=request.force, reason=request.reason, **author(request.created_by)
         )
         return convert.write_to_proto(result)

@@ -9,13 +9,13 @@ from typing import Any, Final
 
 import grpc
 
-from genconf import auth
+from genconf import auth, model
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import current_principal
 from genconf.api.reads import await_revision, wait_limit
 from genconf.cache import ModelCache
-from genconf.errors import InvalidArgument, Unavailable
+from genconf.errors import InvalidArgument, NotFound, Unavailable
 from genconf.store import Store
 from genconf.tokenbook import TokenBook
 from genconf.v1 import tokens_pb2 as pb
@@ -40,6 +40,8 @@ def token_info(record: auth.TokenRecord) -> pb.TokenInfo:
         expires_at=convert.to_timestamp(record.expires_at),
         revoked=record.revoked,
         description=record.description,
+        name=record.name,
+        unit_uid=record.unit_uid,
     )
 
 
@@ -48,6 +50,18 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
         self.store = store
         self.cache = cache
         self.tokens = tokens
+
+    async def _unit_uid(self, unit: str) -> str:
+        """The uid of the unit an agent token is minted for, read from MongoDB: the
+        cache may not have the unit yet (created a moment ago, maybe elsewhere), or
+        may still hold an incarnation that has just been replaced."""
+        uid = await self.store.unit_uid(unit)
+        if uid is None:
+            raise NotFound(
+                f"unit {unit!r} not found: an agent token is bound to a unit that exists "
+                "(add the unit first)"
+            )
+        return uid
 
     @unary
     async def CreateToken(
@@ -62,15 +76,23 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
                 "(10 years); use 0 for no expiry"
             )
         lifetime = dt.timedelta(seconds=request.expires_in_seconds)
+        role = auth.parse_role(request.role)
+        auth.check_token_name(request.name)
+        unit_uid = ""
+        if role is auth.Role.AGENT and request.unit:
+            model.parse_unit_name(request.unit)
+            unit_uid = await self._unit_uid(request.unit)
         now = self.store.clock()
         caller = current_principal.get()
         minted = auth.mint(
-            auth.parse_role(request.role),
+            role,
             unit=request.unit or None,
             expires_at=now + lifetime if request.expires_in_seconds else None,
             created_by=caller.token_id if caller else "",
             description=request.description,
             now=now,
+            name=request.name,
+            unit_uid=unit_uid,
         )
         result = await self.store.create_token(minted.doc)
         token_id = minted.doc["_id"]

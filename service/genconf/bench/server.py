@@ -29,6 +29,9 @@ from genconf.readside import tune_gc
 from genconf.server import ServerConfig, serve
 
 READY_LINE: Final = "genconf bench server ready on"
+# Every bench stream comes from loopback without a token, so `serve`'s per-peer
+# limit would stop the bench at its default; the bench measures cost, not limits.
+STREAM_LIMIT: Final = 1_000_000
 
 
 def _term_at_stdin_eof() -> None:
@@ -48,6 +51,8 @@ async def _serve(args: argparse.Namespace) -> int:
         ring_size=args.ring_size,
         tuning=Tuning(),
         bench_baseline=True,
+        streams_per_peer=args.streams_per_peer,
+        max_streams=args.max_streams,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         if args.exit_with_stdin:
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bookmark-interval", type=float, default=ServerConfig.bookmark_interval)
     parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--streams-per-peer", type=int, default=STREAM_LIMIT)
+    parser.add_argument("--max-streams", type=int, default=STREAM_LIMIT)
     parser.add_argument(
         "--exit-with-stdin",
         action="store_true",

@@ -540,9 +540,7 @@ def _report(
         Figure(
             "GetConfig off MongoDB", "units", consistency["get_config_mismatches"], target_max=0
         ),
-        Figure(
-            "model invariants broken", "", consistency["invariant_violations"], target_max=0
-        ),
+        Figure("model invariants broken", "", consistency["invariant_violations"], target_max=0),
     ]
     watchers = [p.watchers for p in samples]
     return Report(

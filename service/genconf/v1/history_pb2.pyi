@@ -70,16 +70,18 @@ class DiffVersionsRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ...) -> None: ...
 
 class DiffVersionsResponse(_message.Message):
-    __slots__ = ("application", "from_version", "to_version", "entries")
+    __slots__ = ("application", "from_version", "to_version", "entries", "secret_keys")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SECRET_KEYS_FIELD_NUMBER: _ClassVar[int]
     application: str
     from_version: int
     to_version: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.DiffEntry]
-    def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.DiffEntry, _Mapping]]] = ...) -> None: ...
+    secret_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.DiffEntry, _Mapping]]] = ..., secret_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
     __slots__ = ("application", "to_version", "expected_version", "reason", "created_by")
@@ -140,7 +142,7 @@ class KeyHistoryRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., limit: _Optional[int] = ..., before_version: _Optional[int] = ...) -> None: ...
 
 class KeyHistoryEntry(_message.Message):
-    __slots__ = ("version", "has_value", "value", "is_default", "created_by", "timestamp", "reason", "generation")
+    __slots__ = ("version", "has_value", "value", "is_default", "created_by", "timestamp", "reason", "generation", "secret")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HAS_VALUE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +151,7 @@ class KeyHistoryEntry(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
     version: int
     has_value: bool
     value: _struct_pb2.Value
@@ -157,7 +160,8 @@ class KeyHistoryEntry(_message.Message):
     timestamp: _timestamp_pb2.Timestamp
     reason: str
     generation: int
-    def __init__(self, version: _Optional[int] = ..., has_value: _Optional[bool] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., is_default: _Optional[bool] = ..., created_by: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
+    secret: bool
+    def __init__(self, version: _Optional[int] = ..., has_value: _Optional[bool] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., is_default: _Optional[bool] = ..., created_by: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., generation: _Optional[int] = ..., secret: _Optional[bool] = ...) -> None: ...
 
 class KeyHistoryResponse(_message.Message):
     __slots__ = ("application", "key", "entries", "more")

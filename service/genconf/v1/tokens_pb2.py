@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from genconf.v1 import types_pb2 as genconf_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17genconf/v1/tokens.proto\x12\ngenconf.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16genconf/v1/types.proto\"\xcd\x01\n\tTokenInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x07 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"a\n\x12\x43reateTokenRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"[\n\x13\x43reateTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.genconf.v1.TokenInfo\x12\x10\n\x08revision\x18\x03 \x01(\x04\")\n\x11ListTokensRequest\x12\x14\n\x0cmin_revision\x18\x01 \x01(\x04\"M\n\x12ListTokensResponse\x12%\n\x06tokens\x18\x01 \x03(\x0b\x32\x15.genconf.v1.TokenInfo\x12\x10\n\x08revision\x18\x02 \x01(\x04\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xf5\x01\n\x0cTokenService\x12N\n\x0b\x43reateToken\x12\x1e.genconf.v1.CreateTokenRequest\x1a\x1f.genconf.v1.CreateTokenResponse\x12K\n\nListTokens\x12\x1d.genconf.v1.ListTokensRequest\x1a\x1e.genconf.v1.ListTokensResponse\x12H\n\x0bRevokeToken\x12\x1e.genconf.v1.RevokeTokenRequest\x1a\x19.genconf.v1.WriteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17genconf/v1/tokens.proto\x12\ngenconf.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16genconf/v1/types.proto\"\xed\x01\n\tTokenInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x07 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x0c\n\x04name\x18\t \x01(\t\x12\x10\n\x08unit_uid\x18\n \x01(\t\"o\n\x12\x43reateTokenRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"[\n\x13\x43reateTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.genconf.v1.TokenInfo\x12\x10\n\x08revision\x18\x03 \x01(\x04\")\n\x11ListTokensRequest\x12\x14\n\x0cmin_revision\x18\x01 \x01(\x04\"M\n\x12ListTokensResponse\x12%\n\x06tokens\x18\x01 \x03(\x0b\x32\x15.genconf.v1.TokenInfo\x12\x10\n\x08revision\x18\x02 \x01(\x04\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xf5\x01\n\x0cTokenService\x12N\n\x0b\x43reateToken\x12\x1e.genconf.v1.CreateTokenRequest\x1a\x1f.genconf.v1.CreateTokenResponse\x12K\n\nListTokens\x12\x1d.genconf.v1.ListTokensRequest\x1a\x1e.genconf.v1.ListTokensResponse\x12H\n\x0bRevokeToken\x12\x1e.genconf.v1.RevokeTokenRequest\x1a\x19.genconf.v1.WriteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +34,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genconf.v1.tokens_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TOKENINFO']._serialized_start=97
-  _globals['_TOKENINFO']._serialized_end=302
-  _globals['_CREATETOKENREQUEST']._serialized_start=304
-  _globals['_CREATETOKENREQUEST']._serialized_end=401
-  _globals['_CREATETOKENRESPONSE']._serialized_start=403
-  _globals['_CREATETOKENRESPONSE']._serialized_end=494
-  _globals['_LISTTOKENSREQUEST']._serialized_start=496
-  _globals['_LISTTOKENSREQUEST']._serialized_end=537
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=539
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=616
-  _globals['_REVOKETOKENREQUEST']._serialized_start=618
-  _globals['_REVOKETOKENREQUEST']._serialized_end=650
-  _globals['_TOKENSERVICE']._serialized_start=653
-  _globals['_TOKENSERVICE']._serialized_end=898
+  _globals['_TOKENINFO']._serialized_end=334
+  _globals['_CREATETOKENREQUEST']._serialized_start=336
+  _globals['_CREATETOKENREQUEST']._serialized_end=447
+  _globals['_CREATETOKENRESPONSE']._serialized_start=449
+  _globals['_CREATETOKENRESPONSE']._serialized_end=540
+  _globals['_LISTTOKENSREQUEST']._serialized_start=542
+  _globals['_LISTTOKENSREQUEST']._serialized_end=583
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=585
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=662
+  _globals['_REVOKETOKENREQUEST']._serialized_start=664
+  _globals['_REVOKETOKENREQUEST']._serialized_end=696
+  _globals['_TOKENSERVICE']._serialized_start=699
+  _globals['_TOKENSERVICE']._serialized_end=944
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TokenInfo(_message.Message):
-    __slots__ = ("id", "role", "unit", "created_by", "created_at", "expires_at", "revoked", "description")
+    __slots__ = ("id", "role", "unit", "created_by", "created_at", "expires_at", "revoked", "description", "name", "unit_uid")
     ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,8 @@ class TokenInfo(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_UID_FIELD_NUMBER: _ClassVar[int]
     id: str
     role: str
     unit: str
@@ -28,19 +30,23 @@ class TokenInfo(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     revoked: bool
     description: str
-    def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., unit: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+    name: str
+    unit_uid: str
+    def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., unit: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[bool] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., unit_uid: _Optional[str] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
-    __slots__ = ("role", "unit", "expires_in_seconds", "description")
+    __slots__ = ("role", "unit", "expires_in_seconds", "description", "name")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     role: str
     unit: str
     expires_in_seconds: int
     description: str
-    def __init__(self, role: _Optional[str] = ..., unit: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, role: _Optional[str] = ..., unit: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., description: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
     __slots__ = ("token", "info", "revision")

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16genconf/v1/types.proto\x12\ngenconf.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x0cOptionSchema\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x07\x64\x65\x66\x61ult\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0e\n\x06secret\x18\x04 \x01(\x08\"\x9f\x02\n\x0b\x41pplication\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x63harm\x18\x02 \x01(\t\x12\x33\n\x06schema\x18\x03 \x03(\x0b\x32#.genconf.v1.Application.SchemaEntry\x12)\n\x08settings\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\teffective\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\r\n\x05units\x18\x07 \x03(\t\x1aG\n\x0bSchemaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.genconf.v1.OptionSchema:\x02\x38\x01\"b\n\rAppliedReport\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x04Unit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12*\n\x07\x61pplied\x18\x04 \x01(\x0b\x32\x19.genconf.v1.AppliedReport\"\x86\x01\n\x0c\x42ranchChange\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08has_from\x18\x04 \x01(\x08\x12$\n\x04\x66rom\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"T\n\x12\x41pplicationChanges\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12)\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x18.genconf.v1.BranchChange\"e\n\x0bUnitApplied\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x08\x12)\n\x06report\x18\x04 \x01(\x0b\x32\x19.genconf.v1.AppliedReport\"\xe0\x01\n\x06\x42ranch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ncreated_by\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12track_applications\x18\x04 \x03(\t\x12/\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1e.genconf.v1.ApplicationChanges\x12\r\n\x05units\x18\x06 \x03(\t\x12(\n\x07\x61pplied\x18\x07 \x03(\x0b\x32\x17.genconf.v1.UnitApplied\"\x84\x01\n\tKeyChange\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08has_from\x18\x02 \x01(\x08\x12$\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0e\n\x06has_to\x18\x04 \x01(\x08\x12\"\n\x02to\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"T\n\x15\x41pplicationKeyChanges\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12&\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x15.genconf.v1.KeyChange\"\xa7\x02\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x32\n\x07\x63hanges\x18\x04 \x03(\x0b\x32!.genconf.v1.ApplicationKeyChanges\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x36\n\x08versions\x18\x08 \x03(\x0b\x32$.genconf.v1.Generation.VersionsEntry\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa6\x01\n\tDiffEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07has_old\x18\x03 \x01(\x08\x12#\n\x03old\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07has_new\x18\x05 \x01(\x08\x12#\n\x03new\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x11\n\ttext_diff\x18\x07 \x01(\t\"\x94\x02\n\x07Version\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12)\n\x08settings\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10previous_version\x18\x08 \x01(\x03\x12\x12\n\ngeneration\x18\t \x01(\x03\x12\x0c\n\x04tags\x18\n \x03(\t\"\xae\x01\n\x06\x43onfig\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63onfig_json\x18\x05 \x01(\t\x12\x0c\n\x04hash\x18\x06 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\x03\x12\x10\n\x08revision\x18\x08 \x01(\x04\"\xb0\x01\n\rWriteResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x39\n\x08versions\x18\x03 \x03(\x0b\x32\'.genconf.v1.WriteResponse.VersionsEntry\x12\r\n\x05units\x18\x04 \x03(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"c\n\x0e\x43onflictDetail\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\t\x12\x10\n\x08proposed\x18\x05 \x01(\t\"\x8b\x01\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x16\n\x0e\x61\x63tual_version\x18\x03 \x01(\x03\x12-\n\tconflicts\x18\x04 \x03(\x0b\x32\x1a.genconf.v1.ConflictDetail\x12\r\n\x05units\x18\x05 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16genconf/v1/types.proto\x12\ngenconf.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x0cOptionSchema\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x07\x64\x65\x66\x61ult\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0e\n\x06secret\x18\x04 \x01(\x08\"\xac\x02\n\x0b\x41pplication\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x63harm\x18\x02 \x01(\t\x12\x33\n\x06schema\x18\x03 \x03(\x0b\x32#.genconf.v1.Application.SchemaEntry\x12)\n\x08settings\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\teffective\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\r\n\x05units\x18\x07 \x03(\t\x12\x0b\n\x03uid\x18\x08 \x01(\t\x1aG\n\x0bSchemaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.genconf.v1.OptionSchema:\x02\x38\x01\"b\n\rAppliedReport\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x01\n\x04Unit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12*\n\x07\x61pplied\x18\x04 \x01(\x0b\x32\x19.genconf.v1.AppliedReport\x12\x0b\n\x03uid\x18\x05 \x01(\t\x12\x17\n\x0f\x61pplication_uid\x18\x06 \x01(\t\"\x86\x01\n\x0c\x42ranchChange\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08has_from\x18\x04 \x01(\x08\x12$\n\x04\x66rom\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"T\n\x12\x41pplicationChanges\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12)\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x18.genconf.v1.BranchChange\"e\n\x0bUnitApplied\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x08\x12)\n\x06report\x18\x04 \x01(\x0b\x32\x19.genconf.v1.AppliedReport\"\x8d\x02\n\x06\x42ranch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ncreated_by\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12track_applications\x18\x04 \x03(\t\x12/\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1e.genconf.v1.ApplicationChanges\x12\r\n\x05units\x18\x06 \x03(\t\x12(\n\x07\x61pplied\x18\x07 \x03(\x0b\x32\x17.genconf.v1.UnitApplied\x12\x14\n\x0con_behalf_of\x18\x08 \x01(\t\x12\x15\n\rauthenticated\x18\t \x01(\x08\"\x84\x01\n\tKeyChange\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08has_from\x18\x02 \x01(\x08\x12$\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0e\n\x06has_to\x18\x04 \x01(\x08\x12\"\n\x02to\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"i\n\x15\x41pplicationKeyChanges\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12&\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x15.genconf.v1.KeyChange\x12\x13\n\x0bsecret_keys\x18\x03 \x03(\t\"\xd4\x02\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x32\n\x07\x63hanges\x18\x04 \x03(\x0b\x32!.genconf.v1.ApplicationKeyChanges\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x36\n\x08versions\x18\x08 \x03(\x0b\x32$.genconf.v1.Generation.VersionsEntry\x12\x14\n\x0con_behalf_of\x18\t \x01(\t\x12\x15\n\rauthenticated\x18\n \x01(\x08\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa6\x01\n\tDiffEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07has_old\x18\x03 \x01(\x08\x12#\n\x03old\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07has_new\x18\x05 \x01(\x08\x12#\n\x03new\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x11\n\ttext_diff\x18\x07 \x01(\t\"\xd6\x02\n\x07Version\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12)\n\x08settings\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10previous_version\x18\x08 \x01(\x03\x12\x12\n\ngeneration\x18\t \x01(\x03\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x14\n\x0con_behalf_of\x18\x0b \x01(\t\x12\x15\n\rauthenticated\x18\x0c \x01(\x08\x12\x13\n\x0bsecret_keys\x18\x0f \x03(\t\"\xae\x01\n\x06\x43onfig\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63onfig_json\x18\x05 \x01(\t\x12\x0c\n\x04hash\x18\x06 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\x03\x12\x10\n\x08revision\x18\x08 \x01(\x04\"\xb0\x01\n\rWriteResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x39\n\x08versions\x18\x03 \x03(\x0b\x32\'.genconf.v1.WriteResponse.VersionsEntry\x12\r\n\x05units\x18\x04 \x03(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"c\n\x0e\x43onflictDetail\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\t\x12\x10\n\x08proposed\x18\x05 \x01(\t\"\x8b\x01\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x16\n\x0e\x61\x63tual_version\x18\x03 \x01(\x03\x12-\n\tconflicts\x18\x04 \x03(\x0b\x32\x1a.genconf.v1.ConflictDetail\x12\r\n\x05units\x18\x05 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,41 +42,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPTIONSCHEMA']._serialized_start=101
   _globals['_OPTIONSCHEMA']._serialized_end=207
   _globals['_APPLICATION']._serialized_start=210
-  _globals['_APPLICATION']._serialized_end=497
-  _globals['_APPLICATION_SCHEMAENTRY']._serialized_start=426
-  _globals['_APPLICATION_SCHEMAENTRY']._serialized_end=497
-  _globals['_APPLIEDREPORT']._serialized_start=499
-  _globals['_APPLIEDREPORT']._serialized_end=597
-  _globals['_UNIT']._serialized_start=599
-  _globals['_UNIT']._serialized_end=700
-  _globals['_BRANCHCHANGE']._serialized_start=703
-  _globals['_BRANCHCHANGE']._serialized_end=837
-  _globals['_APPLICATIONCHANGES']._serialized_start=839
-  _globals['_APPLICATIONCHANGES']._serialized_end=923
-  _globals['_UNITAPPLIED']._serialized_start=925
-  _globals['_UNITAPPLIED']._serialized_end=1026
-  _globals['_BRANCH']._serialized_start=1029
-  _globals['_BRANCH']._serialized_end=1253
-  _globals['_KEYCHANGE']._serialized_start=1256
-  _globals['_KEYCHANGE']._serialized_end=1388
-  _globals['_APPLICATIONKEYCHANGES']._serialized_start=1390
-  _globals['_APPLICATIONKEYCHANGES']._serialized_end=1474
-  _globals['_GENERATION']._serialized_start=1477
-  _globals['_GENERATION']._serialized_end=1772
-  _globals['_GENERATION_VERSIONSENTRY']._serialized_start=1725
-  _globals['_GENERATION_VERSIONSENTRY']._serialized_end=1772
-  _globals['_DIFFENTRY']._serialized_start=1775
-  _globals['_DIFFENTRY']._serialized_end=1941
-  _globals['_VERSION']._serialized_start=1944
-  _globals['_VERSION']._serialized_end=2220
-  _globals['_CONFIG']._serialized_start=2223
-  _globals['_CONFIG']._serialized_end=2397
-  _globals['_WRITERESPONSE']._serialized_start=2400
-  _globals['_WRITERESPONSE']._serialized_end=2576
-  _globals['_WRITERESPONSE_VERSIONSENTRY']._serialized_start=1725
-  _globals['_WRITERESPONSE_VERSIONSENTRY']._serialized_end=1772
-  _globals['_CONFLICTDETAIL']._serialized_start=2578
-  _globals['_CONFLICTDETAIL']._serialized_end=2677
-  _globals['_ERRORDETAIL']._serialized_start=2680
-  _globals['_ERRORDETAIL']._serialized_end=2819
+  _globals['_APPLICATION']._serialized_end=510
+  _globals['_APPLICATION_SCHEMAENTRY']._serialized_start=439
+  _globals['_APPLICATION_SCHEMAENTRY']._serialized_end=510
+  _globals['_APPLIEDREPORT']._serialized_start=512
+  _globals['_APPLIEDREPORT']._serialized_end=610
+  _globals['_UNIT']._serialized_start=613
+  _globals['_UNIT']._serialized_end=752
+  _globals['_BRANCHCHANGE']._serialized_start=755
+  _globals['_BRANCHCHANGE']._serialized_end=889
+  _globals['_APPLICATIONCHANGES']._serialized_start=891
+  _globals['_APPLICATIONCHANGES']._serialized_end=975
+  _globals['_UNITAPPLIED']._serialized_start=977
+  _globals['_UNITAPPLIED']._serialized_end=1078
+  _globals['_BRANCH']._serialized_start=1081
+  _globals['_BRANCH']._serialized_end=1350
+  _globals['_KEYCHANGE']._serialized_start=1353
+  _globals['_KEYCHANGE']._serialized_end=1485
+  _globals['_APPLICATIONKEYCHANGES']._serialized_start=1487
+  _globals['_APPLICATIONKEYCHANGES']._serialized_end=1592
+  _globals['_GENERATION']._serialized_start=1595
+  _globals['_GENERATION']._serialized_end=1935
+  _globals['_GENERATION_VERSIONSENTRY']._serialized_start=1888
+  _globals['_GENERATION_VERSIONSENTRY']._serialized_end=1935
+  _globals['_DIFFENTRY']._serialized_start=1938
+  _globals['_DIFFENTRY']._serialized_end=2104
+  _globals['_VERSION']._serialized_start=2107
+  _globals['_VERSION']._serialized_end=2449
+  _globals['_CONFIG']._serialized_start=2452
+  _globals['_CONFIG']._serialized_end=2626
+  _globals['_WRITERESPONSE']._serialized_start=2629
+  _globals['_WRITERESPONSE']._serialized_end=2805
+  _globals['_WRITERESPONSE_VERSIONSENTRY']._serialized_start=1888
+  _globals['_WRITERESPONSE_VERSIONSENTRY']._serialized_end=1935
+  _globals['_CONFLICTDETAIL']._serialized_start=2807
+  _globals['_CONFLICTDETAIL']._serialized_end=2906
+  _globals['_ERRORDETAIL']._serialized_start=2909
+  _globals['_ERRORDETAIL']._serialized_end=3048
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ class OptionSchema(_message.Message):
     def __init__(self, type: _Optional[str] = ..., default: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., description: _Optional[str] = ..., secret: _Optional[bool] = ...) -> None: ...
 
 class Application(_message.Message):
-    __slots__ = ("name", "charm", "schema", "settings", "effective", "version", "units")
+    __slots__ = ("name", "charm", "schema", "settings", "effective", "version", "units", "uid")
     class SchemaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class Application(_message.Message):
     EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
     name: str
     charm: str
     schema: _containers.MessageMap[str, OptionSchema]
@@ -45,7 +46,8 @@ class Application(_message.Message):
     effective: _struct_pb2.Struct
     version: int
     units: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., charm: _Optional[str] = ..., schema: _Optional[_Mapping[str, OptionSchema]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., effective: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., units: _Optional[_Iterable[str]] = ...) -> None: ...
+    uid: str
+    def __init__(self, name: _Optional[str] = ..., charm: _Optional[str] = ..., schema: _Optional[_Mapping[str, OptionSchema]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., effective: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., units: _Optional[_Iterable[str]] = ..., uid: _Optional[str] = ...) -> None: ...
 
 class AppliedReport(_message.Message):
     __slots__ = ("hash", "ok", "message", "at")
@@ -60,16 +62,20 @@ class AppliedReport(_message.Message):
     def __init__(self, hash: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Unit(_message.Message):
-    __slots__ = ("name", "application", "branch", "applied")
+    __slots__ = ("name", "application", "branch", "applied", "uid", "application_uid")
     NAME_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_UID_FIELD_NUMBER: _ClassVar[int]
     name: str
     application: str
     branch: str
     applied: AppliedReport
-    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., branch: _Optional[str] = ..., applied: _Optional[_Union[AppliedReport, _Mapping]] = ...) -> None: ...
+    uid: str
+    application_uid: str
+    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., branch: _Optional[str] = ..., applied: _Optional[_Union[AppliedReport, _Mapping]] = ..., uid: _Optional[str] = ..., application_uid: _Optional[str] = ...) -> None: ...
 
 class BranchChange(_message.Message):
     __slots__ = ("key", "op", "value", "has_from")
@@ -105,7 +111,7 @@ class UnitApplied(_message.Message):
     def __init__(self, unit: _Optional[str] = ..., hash: _Optional[str] = ..., applied: _Optional[bool] = ..., report: _Optional[_Union[AppliedReport, _Mapping]] = ...) -> None: ...
 
 class Branch(_message.Message):
-    __slots__ = ("name", "created_by", "created_at", "track_applications", "changes", "units", "applied")
+    __slots__ = ("name", "created_by", "created_at", "track_applications", "changes", "units", "applied", "on_behalf_of", "authenticated")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +119,8 @@ class Branch(_message.Message):
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
+    AUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_by: str
     created_at: _timestamp_pb2.Timestamp
@@ -120,7 +128,9 @@ class Branch(_message.Message):
     changes: _containers.RepeatedCompositeFieldContainer[ApplicationChanges]
     units: _containers.RepeatedScalarFieldContainer[str]
     applied: _containers.RepeatedCompositeFieldContainer[UnitApplied]
-    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., track_applications: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[ApplicationChanges, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ..., applied: _Optional[_Iterable[_Union[UnitApplied, _Mapping]]] = ...) -> None: ...
+    on_behalf_of: str
+    authenticated: bool
+    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., track_applications: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[ApplicationChanges, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ..., applied: _Optional[_Iterable[_Union[UnitApplied, _Mapping]]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ...) -> None: ...
 
 class KeyChange(_message.Message):
     __slots__ = ("key", "has_from", "has_to", "to")
@@ -136,15 +146,17 @@ class KeyChange(_message.Message):
     def __init__(self, key: _Optional[str] = ..., has_from: _Optional[bool] = ..., has_to: _Optional[bool] = ..., to: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., **kwargs) -> None: ...
 
 class ApplicationKeyChanges(_message.Message):
-    __slots__ = ("application", "changes")
+    __slots__ = ("application", "changes", "secret_keys")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    SECRET_KEYS_FIELD_NUMBER: _ClassVar[int]
     application: str
     changes: _containers.RepeatedCompositeFieldContainer[KeyChange]
-    def __init__(self, application: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[KeyChange, _Mapping]]] = ...) -> None: ...
+    secret_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, application: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[KeyChange, _Mapping]]] = ..., secret_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("id", "kind", "branch", "changes", "created_by", "created_at", "reason", "versions")
+    __slots__ = ("id", "kind", "branch", "changes", "created_by", "created_at", "reason", "versions", "on_behalf_of", "authenticated")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +172,8 @@ class Generation(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
+    AUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     kind: str
     branch: str
@@ -168,7 +182,9 @@ class Generation(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     reason: str
     versions: _containers.ScalarMap[str, int]
-    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., branch: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ApplicationKeyChanges, _Mapping]]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., versions: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    on_behalf_of: str
+    authenticated: bool
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., branch: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ApplicationKeyChanges, _Mapping]]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., versions: _Optional[_Mapping[str, int]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ...) -> None: ...
 
 class DiffEntry(_message.Message):
     __slots__ = ("path", "kind", "has_old", "old", "has_new", "new", "text_diff")
@@ -189,7 +205,7 @@ class DiffEntry(_message.Message):
     def __init__(self, path: _Optional[str] = ..., kind: _Optional[str] = ..., has_old: _Optional[bool] = ..., old: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., has_new: _Optional[bool] = ..., new: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., text_diff: _Optional[str] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("application", "version", "settings", "timestamp", "reason", "created_by", "metadata", "previous_version", "generation", "tags")
+    __slots__ = ("application", "version", "settings", "timestamp", "reason", "created_by", "metadata", "previous_version", "generation", "tags", "on_behalf_of", "authenticated", "secret_keys")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +216,9 @@ class Version(_message.Message):
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
+    AUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
+    SECRET_KEYS_FIELD_NUMBER: _ClassVar[int]
     application: str
     version: int
     settings: _struct_pb2.Struct
@@ -210,7 +229,10 @@ class Version(_message.Message):
     previous_version: int
     generation: int
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., previous_version: _Optional[int] = ..., generation: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    on_behalf_of: str
+    authenticated: bool
+    secret_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., previous_version: _Optional[int] = ..., generation: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ..., secret_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Config(_message.Message):
     __slots__ = ("unit", "application", "branch", "config", "config_json", "hash", "app_version", "revision")
