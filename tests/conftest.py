@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import uuid4
 
+import anyio
 import pytest
 from hypothesis import settings
 from pymongo import MongoClient
@@ -88,6 +89,21 @@ async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.aclose()
+
+
+@pytest.fixture
+async def replica_store(replica_set: EmbeddedReplicaSet) -> AsyncIterator[Store]:
+    """A `Store` on a fresh database of the three-node replica set, dropped afterwards."""
+    await anyio.to_thread.run_sync(replica_set.wait_healthy, 60)
+    store = Store.connect(replica_set.uri, "t_" + uuid4().hex[:12])
+    await store.ensure_schema()
+    try:
+        yield store
+    finally:
+        try:
+            await store.client.drop_database(store.db.name)
+        finally:
+            await store.aclose()
 
 
 @pytest.fixture

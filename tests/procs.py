@@ -5,8 +5,10 @@ A plain module (not a conftest): tests import it as ``from procs import ...``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
+import signal
 import threading
 from pathlib import Path
 from typing import IO
@@ -39,3 +41,15 @@ def lines_of(stream: IO[str]) -> queue.Queue[str | None]:
 
     threading.Thread(target=pump, daemon=True).start()
     return out
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace: float = 10) -> None:
+    """SIGTERM a child we started, then SIGKILL it if it outlives ``grace`` seconds."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

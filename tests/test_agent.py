@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import pytest
+from procs import stop_process
 from servers import free_port, running_server
 
 from genconf import agent, model
@@ -56,13 +57,7 @@ async def agent_process(
     try:
         yield proc
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> int:

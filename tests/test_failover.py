@@ -9,9 +9,8 @@ effective config must equal a recomputation from MongoDB.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-from uuid import uuid4
 
 import anyio
 import anyio.to_thread
@@ -32,17 +31,9 @@ TUNING = Tuning(max_await_ms=100, backoff_initial=0.05, backoff_max=1.0)
 
 
 @pytest.fixture
-async def store(replica_set: EmbeddedReplicaSet) -> AsyncIterator[Store]:
-    await anyio.to_thread.run_sync(replica_set.wait_healthy, 60)
-    store = Store.connect(replica_set.uri, "t_" + uuid4().hex[:12])
-    await store.ensure_schema()
-    try:
-        yield store
-    finally:
-        try:
-            await store.client.drop_database(store.db.name)
-        finally:
-            await store.aclose()
+def store(replica_store: Store) -> Store:
+    """This file's store is on the three-node replica set."""
+    return replica_store
 
 
 async def cache_equals_mongodb(store: Store, cache: ModelCache) -> None:

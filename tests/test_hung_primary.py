@@ -15,9 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
-from uuid import uuid4
 
 import anyio
 import anyio.to_thread
@@ -35,18 +33,10 @@ LIMIT = 60.0
 
 
 @pytest.fixture
-async def store(replica_set: EmbeddedReplicaSet) -> AsyncIterator[Store]:
-    """The store (and its client, which the read side shares, as in the server)."""
-    await anyio.to_thread.run_sync(replica_set.wait_healthy, 60)
-    store = Store.connect(replica_set.uri, "t_" + uuid4().hex[:12])
-    await store.ensure_schema()
-    try:
-        yield store
-    finally:
-        try:
-            await store.client.drop_database(store.db.name)
-        finally:
-            await store.aclose()
+def store(replica_store: Store) -> Store:
+    """The store on the three-node replica set (its client is shared by the read
+    side, as in the server)."""
+    return replica_store
 
 
 def wait_for_new_primary(rs: EmbeddedReplicaSet, old: int, limit: float) -> float:

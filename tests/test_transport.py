@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import grpc
 import pytest
 from cli_runner import Genconf, clean_env
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from procs import stop_process
 from servers import running_server, server_config, wait_serving
 from tls_certs import CertificateAuthority
 
@@ -159,13 +159,7 @@ async def agent_process(argv: list[str], log: Path) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
 
 
 async def test_insecure_plaintext_starts_warns_and_lets_told_clients_send_tokens(
