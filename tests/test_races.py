@@ -131,8 +131,12 @@ async def test_add_units_racing_forced_abort(
     await run_rounds(pair, mongo_client, db_name, one, "add units vs forced abort")
 
 
+@pytest.mark.parametrize("write", ["set-branch-config", "track-application"])
 async def test_branch_writes_racing_remove_application(
-    pair: tuple[Client, Client], mongo_client: MongoClient[dict[str, Any]], db_name: str
+    pair: tuple[Client, Client],
+    mongo_client: MongoClient[dict[str, Any]],
+    db_name: str,
+    write: str,
 ) -> None:
     """Staging or tracking on a branch while the application is removed leaves the
     branch holding nothing of it: the branch still commits, and a re-created
@@ -142,12 +146,12 @@ async def test_branch_writes_racing_remove_application(
         app, branch = f"rm{r}", f"rm-b{r}"
         await a.create_application(app, schema=SCHEMA, units=1)
         await a.add_branch(branch)
-        write = (
+        staged = (
             a.set_branch_config(branch, app, {"port": 8080})
-            if r % 2 == 0
+            if write == "set-branch-config"
             else a.track_branch(branch, applications=[app])
         )
-        outcome = await race(write, b.remove_application(app))
+        outcome = await race(staged, b.remove_application(app))
         assert not mongo_violations(mongo_client, db_name)
         await a.create_application(app, schema=SCHEMA, units=1)
         fresh = await a.get_branch(branch)
@@ -156,7 +160,7 @@ async def test_branch_writes_racing_remove_application(
         await a.commit_branch(branch)
         return outcome
 
-    await run_rounds(pair, mongo_client, db_name, one, "branch write vs remove application")
+    await run_rounds(pair, mongo_client, db_name, one, f"{write} vs remove application")
 
 
 async def test_schema_change_racing_branch_config(
