@@ -19,9 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import server_config
 
-from genconf import model
+from genconf import model, wire
 from genconf import server as server_module
-from genconf.api import convert
 from genconf.client import Client, ClientError
 from genconf.errors import GenconfError, InvalidArgument
 from genconf.server import RunningServer, serve
@@ -38,7 +37,7 @@ GRPC_DEFAULT_RECEIVE = 4 * 1024 * 1024
 @given(st.integers(-MAX, MAX))
 def test_prop_integers_in_the_exact_range_cross_protobuf_unchanged(n: int) -> None:
     values = {"k": n, "o": {"l": [n, {"n": n}]}}
-    back = convert.from_struct(convert.to_struct(values))
+    back = wire.from_struct(wire.to_struct(values))
     assert back == values
     assert type(back["k"]) is int and type(back["o"]["l"][1]["n"]) is int
 
@@ -50,7 +49,7 @@ def test_prop_integers_past_the_range_are_refused_on_both_sides_of_the_wire(n: i
     (2**53 + 1 arrives as 2**53), refuses that, nested or as an int option."""
     with pytest.raises(InvalidArgument, match=re.escape(RANGE)):
         model.check_wire_numbers("o", {"a": [n]})
-    arrived = convert.from_struct(convert.to_struct({"o": {"a": [n]}, "i": n}))
+    arrived = wire.from_struct(wire.to_struct({"o": {"a": [n]}, "i": n}))
     with pytest.raises(InvalidArgument, match=re.escape("at o.a[0]: ")):
         model.coerce_value("o", model.OptionSpec(model.ValueType.OBJECT), arrived["o"])
     with pytest.raises(InvalidArgument, match=r"value of 'i' is .*integers must lie"):
@@ -105,7 +104,7 @@ async def test_an_integer_past_2_53_is_refused_naming_key_and_path_and_nothing_i
         "count": {"count": 2**53 + 1},
     }
     for path, values in raw.items():
-        request = controller_pb2.SetConfigRequest(application="nums", set=convert.to_struct(values))
+        request = controller_pb2.SetConfigRequest(application="nums", set=wire.to_struct(values))
         with pytest.raises(grpc.aio.AioRpcError) as rpc:
             await stub.SetConfig(request)
         message = rpc.value.details() or ""
@@ -138,7 +137,7 @@ async def test_integers_up_to_2_53_minus_1_round_trip_exactly(
     assert got.config == values
     assert got.hash == model.config_hash(values)
     app = await client.get_application("nums")
-    assert convert.from_struct(app.settings) == values  # the Struct carries them exactly too
+    assert wire.from_struct(app.settings) == values  # the Struct carries them exactly too
     with anyio.fail_after(30):
         async with aclosing(client.watch_config("nums/0")) as watch:
             assert (await anext(watch)).config == values
@@ -177,7 +176,7 @@ async def test_a_3_6_mb_config_reaches_get_config_watch_config_and_the_cli(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await agent_pb2_grpc.AgentServiceStub(plain).GetConfig(unit)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert reply.ByteSize() < convert.MAX_MESSAGE_BYTES
+    assert reply.ByteSize() < wire.MAX_MESSAGE_BYTES
 
     with anyio.fail_after(30):
         async with aclosing(client.watch_config("big/0")) as watch:

@@ -26,13 +26,14 @@ from servers import running_server
 from test_security import BOOTSTRAP, CALL_TIMEOUT, auth_server, genconf_services
 
 from genconf import auth, model
-from genconf.api.convert import diff_to_proto, to_value
+from genconf.api.convert import diff_to_proto
 from genconf.api.guard import Guard
 from genconf.api.redact import HASHED, REDACTED, keyed_hash, redacted
 from genconf.client import Client
 from genconf.store import KEYS, OBSERVER_KEY, Store
 from genconf.tokenbook import TokenBook
 from genconf.v1 import agent_pb2, agent_pb2_grpc, history_pb2, types_pb2
+from genconf.wire import to_value
 
 PIN = "4821"
 SCHEMA: dict[str, Any] = {

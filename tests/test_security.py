@@ -32,7 +32,6 @@ from tls_certs import CertificateAuthority, Issued
 
 import genconf.v1
 from genconf import auth, model
-from genconf.api.convert import to_value
 from genconf.api.guard import Guard
 from genconf.api.redact import REDACTED
 from genconf.client import Client, ClientError
@@ -49,6 +48,7 @@ from genconf.v1 import (
     tokens_pb2,
     types_pb2,
 )
+from genconf.wire import to_value
 
 OK = grpc.StatusCode.OK
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED

@@ -34,6 +34,7 @@ from genconf.store import (
     APPLICATIONS,
     BOOKKEEPING,
     BRANCHES,
+    FENCES,
     GENERATIONS,
     UNITS,
     VERSIONS,
@@ -990,3 +991,17 @@ async def test_a_unit_cannot_leave_a_wholly_tracked_application_alone(store: Sto
     assert await digest(store.db) == before
     result = await store.untrack("b", units=["app/1"], applications=["app"])
     assert result.units == ["app/0", "app/1"]
+
+
+async def test_fences_go_with_what_they_guard(store: Store) -> None:
+    """Fences of committed or aborted branches and removed applications are dropped,
+    so names long gone leave nothing behind."""
+    await store.create_application("app", schema=SCHEMA, units=1)
+    for name in ("done", "dropped"):
+        await store.add_branch(name)
+        await store.set_branch_config(name, "app", set={"k": 2})
+    assert await count(store, FENCES) == 3
+    await store.commit_branch("done")
+    await store.abort_branch("dropped")
+    await store.remove_application("app")
+    assert await count(store, FENCES) == 0

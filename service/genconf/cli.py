@@ -35,13 +35,13 @@ import grpc
 import yaml
 
 from genconf import model, views
-from genconf.api.convert import schema_from_proto
 from genconf.cli_history import add_history, add_tokens
 from genconf.cliconfig import ConfigFileError, Settings, resolve
 from genconf.client import Backoff, Client, ClientError, WriteResult
 from genconf.errors import GenconfError, InvalidArgument
 from genconf.logs import setup_logging
 from genconf.output import ColorMode, Format, Output, show
+from genconf.wire import schema_from_proto
 
 log = logging.getLogger("genconf")
 

@@ -25,8 +25,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genconf import model
 from genconf.addresses import target_is_local
-from genconf.api.convert import MAX_MESSAGE_BYTES, from_struct, to_struct, to_value
-from genconf.api.errors import DETAIL_KEY
 from genconf.errors import GenconfError, InvalidArgument
 from genconf.v1 import (
     admin_pb2,
@@ -41,6 +39,7 @@ from genconf.v1 import (
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
 from genconf.v1 import tokens_pb2 as tpb
+from genconf.wire import DETAIL_KEY, MAX_MESSAGE_BYTES, from_struct, to_struct, to_value
 
 log = logging.getLogger("genconf.client")
 

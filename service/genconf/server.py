@@ -28,7 +28,6 @@ from genconf.addresses import is_loopback
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
-from genconf.api.convert import MAX_MESSAGE_BYTES
 from genconf.api.guard import (
     DEFAULT_MAX_STREAMS,
     DEFAULT_STREAMS_PER_PEER,
@@ -66,6 +65,7 @@ from genconf.v1 import (
     tokens_pb2,
     tokens_pb2_grpc,
 )
+from genconf.wire import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("genconf.server")
 

@@ -387,6 +387,12 @@ class Store:
             {"_id": f"{kind}:{name}"}, {"$inc": {"n": 1}}, upsert=True, session=s
         )
 
+    async def _drop_fence(self, s: AsyncClientSession, kind: str, name: str) -> None:
+        """Remove the fence with what it guards, so fences of names long gone do not
+        pile up. Safe: a concurrent transaction that fenced the name wrote the same
+        document, so the two conflict; a later one finds the entity gone."""
+        await self.db[FENCES].delete_one({"_id": f"{kind}:{name}"}, session=s)
+
     async def _app(self, s: AsyncClientSession, name: str) -> dict[str, Any]:
         model.validate_app_name(name)
         await self._fence(s, "application", name)
@@ -696,6 +702,7 @@ class Store:
                 session=s,
             )
             await self.db[APPLICATIONS].delete_one({"_id": name}, session=s)
+            await self._drop_fence(s, "application", name)
 
         _, revision = await self._transact(body)
         return WriteResult(revision)
@@ -1134,6 +1141,7 @@ class Store:
             )
             released = await self._release_units(s, branch)
             await self.db[BRANCHES].delete_one({"_id": branch}, session=s)
+            await self._drop_fence(s, "branch", branch)
             return generation, versions, released
 
         (generation, versions, released), revision = await self._transact(body)
@@ -1185,6 +1193,7 @@ class Store:
                     )
             released = await self._release_units(s, branch)
             await self.db[BRANCHES].delete_one({"_id": branch}, session=s)
+            await self._drop_fence(s, "branch", branch)
             return released
 
         released, revision = await self._transact(body)

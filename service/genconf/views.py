@@ -15,13 +15,13 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from genconf.api.convert import from_struct, from_value
 from genconf.client import Config, WriteResult
 from genconf.output import Output, Renderer, show
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
 from genconf.v1 import tokens_pb2 as tpb
+from genconf.wire import from_struct, from_value
 
 Data = dict[str, Any]
 Schema = Mapping[str, types_pb2.OptionSchema]

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from genconf import auth, model
+from genconf import auth, model, wire
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import current_principal
@@ -47,7 +47,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         result = await self.store.create_application(
             request.name,
             charm=request.charm,
-            schema=convert.schema_from_proto(request.schema),
+            schema=wire.schema_from_proto(request.schema),
             units=request.units,
             **author(request.created_by),
         )
@@ -64,7 +64,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         result = await self.store.update_application(
             request.name,
             charm=request.charm if request.HasField("charm") else None,
-            schema=convert.schema_from_proto(request.schema) if request.replace_schema else None,
+            schema=wire.schema_from_proto(request.schema) if request.replace_schema else None,
         )
         return convert.write_to_proto(result)
 
@@ -141,11 +141,11 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
     ) -> types_pb2.WriteResponse:
         result = await self.store.set_config(
             request.application,
-            set=convert.from_struct(request.set),
+            set=wire.from_struct(request.set),
             unset=list(request.unset),
             expected_version=_expected(request),
             reason=request.reason,
-            metadata=convert.from_struct(request.metadata),
+            metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
         return convert.write_to_proto(result)
@@ -188,7 +188,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         result = await self.store.set_branch_config(
             request.branch,
             request.application,
-            set=convert.from_struct(request.set),
+            set=wire.from_struct(request.set),
             unset=list(request.unset),
         )
         return convert.write_to_proto(result)
@@ -229,7 +229,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             force=request.force,
             require_applied=request.require_applied,
             reason=request.reason,
-            metadata=convert.from_struct(request.metadata),
+            metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
         return convert.write_to_proto(result)

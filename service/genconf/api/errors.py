@@ -17,10 +17,10 @@ import grpc
 from genconf import errors
 from genconf.api.convert import conflict_to_proto
 from genconf.v1 import types_pb2
+from genconf.wire import DETAIL_KEY
 
 log = logging.getLogger("genconf.api")
 
-DETAIL_KEY: Final = "genconf-error-bin"
 
 STATUS: Final[dict[type[errors.GenconfError], grpc.StatusCode]] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,

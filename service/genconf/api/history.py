@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 
+from genconf import wire
 from genconf.api import convert
 from genconf.api.controller import author
 from genconf.api.errors import unary
@@ -138,13 +139,13 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
                 has_value=at.value is not ABSENT,
                 is_default=at.is_default,
                 created_by=doc.get("created_by", ""),
-                timestamp=convert.to_timestamp(doc.get("timestamp")),
+                timestamp=wire.to_timestamp(doc.get("timestamp")),
                 reason=doc.get("reason", ""),
                 generation=int(doc.get("generation") or 0),
                 secret=request.key in doc.get("secret_keys", ()),
             )
             if at.value is not ABSENT:
-                item.value.CopyFrom(convert.to_value(at.value))
+                item.value.CopyFrom(wire.to_value(at.value))
             out.entries.append(item)
         return out
 

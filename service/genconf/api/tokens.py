@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import grpc
 
-from genconf import auth, model
+from genconf import auth, model, wire
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import current_principal
@@ -36,8 +36,8 @@ def token_info(record: auth.TokenRecord) -> pb.TokenInfo:
         role=record.role.value,
         unit=record.unit or "",
         created_by=record.created_by,
-        created_at=convert.to_timestamp(record.created_at),
-        expires_at=convert.to_timestamp(record.expires_at),
+        created_at=wire.to_timestamp(record.created_at),
+        expires_at=wire.to_timestamp(record.expires_at),
         revoked=record.revoked,
         description=record.description,
         name=record.name,
