@@ -3,9 +3,11 @@ pymongo and no server-side module, so an agent's host needs neither."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 SERVER_SIDE = (
     "pymongo",
@@ -42,3 +44,145 @@ def test_the_check_can_fail() -> None:
     """The same check over the server module does see them (it is not vacuous)."""
     found = loaded_by("genconf.server")
     assert "pymongo" in found and "genconf.store" in found
+
+
+# -- the layering contract ----------------------------------------------------------
+
+SERVICE = Path(__file__).resolve().parent.parent / "service" / "genconf"
+CLIENT_SIDE = 5  # the client: beside the server's layers, not above them
+# Each module's layer; a module may import its own layer and those below. The client
+# may import only layers 0 and 1; "side" modules (dev tools, benchmarks) may import
+# anything, and only the CLI and other side modules import them.
+LAYERS: dict[str, int | str] = {
+    **dict.fromkeys(["genconf", "errors", "values", "logs", "addresses", "waiters"], 0),
+    **dict.fromkeys(["model", "limits", "records", "deltas", "wire", "auth"], 1),
+    **dict.fromkeys(["store", "history", "invariants"], 2),
+    **dict.fromkeys(["cache", "multiwatcher", "readiness", "readside", "tokenbook", "metrics"], 3),
+    **dict.fromkeys(["api", "server"], 4),
+    "client": CLIENT_SIDE,
+    **dict.fromkeys(["cli", "cli_history", "cliconfig", "output", "views", "agent"], 6),
+    **dict.fromkeys(["bench", "demo", "embedded", "protogen", "healthcheck"], "side"),
+}
+# Until the embedded MongoDB moves to dev/, the server starts it by default.
+KNOWN = {("genconf.server", "genconf.embedded")}
+
+
+def layer_of(module: str) -> int | str:
+    parts = module.split(".")
+    if parts == ["genconf"]:
+        return 0
+    if parts[1] == "v1":
+        return 0  # generated messages
+    return LAYERS[parts[1]]
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """genconf modules imported by ``path``, lazily or not (type-checking blocks aside)."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for n in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        found.update(n for n in names if n in modules)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {}
+    for path in SERVICE.rglob("*.py"):
+        parts = ("genconf", *path.relative_to(SERVICE).with_suffix("").parts)
+        name = ".".join(parts).removesuffix(".__init__")
+        if ".v1." not in f"{name}.":
+            paths[name] = path
+    modules = set(paths)
+    return {name: imports_of(path, modules) - {name} for name, path in paths.items()}
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import against the layers, and every import cycle."""
+    out = []
+    for module, deps in sorted(graph.items()):
+        mine = layer_of(module)
+        for dep in sorted(deps):
+            theirs = layer_of(dep)
+            if (module, dep) in KNOWN or mine == "side" or dep == "genconf":
+                continue
+            if theirs == "side":
+                if mine != 6:
+                    out.append(f"{module} imports the side module {dep}")
+            elif mine == CLIENT_SIDE:
+                if not isinstance(theirs, int) or theirs > 1:
+                    out.append(f"{module} (the client) imports {dep}")
+            elif isinstance(mine, int) and isinstance(theirs, int) and theirs > mine:
+                if not (mine == 6 and theirs == CLIENT_SIDE):
+                    out.append(f"{module} (layer {mine}) imports {dep} (layer {theirs})")
+    out.extend(f"import cycle: {' -> '.join(c)}" for c in cycles(graph))
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = []
+    for module in import_graph():
+        try:
+            layer_of(module)
+        except KeyError:
+            unplaced.append(module)
+    assert not unplaced, f"put these in a layer in tests/test_layers.py: {unplaced}"
+
+
+def test_imports_follow_the_layers_and_make_no_cycle() -> None:
+    assert violations(import_graph()) == []
+
+
+def test_the_contract_catches_a_violation() -> None:
+    """The store importing the API, the cache importing the CLI, and a cycle."""
+    graph = import_graph()
+    graph["genconf.store"] = graph["genconf.store"] | {"genconf.api.guard"}
+    graph["genconf.cache"] = graph["genconf.cache"] | {"genconf.cli"}
+    graph["genconf.errors"] = graph["genconf.errors"] | {"genconf.model"}
+    found = violations(graph)
+    print("\n" + "\n".join(found))
+    assert "genconf.store (layer 2) imports genconf.api.guard (layer 4)" in found
+    assert "genconf.cache (layer 3) imports genconf.cli (layer 6)" in found
+    assert any(line.startswith("import cycle:") and "genconf.errors" in line for line in found)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from genconf.values import show_value
+
 
 class GenconfError(Exception):
     """Base of every error genconf raises on purpose."""
@@ -77,8 +79,6 @@ class Conflict(FailedPrecondition):
     """Master changed under a branch (or generation) since it was touched."""
 
     def __init__(self, what: str, keys: list[ConflictedKey]) -> None:
-        from genconf.model import show_value
-
         parts = [
             f"{k.application}.{k.key} (from {show_value(k.expected)}, master now "
             f"{show_value(k.current)}, {what} wants {show_value(k.proposed)})"

@@ -22,46 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from genconf.errors import ConflictedKey, InvalidArgument
+from genconf.values import ABSENT, show_value
 
-# ---------------------------------------------------------------------------
-# Absence
-
-
-class _Absent:
-    """The sentinel for "no value": a key unset in master, or an unset change."""
-
-    _instance: _Absent | None = None
-
-    def __new__(cls) -> _Absent:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __reduce__(self) -> str:
-        return "ABSENT"
-
-
-ABSENT: Final = _Absent()
-
-
-def show_value(value: Any) -> str:
-    """A short, readable rendering of a config value for error messages."""
-    if value is ABSENT:
-        return "absent"
-    try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-        )
-    except (TypeError, ValueError, RecursionError):
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
+__all__ = ["ABSENT", "show_value"]  # re-exported: the domain's vocabulary
 
 # ---------------------------------------------------------------------------
 # Names
