@@ -43,6 +43,7 @@ from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
 from genconf.cache import ModelCache
 from genconf.deltas import COLLECTION_KINDS, DELTA_OVERHEAD, Batch, Delta, Kind, Record, plain_bytes
+from genconf.errors import GenconfError
 from genconf.records import Application, Branch, Generation, Unit
 from genconf.store import APPLICATIONS, BRANCHES, GENERATIONS, TOKENS, UNITS, revision_of
 from genconf.tokenbook import TokenBook
@@ -107,6 +108,8 @@ class WatcherStats:
     resyncs: int = 0
     # Events the server could not return (too large): each skipped by a reload.
     unreadable_events: int = 0
+    # Documents (written by another tool) that are not records genconf can read.
+    unreadable_documents: int = 0
     last_error: str = ""
     lag_seconds: float = 0.0
     # time.monotonic() when MongoDB last answered the stream (events or an empty
@@ -188,9 +191,13 @@ def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
     return Generation.from_doc(doc)
 
 
-def delta_of(event: Mapping[str, Any], schemas: dict[str, object] | None = None) -> Delta | None:
-    """A typed delta from one change event (None for events we do not model), with
-    its size (`retained_bytes`); ``schemas``: see there."""
+def delta_of(
+    event: Mapping[str, Any],
+    schemas: dict[str, object] | None = None,
+    stats: WatcherStats | None = None,
+) -> Delta | None:
+    """A typed delta from one change event (None for events we do not model or
+    cannot read), with its size (`retained_bytes`); ``schemas``: see there."""
     op = event.get("operationType")
     ns = event.get("ns") or {}
     kind = COLLECTION_KINDS.get(ns.get("coll", ""))
@@ -203,8 +210,42 @@ def delta_of(event: Mapping[str, Any], schemas: dict[str, object] | None = None)
             schemas.pop(key, None)
         return Delta(kind, key, revision, None, None, DELTA_OVERHEAD)
     doc = event["fullDocument"]
-    record = record_of(kind, doc)
+    record = readable(kind, doc, stats)
+    if record is None:
+        return None  # the cache keeps the last version it could read
     return Delta(kind, key, revision, record, None, retained_bytes(record, doc, schemas))
+
+
+# What a document that genconf did not write may raise when read as a record.
+_UNREADABLE: Final = (GenconfError, ValueError, TypeError, KeyError, AttributeError)
+
+
+def readable(
+    kind: Kind, doc: Mapping[str, Any], stats: WatcherStats | None = None
+) -> Record | None:
+    """``doc`` as a record, or None (logged) when it is not one genconf can read:
+    a document another tool wrote must not stop the one change stream of every
+    replica, so it is left out (on the stream, its last readable version stays)."""
+    try:
+        return record_of(kind, doc)
+    except _UNREADABLE as exc:
+        if stats is not None:
+            stats.unreadable_documents += 1
+        log.error(
+            "%s %r is not a document genconf can read (%s: %s); left out until it is "
+            "written again as one",
+            kind.value,
+            doc.get("_id"),
+            type(exc).__name__,
+            exc,
+        )
+        return None
+
+
+def readable_all(
+    kind: Kind, docs: list[dict[str, Any]], stats: WatcherStats | None = None
+) -> list[Any]:
+    return [r for d in docs if (r := readable(kind, d, stats)) is not None]
 
 
 def retained_bytes(
@@ -322,9 +363,9 @@ class Multiwatcher:
         assert at is not None
         last = int(gens[0]["_id"]) if gens else 0
         return Snapshot(
-            applications=[Application.from_doc(d) for d in docs[APPLICATIONS]],
-            units=[Unit.from_doc(d) for d in docs[UNITS]],
-            branches=[Branch.from_doc(d) for d in docs[BRANCHES]],
+            applications=readable_all(Kind.APPLICATION, docs[APPLICATIONS], self.stats),
+            units=readable_all(Kind.UNIT, docs[UNITS], self.stats),
+            branches=readable_all(Kind.BRANCH, docs[BRANCHES], self.stats),
             tokens=docs[TOKENS],
             last_generation=last,
             revision=revision_of(at),
@@ -394,7 +435,7 @@ class Multiwatcher:
 
     async def _generations_after(self, last: int, at: Timestamp) -> list[Generation]:
         docs, _ = await self._find_at(GENERATIONS, {"_id": {"$gt": last}}, at, sort={"_id": 1})
-        return [Generation.from_doc(d) for d in docs]
+        return readable_all(Kind.GENERATION, docs, self.stats)
 
     @property
     def _stream_timeout(self) -> float:
@@ -483,7 +524,7 @@ class Multiwatcher:
                 if now - last_yield >= self.tuning.yield_interval:
                     await anyio.lowlevel.checkpoint()
                     last_yield = time.perf_counter()
-            delta = delta_of(event, self._schemas)
+            delta = delta_of(event, self._schemas, self.stats)
             if delta is not None:
                 pending.append(delta)
             elif event["ns"].get("coll") == TOKENS:
