@@ -54,7 +54,7 @@ CLIENT_SIDE = 5  # the client: beside the server's layers, not above them
 # may import only layers 0 and 1; "side" modules (dev tools, benchmarks) may import
 # anything, and only the CLI and other side modules import them.
 LAYERS: dict[str, int | str] = {
-    **dict.fromkeys(["genconf", "errors", "values", "logs", "addresses", "waiters"], 0),
+    **dict.fromkeys(["genconf", "errors", "values", "logs", "addresses", "waiters", "defaults"], 0),
     **dict.fromkeys(["model", "limits", "records", "deltas", "wire", "auth"], 1),
     **dict.fromkeys(["store", "history", "invariants"], 2),
     **dict.fromkeys(["cache", "multiwatcher", "readiness", "readside", "tokenbook", "metrics"], 3),
@@ -186,3 +186,9 @@ def test_the_contract_catches_a_violation() -> None:
     assert "genconf.store (layer 2) imports genconf.api.guard (layer 4)" in found
     assert "genconf.cache (layer 3) imports genconf.cli (layer 6)" in found
     assert any(line.startswith("import cycle:") and "genconf.errors" in line for line in found)
+
+
+def test_the_cli_loads_no_server_code_until_it_serves() -> None:
+    """Its parser takes the serve flags' defaults from genconf.defaults, so a client
+    command does not pay for loading the server."""
+    assert loaded_by("genconf.cli") == []

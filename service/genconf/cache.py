@@ -24,18 +24,18 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from genconf import model
+from genconf.defaults import (
+    DEFAULT_FEED_BUFFER,
+    DEFAULT_FEED_BYTES,
+    DEFAULT_RING_BYTES,
+    DEFAULT_RING_SIZE,
+    MIB,
+)
 from genconf.deltas import DELTA_OVERHEAD, Batch, Delta, Kind, Record, estimate_bytes
 from genconf.errors import GenconfError, NotFound, OutOfRange
 from genconf.records import Application, Branch, Generation, Unit
 from genconf.waiters import DeadlinePacer, RevisionWaiters
 
-DEFAULT_RING_SIZE: Final = 10_000
-DEFAULT_FEED_BUFFER: Final = 1_000
-MIB: Final = 1024 * 1024
-# Memory follows bytes, not counts: one delta of a large application can weigh
-# megabytes, so the ring and each feed's queue are bounded in (estimated) bytes too.
-DEFAULT_RING_BYTES: Final = 256 * MIB
-DEFAULT_FEED_BYTES: Final = 64 * MIB
 # A reload's differences up to this size reach the feeds as one ordinary batch
 # (what a gRPC client receives by default); larger ones end the feeds OUT_OF_RANGE.
 DEFAULT_RESYNC_FEED_BYTES: Final = 4 * MIB

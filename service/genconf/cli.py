@@ -343,19 +343,19 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def _add_serve(commands: Commands) -> None:
-    from genconf.api.guard import (
+    from genconf.defaults import (
+        DEFAULT_BOOKMARK_INTERVAL,
+        DEFAULT_FEED_BUFFER,
+        DEFAULT_FEED_BYTES,
+        DEFAULT_LISTEN,
+        DEFAULT_MAX_REQUEST_BYTES,
         DEFAULT_MAX_STREAMS,
+        DEFAULT_RING_BYTES,
+        DEFAULT_RING_SIZE,
+        DEFAULT_STALE_AFTER,
         DEFAULT_STREAMS_PER_PEER,
         DEFAULT_STREAMS_PER_TOKEN,
     )
-    from genconf.cache import (
-        DEFAULT_FEED_BUFFER,
-        DEFAULT_FEED_BYTES,
-        DEFAULT_RING_BYTES,
-        DEFAULT_RING_SIZE,
-    )
-    from genconf.readiness import DEFAULT_STALE_AFTER
-    from genconf.server import DEFAULT_LISTEN, DEFAULT_MAX_REQUEST_BYTES, ServerConfig
 
     p = commands.add(
         "serve",
@@ -376,7 +376,7 @@ def _add_serve(commands: Commands) -> None:
     p.add_argument(
         "--bookmark-interval",
         type=float,
-        default=ServerConfig.bookmark_interval,
+        default=DEFAULT_BOOKMARK_INTERVAL,
         help="seconds between watch bookmarks",
     )
     p.add_argument("--demo", action="store_true", help="load a small demo model on first run")

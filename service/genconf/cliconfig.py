@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import yaml
 
+from genconf.defaults import DEFAULT_LISTEN
 from genconf.output import Format
-from genconf.server import DEFAULT_LISTEN
 
 DEFAULT_SERVER: Final = DEFAULT_LISTEN  # the server's own default address
 FILE_KEYS: Final = ("server", "token", "tls_ca", "output", "insecure_plaintext")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from genconf.defaults import DEFAULT_LISTEN
 from genconf.errors import AlreadyExists
-from genconf.server import DEFAULT_LISTEN
 from genconf.store import Store
 
 WEB_SCHEMA = {

@@ -24,11 +24,11 @@ import anyio
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
+from genconf.defaults import DEFAULT_STALE_AFTER
 from genconf.multiwatcher import State, WatcherStats
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STALE_AFTER = 10.0
 WHOLE_SERVER = ""
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import anyio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from genconf.cache import DEFAULT_FEED_BYTES, DEFAULT_RING_BYTES, DEFAULT_RING_SIZE, ModelCache
+from genconf.cache import ModelCache
+from genconf.defaults import DEFAULT_FEED_BYTES, DEFAULT_RING_BYTES, DEFAULT_RING_SIZE
 from genconf.multiwatcher import Multiwatcher, Tuning
 from genconf.tokenbook import TokenBook
 

@@ -28,29 +28,30 @@ from genconf.addresses import is_loopback
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
-from genconf.api.guard import (
-    DEFAULT_MAX_STREAMS,
-    DEFAULT_STREAMS_PER_PEER,
-    DEFAULT_STREAMS_PER_TOKEN,
-    Guard,
-    GuardInterceptor,
-)
+from genconf.api.guard import Guard, GuardInterceptor
 from genconf.api.history import HistoryServicer
 from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
 from genconf.api.tokens import TokenServicer
 from genconf.auth import bootstrap_record
-from genconf.cache import (
+from genconf.defaults import (
+    DEFAULT_BOOKMARK_INTERVAL,
     DEFAULT_FEED_BUFFER,
     DEFAULT_FEED_BYTES,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_STREAMS,
     DEFAULT_RING_BYTES,
     DEFAULT_RING_SIZE,
+    DEFAULT_STALE_AFTER,
+    DEFAULT_STREAMS_PER_PEER,
+    DEFAULT_STREAMS_PER_TOKEN,
 )
 from genconf.embedded import EmbeddedMongo
 from genconf.errors import GenconfError, InvalidArgument
 from genconf.history import History
 from genconf.metrics import Metrics, MetricsInterceptor
 from genconf.multiwatcher import Tuning
-from genconf.readiness import DEFAULT_STALE_AFTER, follow_readiness
+from genconf.readiness import follow_readiness
 from genconf.readside import ReadSide, read_side
 from genconf.store import Store
 from genconf.v1 import (
@@ -69,7 +70,6 @@ from genconf.wire import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("genconf.server")
 
-DEFAULT_LISTEN: Final = "127.0.0.1:50051"
 SERVICE_NAMES: Final = (
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
     controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name,
@@ -77,7 +77,6 @@ SERVICE_NAMES: Final = (
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     tokens_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
 )
-DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 
 
 class Phase(enum.StrEnum):
@@ -93,7 +92,7 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path(".genconf-data"))
     listen: str = DEFAULT_LISTEN
     database: str = "genconf"
-    bookmark_interval: float = 30.0
+    bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL
     shutdown_grace: float = 5.0
     tuning: Tuning = field(default_factory=Tuning)
     ring_size: int = DEFAULT_RING_SIZE  # deltas the admin feed keeps for resume

@@ -36,6 +36,11 @@ from genconf import auth, model
 from genconf.addresses import peer_host
 from genconf.api.errors import abort_with
 from genconf.api.redact import PublicKeys, redacted
+from genconf.defaults import (
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_STREAMS_PER_PEER,
+    DEFAULT_STREAMS_PER_TOKEN,
+)
 from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
 from genconf.tokenbook import TokenBook
 
@@ -49,15 +54,6 @@ current_principal: contextvars.ContextVar[auth.Principal | None] = contextvars.C
     "genconf_principal", default=None
 )
 
-DEFAULT_STREAMS_PER_TOKEN: Final = 1000
-# Streams not bound to a token, per peer IP address. Without authentication every
-# stream is such a stream and every peer is this machine (loopback only): room for
-# a test fleet of local agents; with it, far more than health checks need.
-DEFAULT_STREAMS_PER_PEER: Final = 1000
-# Open streams of any kind, in all: 15-30 KB each when idle (5,000 health watches
-# took 76 MB; the idle bench measures ~28 KB per config watch), so 300-600 MB at
-# most; the idle bench's 10,000 fit.
-DEFAULT_MAX_STREAMS: Final = 20_000
 SWEEP_INTERVAL: Final = 1.0
 
 

@@ -22,7 +22,7 @@ from typing import Final
 
 import anyio
 
-from genconf.cache import DEFAULT_RING_SIZE
+from genconf.defaults import DEFAULT_RING_SIZE
 from genconf.logs import setup_logging
 from genconf.multiwatcher import Tuning
 from genconf.readside import tune_gc

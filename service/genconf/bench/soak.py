@@ -62,8 +62,8 @@ from genconf.bench.harness import (
     run_main,
     session,
 )
-from genconf.cache import DEFAULT_RING_SIZE
 from genconf.client import ClientError
+from genconf.defaults import DEFAULT_RING_SIZE
 from genconf.store import APPLICATIONS, BRANCHES, UNITS, effective_by_unit
 
 __all__ = ["DEFAULT_STREAMS", "Plan", "main", "run_soak"]
