@@ -65,6 +65,9 @@ async def test_metrics_move_with_operations(mongo_uri: str, db_name: str) -> Non
             assert during[(name, ())] > before[(name, ())]
         assert during[("genconf_notifications_total", ())] >= 1
         assert during[("genconf_feed_overflows_total", ())] == 0  # exported, none yet
+        assert during[("genconf_unreadable_events_total", ())] == 0
+        assert during[("genconf_unreadable_documents_total", ())] == 0
+        assert during[("genconf_ring_bytes", ())] > before[("genconf_ring_bytes", ())]
         assert during[("genconf_watchers", (("kind", "config"),))] == 1
         assert rpc_count(during, "ControllerService/SetConfig", "OK") == 1
         assert rpc_count(during, "ControllerService/GetApplication", "NOT_FOUND") == 1

@@ -66,6 +66,14 @@ class ReadSideCollector(Collector):
                 "Admin feeds ended RESOURCE_EXHAUSTED because their buffer was full",
                 cache.feed_overflows,
             ),
+            "genconf_unreadable_events": (
+                "Change events too large to read, each skipped by a reload",
+                watcher.unreadable_events,
+            ),
+            "genconf_unreadable_documents": (
+                "Documents another tool wrote that genconf cannot read, left out",
+                watcher.unreadable_documents,
+            ),
         }
         for name, (doc, value) in counters.items():
             yield CounterMetricFamily(name, doc, value=value)
@@ -75,6 +83,11 @@ class ReadSideCollector(Collector):
         yield watchers
         yield GaugeMetricFamily(
             "genconf_tokens", "Tokens known to this server", len(self.read.tokens)
+        )
+        yield GaugeMetricFamily(
+            "genconf_ring_bytes",
+            "Estimated bytes of recent changes the admin feed keeps for resuming",
+            cache.ring_bytes,
         )
 
 
