@@ -10,10 +10,10 @@ from typing import Any
 
 import grpc
 
-from genconf import auth, model, wire
+from genconf import model, wire
 from genconf.api import convert
 from genconf.api.errors import unary
-from genconf.api.guard import current_principal
+from genconf.api.guard import author
 from genconf.api.reads import await_revision
 from genconf.cache import ModelCache
 from genconf.errors import InvalidArgument, NotFound
@@ -26,11 +26,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 def _expected(request: pb.SetConfigRequest) -> int | None:
     return request.expected_version if request.HasField("expected_version") else None
-
-
-def author(claimed: str) -> dict[str, Any]:
-    """The store's authorship arguments for a write whose client says ``claimed``."""
-    return auth.authorship(current_principal.get(), claimed).fields()
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):

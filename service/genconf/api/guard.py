@@ -193,6 +193,12 @@ def sees_secrets(principal: auth.Principal | None) -> bool:
     return principal is None or principal.role is not auth.Role.OBSERVER
 
 
+def author(claimed: str) -> dict[str, Any]:
+    """The store's authorship arguments for a write whose client says ``claimed``:
+    the caller's token when authentication is on (see `auth.authorship`)."""
+    return auth.authorship(current_principal.get(), claimed).fields()
+
+
 def bearer_token(metadata: Any) -> str | None:
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):

@@ -8,8 +8,8 @@ import grpc
 
 from genconf import wire
 from genconf.api import convert
-from genconf.api.controller import author
 from genconf.api.errors import unary
+from genconf.api.guard import author
 from genconf.history import History
 from genconf.model import ABSENT
 from genconf.records import Generation
