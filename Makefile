@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint protos bench soak clean
+.PHONY: run test test-fast lint protos bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,17 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check service tests
 	$(PY) -m pytest -q
 
+## test-fast: the pure and cache-core tests only (no mongod), in seconds
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'not mongo'
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service tests
 	$(VENV)/bin/ruff format --check service tests
 
 ## protos: regenerate service/genconf/v1 from protos/ (a test fails when stale)
 protos: $(STAMP)
-	$(PY) -m genconf.protogen
+	$(PY) -m genconf.dev.protogen
 
 ## bench: every benchmark at its default size (a few minutes each)
 bench: $(STAMP)

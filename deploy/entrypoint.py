@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from genconf.cli import build_parser, main
+from genconf.cli.main import build_parser, main
 
 ENV_MONGO_URI = "GENCONF_MONGO_URI"
 

@@ -16,12 +16,12 @@ import anyio
 import pytest
 from hypothesis import settings
 from pymongo import MongoClient
-from servers import background_server
+from support.servers import background_server
 
+from genconf.api.server import RunningServer
 from genconf.client import Client
-from genconf.embedded import EmbeddedMongo, EmbeddedReplicaSet
-from genconf.server import RunningServer
-from genconf.store import Store
+from genconf.dev.embedded import EmbeddedMongo, EmbeddedReplicaSet
+from genconf.store.writes import Store
 
 # Real I/O makes timings noisy; a deadline would only produce flaky failures.
 settings.register_profile("ci", deadline=None)
@@ -117,3 +117,16 @@ async def srv(mongo_uri: str, db_name: str) -> AsyncIterator[RunningServer]:
 async def client(srv: RunningServer) -> AsyncIterator[Client]:
     async with Client(srv.address, timeout=10) as c:
         yield c
+
+
+# Fixtures that start or reach a mongod; a test using any of them (directly or through
+# another fixture) is marked `mongo`, so `pytest -m "not mongo"` (`make test-fast`) runs
+# the pure and cache-core tests alone, in seconds. Modules that start their own mongod
+# or server processes say so with ``pytestmark = pytest.mark.mongo``.
+MONGO_FIXTURES = frozenset({"mongo", "mongo_uri", "mongo_client", "replica_set"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MONGO_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mongo)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from genconf.values import show_value
+from genconf.domain.values import show_value
 
 
 class GenconfError(Exception):

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from genconf import model
+from genconf.domain import model
 from genconf.v1 import types_pb2
 
 # The trailing-metadata key of a call's typed error detail (a `types_pb2.ErrorDetail`).

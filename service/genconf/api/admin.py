@@ -10,10 +10,10 @@ import grpc
 
 from genconf.api import convert
 from genconf.api.errors import streaming, unary
-from genconf.cache import FeedOverflow, ModelCache
 from genconf.defaults import DEFAULT_FEED_BUFFER
-from genconf.deltas import Batch, Kind
+from genconf.domain.deltas import Batch, Kind
 from genconf.errors import InvalidArgument, OutOfRange, ResourceExhausted, Unavailable
+from genconf.readside.cache import FeedOverflow, ModelCache
 from genconf.v1 import admin_pb2, admin_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -11,14 +11,14 @@ from typing import Any, Final
 
 import grpc
 
-from genconf import model
 from genconf.api import convert
 from genconf.api.errors import abort_with, unary
 from genconf.api.guard import current_principal, sees_secrets
 from genconf.api.reads import await_revision
-from genconf.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
+from genconf.domain import model
 from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable
-from genconf.store import Store
+from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
+from genconf.store.writes import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]

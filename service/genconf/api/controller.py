@@ -10,14 +10,15 @@ from typing import Any
 
 import grpc
 
-from genconf import model, wire
+from genconf import wire
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import author
 from genconf.api.reads import await_revision
-from genconf.cache import ModelCache
+from genconf.domain import model
 from genconf.errors import InvalidArgument, NotFound
-from genconf.store import Store
+from genconf.readside.cache import ModelCache
+from genconf.store.writes import Store
 from genconf.v1 import controller_pb2 as pb
 from genconf.v1 import controller_pb2_grpc, types_pb2
 

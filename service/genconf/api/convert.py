@@ -13,13 +13,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from genconf import model
-from genconf.cache import EffectiveConfig, UnitConfig
-from genconf.deltas import Delta
+from genconf.domain import model
+from genconf.domain.deltas import Delta
+from genconf.domain.model import ABSENT
+from genconf.domain.records import Application, AppliedReport, Branch, Generation, Unit
 from genconf.errors import ConflictedKey
-from genconf.model import ABSENT
-from genconf.records import Application, AppliedReport, Branch, Generation, Unit
-from genconf.store import WriteResult
+from genconf.readside.cache import EffectiveConfig, UnitConfig
+from genconf.store.writes import WriteResult
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.wire import to_struct, to_timestamp, to_value
 

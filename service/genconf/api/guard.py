@@ -32,17 +32,18 @@ import grpc
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from genconf import auth, model
 from genconf.addresses import peer_host
 from genconf.api.errors import abort_with
-from genconf.api.redact import PublicKeys, redacted
 from genconf.defaults import (
     DEFAULT_MAX_STREAMS,
     DEFAULT_STREAMS_PER_PEER,
     DEFAULT_STREAMS_PER_TOKEN,
 )
+from genconf.domain import model
 from genconf.errors import GenconfError, InvalidArgument, ResourceExhausted, Unauthenticated
-from genconf.tokenbook import TokenBook
+from genconf.security import auth
+from genconf.security.redact import PublicKeys, redacted
+from genconf.security.tokenbook import TokenBook
 
 log = logging.getLogger("genconf.guard")
 
@@ -224,7 +225,7 @@ class Guard:
     ) -> None:
         self.tokens = tokens
         self.bootstrap = bootstrap
-        # What observers may see; redaction fails closed: see `genconf.api.redact`.
+        # What observers may see; redaction fails closed: see `genconf.security.redact`.
         self.public_keys = public_keys
         # Keys the config hashes observers see (`load_observer_key`); None: blanked.
         self.observer_key: bytes | None = None

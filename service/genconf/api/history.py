@@ -1,4 +1,4 @@
-"""HistoryService: history reads from `genconf.history`, history writes through the store."""
+"""HistoryService: history reads from `genconf.store.history`, history writes through the store."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from genconf import wire
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import author
-from genconf.history import History
-from genconf.model import ABSENT
-from genconf.records import Generation
-from genconf.store import LabelResult, Store
+from genconf.domain.model import ABSENT
+from genconf.domain.records import Generation
+from genconf.store.history import History
+from genconf.store.writes import LabelResult, Store
 from genconf.v1 import history_pb2 as pb
 from genconf.v1 import history_pb2_grpc, types_pb2
 

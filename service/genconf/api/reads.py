@@ -16,8 +16,8 @@ import anyio
 import grpc
 
 from genconf.api.guard import current_principal
-from genconf.cache import ModelCache
 from genconf.errors import InvalidArgument, ResourceExhausted, Unavailable
+from genconf.readside.cache import ModelCache
 
 DEFAULT_MAX_WAIT: Final = 30.0
 DEFAULT_WAITS_PER_CALLER: Final = 1000

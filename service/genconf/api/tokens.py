@@ -1,4 +1,4 @@
-"""TokenService: mint, list and revoke bearer tokens (admin only, see `genconf.auth`)."""
+"""TokenService: mint, list and revoke bearer tokens (admin only, see `genconf.security.auth`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from typing import Any, Final
 
 import grpc
 
-from genconf import auth, model, wire
+from genconf import wire
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import current_principal
 from genconf.api.reads import await_revision, wait_limit
-from genconf.cache import ModelCache
+from genconf.domain import model
 from genconf.errors import InvalidArgument, NotFound, Unavailable
-from genconf.store import Store
-from genconf.tokenbook import TokenBook
+from genconf.readside.cache import ModelCache
+from genconf.security import auth
+from genconf.security.tokenbook import TokenBook
+from genconf.store.writes import Store
 from genconf.v1 import tokens_pb2 as pb
 from genconf.v1 import tokens_pb2_grpc, types_pb2
 

@@ -8,7 +8,7 @@ an absolute rate that depends on the host.
   against a raw change-stream read of the same events.
 
 The agent-facing workloads run a server process (`genconf.bench.server`: genconf
-plus the baseline handlers of `genconf.api.baseline`) and drive it from separate
+plus the baseline handlers of `genconf.bench.baseline`) and drive it from separate
 client processes (`genconf.bench.agents`); `genconf.bench.harness` holds what
 they share. Each prints its figures next to the baseline and their ratio:
 

@@ -48,9 +48,9 @@ from typing import Any, Final
 import grpc
 from pymongo import AsyncMongoClient
 
-from genconf.api import baseline
-from genconf.multiwatcher import WATCHED
-from genconf.store import APPLICATIONS
+from genconf.bench import baseline
+from genconf.readside.multiwatcher import WATCHED
+from genconf.store.writes import APPLICATIONS
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 # One TCP connection per channel (channels to one target share one by default).

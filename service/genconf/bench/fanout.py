@@ -5,7 +5,7 @@ Method
 One application with S units; every unit has an agent with a ``WatchConfig``
 stream open (spread over ``--workers`` client processes and their channels). In
 the same agent processes, S baseline streams are open on the same server: the
-baseline ``Watch`` handler of `genconf.api.baseline`, which on a ``Fire`` sends
+baseline ``Watch`` handler of `genconf.bench.baseline`, which on a ``Fire`` sends
 one pre-encoded message (the bytes of a real ``WatchConfigResponse`` of this
 fleet) to every subscriber, with no cache, no per-stream encoding, no timers.
 
@@ -134,7 +134,7 @@ async def run_fanout(opts: Options) -> Report:
         f"({opts.workers} client processes x {opts.channels} channels); "
         f"best of {opts.repeat} rounds per side",
         baseline="the same server sending one pre-encoded message to as many streams "
-        "(genconf.api.baseline Watch/Fire): no cache, no per-stream work",
+        "(genconf.bench.baseline Watch/Fire): no cache, no per-stream work",
         params=_params(opts),
         machine=machine(mongodb),
         figures=figures,

@@ -7,7 +7,7 @@ even when the run fails:
 - an embedded mongod in a temporary directory (unless ``--mongo-uri`` or
   ``--server`` is given);
 - the server, ``python -m genconf.bench.server`` (unless ``--server``): genconf
-  plus the baseline handlers of `genconf.api.baseline`, so genconf and its
+  plus the baseline handlers of `genconf.bench.baseline`, so genconf and its
   baseline are measured on the same server process;
 - ``--workers`` agent processes, ``python -m genconf.bench.agents``, each with
   ``--channels`` TCP connections, the streams spread evenly over them.
@@ -45,13 +45,12 @@ import grpc
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from genconf.api import baseline
-from genconf.bench import ingest
+from genconf.api.server import ServerConfig
+from genconf.bench import baseline, ingest
 from genconf.bench.server import READY_LINE
 from genconf.client import Client, ClientError
-from genconf.embedded import EmbeddedMongo
+from genconf.dev.embedded import EmbeddedMongo
 from genconf.errors import GenconfError
-from genconf.server import ServerConfig
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 T = TypeVar("T")
@@ -640,7 +639,7 @@ class Session:
         await self.channel.unary_unary(baseline.FIRE)(request)
 
     async def server_stats(self, *, collect: bool = False) -> dict[str, Any]:
-        """The server process's own figures (`genconf.api.baseline` Stats)."""
+        """The server process's own figures (`genconf.bench.baseline` Stats)."""
         assert self.channel is not None
         raw = await self.channel.unary_unary(baseline.STATS)(b"gc" if collect else b"")
         stats: dict[str, Any] = json.loads(raw)

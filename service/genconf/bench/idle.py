@@ -14,7 +14,7 @@ a share of one core.
 genconf's streams are ``WatchConfig`` with bookmarks every
 ``--bookmark-interval`` seconds (the server's default, 30 s); the window defaults
 to one interval, so every stream sends one bookmark in it. The baseline's are the
-baseline ``Watch`` of `genconf.api.baseline`: a stream that got one message and
+baseline ``Watch`` of `genconf.bench.baseline`: a stream that got one message and
 waits, so its memory is what gRPC and the event loop alone need per stream; in
 its window the bench sends them one pre-encoded bookmark each per interval, spread
 over the interval as genconf's bookmark clock spreads its own (``Fire`` to one of
@@ -148,7 +148,7 @@ async def run_idle(
         workload="idle",
         title=f"{opts.streams:,} idle streams for {window:g} s, bookmarks every {every} "
         f"({opts.workers} client processes x {opts.channels} channels)",
-        baseline="as many baseline streams (genconf.api.baseline Watch) on "
+        baseline="as many baseline streams (genconf.bench.baseline Watch) on "
         f"{'the same server, first' if opts.server else 'a fresh server'}, sent one "
         "pre-encoded bookmark each per interval, spread like genconf's: what gRPC and the "
         "event loop need",

@@ -66,12 +66,17 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from genconf.cache import ModelCache
-from genconf.embedded import EmbeddedMongo
+from genconf.dev.embedded import EmbeddedMongo
 from genconf.errors import GenconfError
-from genconf.multiwatcher import Multiwatcher, Snapshot, Tuning, change_stream_pipeline
-from genconf.readside import tune_gc
-from genconf.store import APPLICATIONS, Store, revision_of
+from genconf.readside.cache import ModelCache
+from genconf.readside.multiwatcher import (
+    Multiwatcher,
+    Snapshot,
+    Tuning,
+    change_stream_pipeline,
+)
+from genconf.readside.supervisor import tune_gc
+from genconf.store.writes import APPLICATIONS, Store, revision_of
 
 __all__ = ["TARGET", "IngestResult", "main", "run_ingest"]
 

@@ -5,7 +5,7 @@ Method
 One application with ``--units`` units. Each of ``--workers`` client processes
 runs ``--concurrency`` callers, each calling in a loop over its share of the
 units for ``--duration`` seconds, over the process's channels. The baseline is
-the same loop against the baseline ``Empty`` handler of `genconf.api.baseline`
+the same loop against the baseline ``Empty`` handler of `genconf.bench.baseline`
 on the same server, sent the same request bytes and decoding the (empty) answer
 as a ``Config``: gRPC, the interceptors and the event loop with no genconf
 work. The two sides alternate, ``--repeat`` rounds each; the figure is the best
@@ -136,7 +136,7 @@ async def run_read(
         title=f"GetConfig over {units:,} units from {opts.workers} client processes x "
         f"{concurrency} callers ({opts.channels} channels each), {duration:g} s per round, "
         f"best of {opts.repeat} rounds per side",
-        baseline="an empty unary handler on the same server (genconf.api.baseline Empty), "
+        baseline="an empty unary handler on the same server (genconf.bench.baseline Empty), "
         "same requests, same callers",
         params={
             "units": units,

@@ -1,5 +1,5 @@
 """The server process that `genconf bench` drives: `genconf serve` plus the baseline
-handlers (`genconf.api.baseline`), in a process of its own so that the figures
+handlers (`genconf.bench.baseline`), in a process of its own so that the figures
 are the server's alone and its memory and CPU can be read apart from the bench.
 
     python -m genconf.bench.server --mongo-uri URI --database DB [--listen HOST:PORT]
@@ -22,11 +22,12 @@ from typing import Final
 
 import anyio
 
+from genconf.api.server import ServerConfig, serve
+from genconf.bench.baseline import add_baseline_handlers
 from genconf.defaults import DEFAULT_RING_SIZE
 from genconf.logs import setup_logging
-from genconf.multiwatcher import Tuning
-from genconf.readside import tune_gc
-from genconf.server import ServerConfig, serve
+from genconf.readside.multiwatcher import Tuning
+from genconf.readside.supervisor import tune_gc
 
 READY_LINE: Final = "genconf bench server ready on"
 # Every bench stream comes from loopback without a token, so `serve`'s per-peer
@@ -50,7 +51,7 @@ async def _serve(args: argparse.Namespace) -> int:
         bookmark_interval=args.bookmark_interval,
         ring_size=args.ring_size,
         tuning=Tuning(),
-        bench_baseline=True,
+        extra_handlers=add_baseline_handlers,
         streams_per_peer=args.streams_per_peer,
         max_streams=args.max_streams,
     )

@@ -24,7 +24,7 @@ processes (`genconf.bench.soak_agents`). Then, concurrently, for the whole run:
 
 At the end the churn stops, every application gets one last write, and each
 unit's expected config hash is computed straight from the MongoDB documents
-(`genconf.store.effective_from_docs`). The run passes iff every connected agent
+(`genconf.store.writes.effective_from_docs`). The run passes iff every connected agent
 comes to hold its unit's hash (within ``--timeout``), every agent of a removed
 unit had its stream ended, and ``GetConfig`` answers the same hash for every
 unit. Memory growth is reported, not judged: after warm-up against the end, and
@@ -49,7 +49,6 @@ from typing import Any, Final
 import grpc
 from pymongo import AsyncMongoClient
 
-from genconf import invariants, model
 from genconf.bench.harness import (
     Figure,
     Options,
@@ -64,7 +63,9 @@ from genconf.bench.harness import (
 )
 from genconf.client import ClientError
 from genconf.defaults import DEFAULT_RING_SIZE
-from genconf.store import APPLICATIONS, BRANCHES, UNITS, effective_by_unit
+from genconf.domain import model
+from genconf.store import invariants
+from genconf.store.writes import APPLICATIONS, BRANCHES, UNITS, effective_by_unit
 
 __all__ = ["DEFAULT_STREAMS", "Plan", "main", "run_soak"]
 
@@ -138,7 +139,7 @@ async def expected_hashes(
     mongo_uri: str, database: str, apps: Sequence[str]
 ) -> tuple[dict[str, str], list[str]]:
     """Each unit's config hash of ``apps``, computed straight from the MongoDB documents,
-    and every broken model invariant (`genconf.invariants`) in those documents."""
+    and every broken model invariant (`genconf.store.invariants`) in those documents."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     try:
         db = client[database]

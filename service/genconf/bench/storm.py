@@ -12,7 +12,7 @@ its first message; p50 over the agents comes with it. Then the streams and
 connections are closed.
 
 Baseline: the same storm against the baseline ``Watch`` of
-`genconf.api.baseline` on the same server, which answers each new stream with
+`genconf.bench.baseline` on the same server, which answers each new stream with
 one pre-encoded config message (the bytes genconf would send): connection setup,
 gRPC's call handling and one message per stream, with no genconf work. The
 sides alternate, ``--repeat`` rounds each; the best round per side is reported,

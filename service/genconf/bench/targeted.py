@@ -28,7 +28,6 @@ import asyncio
 import time
 from typing import Any, Final
 
-from genconf import model
 from genconf.bench.harness import (
     BenchError,
     Figure,
@@ -44,6 +43,7 @@ from genconf.bench.harness import (
     run_main,
     session,
 )
+from genconf.domain import model
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_targeted"]
 

@@ -1,0 +1,1 @@
+"""The reference unit agent (`genconf agent`)."""

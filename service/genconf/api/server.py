@@ -1,0 +1,397 @@
+"""Wiring and lifecycle: MongoDB (given or embedded) -> store + read side -> gRPC.
+
+`serve()` is one async context: everything it starts is stopped on the way out,
+in reverse order, even when startup fails half-way. Health is NOT_SERVING until
+the cache has synced; on shutdown every stream ends with UNAVAILABLE so agents
+reconnect to another replica.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import anyio
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from genconf.addresses import is_loopback
+from genconf.api.admin import AdminServicer
+from genconf.api.agent import AgentServicer
+from genconf.api.controller import ControllerServicer
+from genconf.api.guard import Guard, GuardInterceptor
+from genconf.api.history import HistoryServicer
+from genconf.api.metrics import Metrics, MetricsInterceptor
+from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
+from genconf.api.tokens import TokenServicer
+from genconf.defaults import (
+    DEFAULT_BOOKMARK_INTERVAL,
+    DEFAULT_FEED_BUFFER,
+    DEFAULT_FEED_BYTES,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_RING_BYTES,
+    DEFAULT_RING_SIZE,
+    DEFAULT_STALE_AFTER,
+    DEFAULT_STREAMS_PER_PEER,
+    DEFAULT_STREAMS_PER_TOKEN,
+)
+from genconf.dev.embedded import EmbeddedMongo
+from genconf.errors import GenconfError, InvalidArgument
+from genconf.readside.cache import ModelCache
+from genconf.readside.multiwatcher import Tuning
+from genconf.readside.readiness import follow_readiness
+from genconf.readside.supervisor import ReadSide, read_side
+from genconf.security.auth import bootstrap_record
+from genconf.store.history import History
+from genconf.store.writes import Store
+from genconf.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    controller_pb2,
+    controller_pb2_grpc,
+    history_pb2,
+    history_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
+)
+from genconf.wire import MAX_MESSAGE_BYTES
+
+log = logging.getLogger("genconf.api.server")
+
+SERVICE_NAMES: Final = (
+    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+    controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
+    tokens_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+)
+
+
+class Phase(enum.StrEnum):
+    STARTING = "starting"
+    SERVING = "serving"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass
+class ServerConfig:
+    mongo_uri: str | None = None  # None: an embedded replica set in data_dir
+    data_dir: Path = field(default_factory=lambda: Path(".genconf-data"))
+    listen: str = DEFAULT_LISTEN
+    database: str = "genconf"
+    bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL
+    shutdown_grace: float = 5.0
+    tuning: Tuning = field(default_factory=Tuning)
+    ring_size: int = DEFAULT_RING_SIZE  # deltas the admin feed keeps for resume
+    ring_bytes: int = DEFAULT_RING_BYTES  # and their (estimated) bytes at most
+    retain_versions: int | None = None  # None: keep every version
+    # Security: authentication is on when a bootstrap admin token is given.
+    admin_token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # require client certificates signed by it
+    # With authentication on, a non-loopback listen needs TLS unless this says the
+    # network is trusted (tokens then travel in clear; logged at every start).
+    insecure_plaintext: bool = False
+    # Limits (values, keys and depth per write are fixed in genconf.domain.model).
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
+    # Streams not bound to a token (health watches, reflection, every stream without
+    # auth) per peer IP address; and open streams of any kind in all.
+    streams_per_peer: int = DEFAULT_STREAMS_PER_PEER
+    max_streams: int = DEFAULT_MAX_STREAMS
+    # Reads one caller (token, or connection without auth) may have waiting for a
+    # min_revision this server has not reached; past it they fail RESOURCE_EXHAUSTED.
+    waits_per_caller: int = DEFAULT_WAITS_PER_CALLER
+    # Batches an admin feed (WatchDeltas) may have waiting for a slow client; past
+    # it the stream ends RESOURCE_EXHAUSTED and the client resumes from a revision.
+    feed_buffer: int = DEFAULT_FEED_BUFFER
+    feed_bytes: int = DEFAULT_FEED_BYTES  # the same limit in (estimated) bytes
+    metrics_listen: str | None = None  # HOST:PORT for Prometheus' /metrics (None: off)
+    # Whole-server health is NOT_SERVING after this long without word from the
+    # change stream (genconf.readside.readiness).
+    stale_after: float = DEFAULT_STALE_AFTER
+    # More handlers on the same gRPC server, given the cache (the bench's baseline):
+    # the caller owns them, so the server imports nothing of theirs.
+    extra_handlers: Callable[[grpc.aio.Server, ModelCache], None] | None = None
+
+
+@dataclass
+class RunningServer:
+    config: ServerConfig
+    address: str  # host:port actually bound
+    store: Store
+    read: ReadSide
+    health: HealthServicer
+    grpc_server: grpc.aio.Server
+    mongo_uri: str
+    phase: Phase = Phase.STARTING
+    metrics_address: str | None = None
+
+
+async def _serve_when_synced(running: RunningServer) -> None:
+    """SERVING once the cache has synced; then the whole-server status follows
+    the change stream (`genconf.readside.readiness`)."""
+    await running.read.wait_synced()
+    running.phase = Phase.SERVING
+    for name in ("", *SERVICE_NAMES):
+        await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("cache synced at revision %d; serving", running.read.cache.revision)
+    await follow_readiness(
+        running.health, running.read.watcher.stats, stale_after=running.config.stale_after
+    )
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files (None: plaintext)."""
+    if config.tls_cert is None and config.tls_key is None:
+        if config.tls_client_ca is not None:
+            raise InvalidArgument("--tls-client-ca needs --tls-cert and --tls-key too")
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        raise InvalidArgument("TLS needs both --tls-cert and --tls-key")
+    pair = (_read(config.tls_key, "TLS key"), _read(config.tls_cert, "TLS certificate"))
+    client_ca = (
+        _read(config.tls_client_ca, "client CA") if config.tls_client_ca is not None else None
+    )
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def check_limits(config: ServerConfig) -> None:
+    """Refuse settings that would make a limit meaningless, naming the option."""
+    if not config.stale_after > 0:
+        raise InvalidArgument(f"--stale-after must be > 0 seconds, got {config.stale_after}")
+    for option, value in (
+        ("--feed-buffer", config.feed_buffer),
+        ("--feed-bytes", config.feed_bytes),
+        ("--ring-bytes", config.ring_bytes),
+        ("--streams-per-token", config.streams_per_token),
+        ("--streams-per-peer", config.streams_per_peer),
+        ("--max-streams", config.max_streams),
+        ("waits_per_caller", config.waits_per_caller),
+        ("--max-request-bytes", config.max_request_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgument(f"{option} must be a positive whole number, got {value!r}")
+
+
+def check_transport(config: ServerConfig, *, tls: bool) -> None:
+    """With authentication on, a listen off loopback carries bearer tokens: refuse
+    plaintext unless ``insecure_plaintext`` says the network is trusted, and then say
+    so loudly at every start (before anything binds, so nothing is exposed)."""
+    if config.admin_token is None or tls or is_loopback(config.listen):
+        return
+    if not config.insecure_plaintext:
+        raise InvalidArgument(
+            f"refusing to take bearer tokens in clear on {config.listen} (authentication on, "
+            "no TLS): give --tls-cert and --tls-key, or --insecure-plaintext if the network "
+            "is trusted"
+        )
+    log.warning(
+        "--insecure-plaintext: bearer tokens travel in clear on %s; anyone on the network "
+        "path can read and reuse them; use --tls-cert/--tls-key unless the network is trusted",
+        config.listen,
+    )
+
+
+def address_in_use(listen: str) -> str:
+    return f"{listen} is already in use (another genconf serve?)"
+
+
+def check_listen_free(listen: str) -> None:
+    """Refuse an address another process listens on, naming it, before anything
+    starts. gRPC, without SO_REUSEPORT, would refuse it too, but only once MongoDB
+    and the cache are up, and with a message that does not say why."""
+    host, _, port_text = listen.rpartition(":")
+    try:
+        port = int(port_text)
+        infos = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (ValueError, OSError):
+        return  # not HOST:PORT, or not resolvable: gRPC's bind says so
+    if port == 0:
+        return
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC's
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise GenconfError(address_in_use(listen)) from None
+            # Any other failure (no IPv6 here, say) is gRPC's to judge.
+
+
+@asynccontextmanager
+async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
+    """Run a genconf server until the block exits."""
+    check_limits(config)
+    # An empty token is a mistake (an empty file, say), never a way to turn auth off.
+    bootstrap = bootstrap_record(config.admin_token) if config.admin_token is not None else None
+    if bootstrap is None and not is_loopback(config.listen):
+        raise InvalidArgument(
+            f"refusing to listen on {config.listen} without authentication: give a bootstrap "
+            "admin token with --admin-token-file FILE or GENCONF_ADMIN_TOKEN (and TLS with "
+            "--tls-cert/--tls-key), or bind to a loopback address such as 127.0.0.1:50051"
+        )
+    credentials = server_credentials(config)
+    check_transport(config, tls=credentials is not None)
+    check_listen_free(config.listen)  # before MongoDB: a clash is found at once
+    async with AsyncExitStack() as stack:
+        mongo_uri = config.mongo_uri
+        if mongo_uri is None:
+            embedded = EmbeddedMongo(config.data_dir)
+            await anyio.to_thread.run_sync(embedded.start)
+            stack.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
+            mongo_uri = embedded.uri
+            log.info("embedded MongoDB started at %s (data in %s)", mongo_uri, config.data_dir)
+        store = Store.connect(mongo_uri, config.database, retain_versions=config.retain_versions)
+        stack.push_async_callback(store.aclose)
+        await store.ensure_schema()
+        read = await stack.enter_async_context(
+            read_side(
+                store.db,
+                tuning=config.tuning,
+                ring_size=config.ring_size,
+                ring_bytes=config.ring_bytes,
+                feed_bytes=config.feed_bytes,
+            )
+        )
+        limit_parked_reads(read.cache, config.waits_per_caller)
+
+        health = HealthServicer()
+        for name in ("", *SERVICE_NAMES):
+            await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        guard = Guard(
+            read.tokens,
+            bootstrap,
+            public_keys=read.cache.public_keys,
+            streams_per_token=config.streams_per_token,
+            streams_per_peer=config.streams_per_peer,
+            max_streams=config.max_streams,
+        )
+        await guard.load_observer_key(store)
+        interceptors: list[grpc.aio.ServerInterceptor] = [GuardInterceptor(guard)]
+        metrics_address = None
+        if config.metrics_listen is not None:
+            metrics = Metrics(read)
+            interceptors.insert(0, MetricsInterceptor(metrics))
+            metrics_address = stack.enter_context(metrics.serve_http(config.metrics_listen))
+            log.info("metrics on http://%s/metrics", metrics_address)
+        server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", config.max_request_bytes),
+                # Replies up to the one limit clients take in (a large config, twice).
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # gRPC sets SO_REUSEPORT by default: a second server on a port in use
+                # would start, and clients would reach one or the other at random.
+                ("grpc.so_reuseport", 0),
+                # Calls that arrived but that the event loop has not picked up yet:
+                # past the soft limit (default 1,000) gRPC cancels new ones at random,
+                # so a reconnect storm of 10,000 agents would lose some of them.
+                ("grpc.server.max_pending_requests", 50_000),
+                ("grpc.server.max_pending_requests_hard_limit", 100_000),
+            ],
+        )
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(
+            AgentServicer(store, read.cache, bookmark_interval=config.bookmark_interval), server
+        )
+        controller_pb2_grpc.add_ControllerServiceServicer_to_server(
+            ControllerServicer(store, read.cache), server
+        )
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(read.cache, feed_buffer=config.feed_buffer), server
+        )
+        history_pb2_grpc.add_HistoryServiceServicer_to_server(
+            HistoryServicer(store, History(store.db)), server
+        )
+        tokens_pb2_grpc.add_TokenServiceServicer_to_server(
+            TokenServicer(store, read.cache, read.tokens), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        if config.extra_handlers is not None:
+            config.extra_handlers(server, read.cache)
+        reflection.enable_server_reflection(
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(config.listen)
+            else:
+                port = server.add_secure_port(config.listen, credentials)
+        except RuntimeError:  # grpcio 1.85 raises; older versions returned 0
+            port = 0
+        if port == 0:
+            await server.stop(None)
+            # `check_listen_free` passed: someone took the address since, or gRPC
+            # cannot bind it for another reason (its log line above says which).
+            raise GenconfError(
+                f"cannot listen on {config.listen}: in use (another genconf serve?) "
+                "or not an address of this machine"
+            )
+        host = config.listen.rsplit(":", 1)[0]
+        address = f"{host}:{port}"
+        await server.start()
+        running = RunningServer(
+            config, address, store, read, health, server, mongo_uri, metrics_address=metrics_address
+        )
+        transport = "TLS" if credentials else "plaintext"
+        if guard.enabled:
+            log.info("listening on %s (%s); authentication on", address, transport)
+        else:
+            log.warning(
+                "listening on %s (%s) without authentication: loopback only, anyone on this "
+                "machine can change config; give --admin-token-file to turn it on",
+                address,
+                transport,
+            )
+
+        async def stop_grpc() -> None:
+            running.phase = Phase.STOPPING
+            await health.enter_graceful_shutdown()
+            # Ending the watches first makes every open stream finish with
+            # UNAVAILABLE instead of being cut by the grace period.
+            read.cache.close_all("the server is shutting down")
+            await server.stop(config.shutdown_grace)
+            running.phase = Phase.STOPPED
+            log.info("stopped")
+
+        stack.push_async_callback(stop_grpc)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_serve_when_synced, running)
+            if guard.enabled:
+                tg.start_soon(guard.sweep_expired)
+            try:
+                yield running
+            finally:
+                tg.cancel_scope.cancel()

@@ -1,0 +1,1 @@
+"""The `genconf` command: one module per command group over the client."""

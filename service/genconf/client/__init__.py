@@ -1,0 +1,8 @@
+"""The Python client: `Client` (async) and `SyncClient` (blocking), same method names.
+
+It stands alone: importing it loads no pymongo and no server module (tests/test_layers.py).
+"""
+
+from genconf.client.core import Client, ClientError, Config, SyncClient, WriteResult
+
+__all__ = ["Client", "ClientError", "Config", "SyncClient", "WriteResult"]

@@ -1,0 +1,809 @@
+"""The Python client: `Client` (async) and `SyncClient` (blocking), same method names.
+
+Errors arrive as `ClientError`, carrying the gRPC status code, the server's
+actionable message and its structured details (expected/actual version,
+conflicting keys). `watch_config` survives server restarts: it reconnects with
+backoff and resumes with the last hash it saw, so a caller sees every distinct
+config exactly once and never an older one after a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import grpc
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from genconf.addresses import target_is_local
+from genconf.domain import model
+from genconf.errors import GenconfError, InvalidArgument
+from genconf.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    controller_pb2_grpc,
+    history_pb2_grpc,
+    tokens_pb2_grpc,
+    types_pb2,
+)
+from genconf.v1 import controller_pb2 as cpb
+from genconf.v1 import history_pb2 as hpb
+from genconf.v1 import tokens_pb2 as tpb
+from genconf.wire import DETAIL_KEY, MAX_MESSAGE_BYTES, from_struct, to_struct, to_value
+
+log = logging.getLogger("genconf.client.core")
+
+RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+T = TypeVar("T")
+
+
+class ClientError(GenconfError):
+    """A call failed; ``code`` is the gRPC status, ``detail`` the structured details."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, detail: types_pb2.ErrorDetail) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+    @property
+    def expected_version(self) -> int:
+        return self.detail.expected_version
+
+    @property
+    def actual_version(self) -> int:
+        return self.detail.actual_version
+
+    @property
+    def conflicts(self) -> list[types_pb2.ConflictDetail]:
+        return list(self.detail.conflicts)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def _client_error(exc: grpc.aio.AioRpcError) -> ClientError:
+    detail = types_pb2.ErrorDetail()
+    for key, value in exc.trailing_metadata() or ():
+        if key == DETAIL_KEY and isinstance(value, bytes):
+            detail.ParseFromString(value)
+    return ClientError(exc.code(), exc.details() or "", detail)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    revision: int
+    generation: int = 0
+    versions: Mapping[str, int] = field(default_factory=dict)
+    units: Sequence[str] = ()
+
+    @classmethod
+    def from_proto(cls, msg: types_pb2.WriteResponse) -> WriteResult:
+        return cls(msg.revision, msg.generation, dict(msg.versions), list(msg.units))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A unit's effective config with exact JSON types."""
+
+    unit: str
+    application: str
+    branch: str
+    config: Mapping[str, Any]
+    hash: str
+    app_version: int
+    revision: int
+
+    @classmethod
+    def from_proto(cls, msg: types_pb2.Config) -> Config:
+        return cls(
+            unit=msg.unit,
+            application=msg.application,
+            branch=msg.branch,
+            config=json.loads(msg.config_json) if msg.config_json else from_struct(msg.config),
+            hash=msg.hash,
+            app_version=msg.app_version,
+            revision=msg.revision,
+        )
+
+
+def _exact(key: str, value: Any) -> None:
+    """Refuse here what protobuf would round on the way (an integer past
+    ±`model.MAX_EXACT_INT`) and the server then refuse or, worse, store rounded."""
+    try:
+        model.check_wire_numbers(key, value)
+    except InvalidArgument as exc:
+        raise ClientError(
+            grpc.StatusCode.INVALID_ARGUMENT, exc.message, types_pb2.ErrorDetail()
+        ) from None
+
+
+def _values(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    """Config values as a Struct, each checked by `_exact`."""
+    for key, value in (values or {}).items():
+        _exact(key, value)
+    return to_struct(values or {})
+
+
+def _metadata(metadata: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    """Metadata as a Struct; checked as one object value, as the server checks it."""
+    _exact("metadata", dict(metadata or {}))
+    return to_struct(metadata or {})
+
+
+def schema_to_proto(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, types_pb2.OptionSchema]:
+    out = {}
+    for key, option in schema.items():
+        msg = types_pb2.OptionSchema(
+            type=str(option.get("type", "")),
+            description=str(option.get("description", "")),
+            secret=bool(option.get("secret", False)),
+        )
+        if option.get("default") is not None:
+            _exact(key, option["default"])
+            msg.default.CopyFrom(to_value(option["default"]))
+        out[key] = msg
+    return out
+
+
+@dataclass
+class Backoff:
+    initial: float = 0.1
+    maximum: float = 5.0
+    factor: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay * (0.5 + random.random() / 2)
+            delay = min(delay * self.factor, self.maximum)
+
+
+class _BearerUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every unary call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_bearer(details, self.token), request)
+
+
+class _BearerUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    """The same for server streams (watches); grpc.aio files an interceptor under one
+    call shape only, hence one class per shape the API uses."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_bearer(details, self.token), request)
+
+
+def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    metadata.add("authorization", f"Bearer {token}")
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+def check_token_transport(
+    target: str, *, token: str | None, tls_ca: str | None, insecure_plaintext: bool
+) -> None:
+    """Refuse to send a bearer token in clear off this machine, before any call.
+
+    The bearer interceptors add the token themselves, which bypasses gRPC's own
+    refusal of call credentials on an insecure channel: this check stands in for it.
+    With ``insecure_plaintext`` (the network is trusted) it warns instead."""
+    if not token or tls_ca or target_is_local(target):
+        return
+    if not insecure_plaintext:
+        raise GenconfError(
+            f"refusing to send a token in clear to {target}: use --tls-ca, or "
+            "--insecure-plaintext if the network is trusted"
+        )
+    log.warning("sending the token in clear to %s (--insecure-plaintext)", target)
+
+
+def open_channel(
+    target: str,
+    *,
+    token: str | None = None,
+    tls_ca: str | None = None,
+    insecure_plaintext: bool = False,
+) -> grpc.aio.Channel:
+    """A channel to ``target``: TLS verified against the CA file ``tls_ca`` when given,
+    and a bearer ``token`` on every call when given (over plaintext only to a
+    loopback address, unless ``insecure_plaintext``: `check_token_transport`).
+
+    ``target`` may list several replicas, ``IP:PORT,IP:PORT``: calls are spread
+    over them (round robin), and a replica that goes away is skipped, so a
+    reconnecting watch lands on one that is up."""
+    check_token_transport(target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext)
+    target, options = balanced_target(target)
+    # The server sends replies up to this size (a large config, twice): see there.
+    options = [*options, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    interceptors: list[grpc.aio.ClientInterceptor] | None = None
+    if token:
+        interceptors = [_BearerUnaryUnary(token), _BearerUnaryStream(token)]
+    if tls_ca:
+        try:
+            with open(tls_ca, "rb") as f:
+                root = f.read()
+        except OSError as exc:
+            raise GenconfError(f"cannot read the TLS CA file {tls_ca}: {exc.strerror}") from None
+        credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        return grpc.aio.secure_channel(
+            target, credentials, options=options, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+def balanced_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
+    """gRPC's target and channel options for one address or a comma-separated list."""
+    addresses = [a.strip() for a in target.split(",") if a.strip()]
+    if len(addresses) <= 1:
+        return target, []
+    hosts = [a.rpartition(":")[0].strip("[]") for a in addresses]
+    try:
+        families = {ipaddress.ip_address(h).version for h in hosts}
+    except ValueError:
+        raise GenconfError(
+            f"several server addresses must each be IP:PORT (got {target!r}); "
+            "for host names, put the replicas behind one DNS name or load balancer"
+        ) from None
+    if len(families) != 1:
+        raise GenconfError(f"mix of IPv4 and IPv6 addresses in {target!r}; use one family")
+    scheme = "ipv4" if families == {4} else "ipv6"
+    return f"{scheme}:{','.join(addresses)}", [("grpc.lb_policy_name", "round_robin")]
+
+
+class Client:
+    """Async genconf client over one gRPC channel."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float | None = 30.0,
+        backoff: Backoff | None = None,
+        channel: grpc.aio.Channel | None = None,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        insecure_plaintext: bool = False,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.backoff = backoff or Backoff()
+        self.channel = channel or open_channel(
+            target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext
+        )
+        self._agent = agent_pb2_grpc.AgentServiceStub(self.channel)
+        self._controller = controller_pb2_grpc.ControllerServiceStub(self.channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self._history = history_pb2_grpc.HistoryServiceStub(self.channel)
+        self._tokens = tokens_pb2_grpc.TokenServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def aclose(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+
+    async def _write(self, method: Callable[..., Awaitable[Any]], request: Any) -> WriteResult:
+        return WriteResult.from_proto(await self._call(method, request))
+
+    # -- health -------------------------------------------------------------
+
+    async def health(self, service: str = "") -> str:
+        reply = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    # -- applications and units ---------------------------------------------
+
+    async def create_application(
+        self,
+        name: str,
+        *,
+        charm: str = "",
+        schema: Mapping[str, Mapping[str, Any]] | None = None,
+        units: int = 0,
+        created_by: str = "",
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.CreateApplication,
+            cpb.CreateApplicationRequest(
+                name=name,
+                charm=charm,
+                schema=schema_to_proto(schema or {}),
+                units=units,
+                created_by=created_by,
+            ),
+        )
+
+    async def update_application(
+        self,
+        name: str,
+        *,
+        charm: str | None = None,
+        schema: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> WriteResult:
+        request = cpb.UpdateApplicationRequest(name=name, replace_schema=schema is not None)
+        if charm is not None:
+            request.charm = charm
+        if schema is not None:
+            for key, option in schema_to_proto(schema).items():
+                request.schema[key].CopyFrom(option)
+        return await self._write(self._controller.UpdateApplication, request)
+
+    async def remove_application(self, name: str) -> WriteResult:
+        return await self._write(
+            self._controller.RemoveApplication, cpb.RemoveApplicationRequest(name=name)
+        )
+
+    async def get_application(self, name: str, *, min_revision: int = 0) -> types_pb2.Application:
+        return await self._call(
+            self._controller.GetApplication,
+            cpb.GetApplicationRequest(name=name, min_revision=min_revision),
+        )
+
+    async def list_applications(self, *, min_revision: int = 0) -> list[types_pb2.Application]:
+        reply = await self._call(
+            self._controller.ListApplications,
+            cpb.ListApplicationsRequest(min_revision=min_revision),
+        )
+        return list(reply.applications)
+
+    async def add_units(
+        self, application: str, *, count: int = 0, names: Sequence[str] = ()
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.AddUnits,
+            cpb.AddUnitsRequest(application=application, count=count, names=list(names)),
+        )
+
+    async def remove_unit(self, name: str) -> WriteResult:
+        return await self._write(self._controller.RemoveUnit, cpb.RemoveUnitRequest(name=name))
+
+    async def list_units(
+        self, application: str = "", *, min_revision: int = 0
+    ) -> list[types_pb2.Unit]:
+        reply = await self._call(
+            self._controller.ListUnits,
+            cpb.ListUnitsRequest(application=application, min_revision=min_revision),
+        )
+        return list(reply.units)
+
+    # -- master config -------------------------------------------------------
+
+    async def set_config(
+        self,
+        application: str,
+        set: Mapping[str, Any] | None = None,
+        *,
+        unset: Sequence[str] = (),
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        request = cpb.SetConfigRequest(
+            application=application,
+            set=_values(set),
+            unset=list(unset),
+            reason=reason,
+            created_by=created_by,
+            metadata=_metadata(metadata),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return await self._write(self._controller.SetConfig, request)
+
+    # -- branches --------------------------------------------------------------
+
+    async def add_branch(self, name: str, *, created_by: str = "") -> WriteResult:
+        return await self._write(
+            self._controller.AddBranch, cpb.AddBranchRequest(name=name, created_by=created_by)
+        )
+
+    async def track_branch(
+        self,
+        branch: str,
+        *,
+        units: Sequence[str] = (),
+        applications: Sequence[str] = (),
+        count: int = 0,
+        application: str = "",
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.TrackBranch,
+            cpb.TrackBranchRequest(
+                branch=branch,
+                units=list(units),
+                applications=list(applications),
+                count=count,
+                application=application,
+            ),
+        )
+
+    async def untrack_branch(
+        self, branch: str, *, units: Sequence[str] = (), applications: Sequence[str] = ()
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.UntrackBranch,
+            cpb.UntrackBranchRequest(
+                branch=branch, units=list(units), applications=list(applications)
+            ),
+        )
+
+    async def set_branch_config(
+        self,
+        branch: str,
+        application: str,
+        set: Mapping[str, Any] | None = None,
+        *,
+        unset: Sequence[str] = (),
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.SetBranchConfig,
+            cpb.SetBranchConfigRequest(
+                branch=branch, application=application, set=_values(set), unset=list(unset)
+            ),
+        )
+
+    async def diff_branch(self, branch: str, *, min_revision: int = 0) -> cpb.DiffBranchResponse:
+        return await self._call(
+            self._controller.DiffBranch,
+            cpb.DiffBranchRequest(branch=branch, min_revision=min_revision),
+        )
+
+    async def commit_branch(
+        self,
+        branch: str,
+        *,
+        force: bool = False,
+        require_applied: bool = False,
+        created_by: str = "",
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        return await self._write(
+            self._controller.CommitBranch,
+            cpb.CommitBranchRequest(
+                branch=branch,
+                force=force,
+                require_applied=require_applied,
+                created_by=created_by,
+                reason=reason,
+                metadata=_metadata(metadata),
+            ),
+        )
+
+    async def abort_branch(self, branch: str, *, force: bool = False) -> WriteResult:
+        return await self._write(
+            self._controller.AbortBranch, cpb.AbortBranchRequest(branch=branch, force=force)
+        )
+
+    async def list_branches(self, *, min_revision: int = 0) -> list[types_pb2.Branch]:
+        reply = await self._call(
+            self._controller.ListBranches, cpb.ListBranchesRequest(min_revision=min_revision)
+        )
+        return list(reply.branches)
+
+    async def get_branch(self, name: str, *, min_revision: int = 0) -> types_pb2.Branch:
+        return await self._call(
+            self._controller.GetBranch, cpb.GetBranchRequest(name=name, min_revision=min_revision)
+        )
+
+    # -- agents ------------------------------------------------------------------
+
+    async def get_config(self, unit: str, *, min_revision: int = 0) -> Config:
+        reply = await self._call(
+            self._agent.GetConfig, agent_pb2.GetConfigRequest(unit=unit, min_revision=min_revision)
+        )
+        return Config.from_proto(reply)
+
+    async def report_applied(
+        self, unit: str, hash: str, *, ok: bool = True, message: str = ""
+    ) -> WriteResult:
+        return await self._write(
+            self._agent.ReportApplied,
+            agent_pb2.ReportAppliedRequest(unit=unit, hash=hash, ok=ok, message=message),
+        )
+
+    async def watch_config(
+        self,
+        unit: str,
+        *,
+        known_hash: str = "",
+        reconnect: bool = True,
+        min_revision: int = 0,
+    ) -> AsyncIterator[Config]:
+        """Every distinct config of ``unit``, in order, across reconnects.
+
+        Bookmarks are consumed here. On UNAVAILABLE (restart, shutdown, network)
+        the watch reconnects with backoff, resuming with the last hash, so the
+        server sends nothing when nothing changed meanwhile. ``min_revision`` (a
+        write's revision) makes the first config reflect that write, so a unit
+        created just now is not NOT_FOUND on a server that has yet to see it.
+        """
+        last_hash = known_hash
+        # The newest revision seen: a server reconnected to first catches up to it,
+        # so a lagging replica can never take the caller back to an older config.
+        seen_revision = min_revision
+        delays = self.backoff.delays()
+        while True:
+            call = self._agent.WatchConfig(
+                agent_pb2.WatchConfigRequest(
+                    unit=unit, known_hash=last_hash, min_revision=seen_revision
+                )
+            )
+            try:
+                async for message in call:
+                    delays = self.backoff.delays()
+                    if message.HasField("bookmark"):
+                        seen_revision = max(seen_revision, message.bookmark.revision)
+                        continue
+                    config = message.config
+                    seen_revision = max(seen_revision, config.revision)
+                    if config.hash == last_hash:
+                        continue
+                    last_hash = config.hash
+                    yield Config.from_proto(config)
+                if not reconnect:
+                    return
+            except grpc.aio.AioRpcError as exc:
+                if not reconnect or exc.code() not in RETRYABLE:
+                    raise _client_error(exc) from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(next(delays))
+
+    # -- admin -------------------------------------------------------------------
+
+    async def snapshot(self) -> admin_pb2.SnapshotResponse:
+        return await self._call(self._admin.Snapshot, admin_pb2.SnapshotRequest())
+
+    async def watch_deltas(
+        self,
+        *,
+        since_revision: int | None = None,
+        kinds: Sequence[str] = (),
+        applications: Sequence[str] = (),
+    ) -> AsyncIterator[admin_pb2.DeltaBatch]:
+        request = admin_pb2.WatchDeltasRequest(kinds=list(kinds), applications=list(applications))
+        if since_revision is not None:
+            request.since_revision = since_revision
+        call = self._admin.WatchDeltas(request)
+        try:
+            async for batch in call:
+                yield batch
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+        finally:
+            call.cancel()
+
+    # -- history -------------------------------------------------------------
+
+    async def list_versions(
+        self,
+        application: str,
+        *,
+        limit: int = 0,
+        since_version: int = 0,
+        before_version: int = 0,
+    ) -> hpb.ListVersionsResponse:
+        """Versions newest first (``limit`` 0: 100), only those after ``since_version``
+        and, unless 0, before ``before_version`` (page back with the last one seen)."""
+        return await self._call(
+            self._history.ListVersions,
+            hpb.ListVersionsRequest(
+                application=application,
+                limit=limit,
+                since_version=since_version,
+                before_version=before_version,
+            ),
+        )
+
+    async def get_version(self, application: str, version: int = 0) -> types_pb2.Version:
+        """One version (0: the current one)."""
+        return await self._call(
+            self._history.GetVersion,
+            hpb.GetVersionRequest(application=application, version=version),
+        )
+
+    async def latest_version(self, application: str) -> hpb.LatestVersionResponse:
+        """The current version, and the highest semantic label with its version."""
+        return await self._call(
+            self._history.LatestVersion, hpb.LatestVersionRequest(application=application)
+        )
+
+    async def diff_versions(
+        self, application: str, from_version: int, to_version: int = 0
+    ) -> hpb.DiffVersionsResponse:
+        return await self._call(
+            self._history.DiffVersions,
+            hpb.DiffVersionsRequest(
+                application=application, from_version=from_version, to_version=to_version
+            ),
+        )
+
+    async def rollback(
+        self,
+        application: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+    ) -> WriteResult:
+        request = hpb.RollbackRequest(
+            application=application, to_version=to_version, reason=reason, created_by=created_by
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return await self._write(self._history.Rollback, request)
+
+    async def tag_version(
+        self, application: str, label: str, *, version: int = 0
+    ) -> hpb.LabelResponse:
+        """Label a version (0: the current one) with a semantic version such as 1.4.0."""
+        return await self._call(
+            self._history.TagVersion,
+            hpb.TagVersionRequest(application=application, version=version, label=label),
+        )
+
+    async def bump_version(
+        self, application: str, part: str, *, version: int = 0
+    ) -> hpb.LabelResponse:
+        """Label a version one ``major|minor|patch`` above the highest label (first: 1.0.0)."""
+        return await self._call(
+            self._history.BumpVersion,
+            hpb.BumpVersionRequest(application=application, part=part, version=version),
+        )
+
+    async def key_history(
+        self, application: str, key: str, *, limit: int = 0, before_version: int = 0
+    ) -> hpb.KeyHistoryResponse:
+        """Each version where ``key``'s effective value changed, newest first (unless
+        0, only those before ``before_version``)."""
+        return await self._call(
+            self._history.KeyHistory,
+            hpb.KeyHistoryRequest(
+                application=application, key=key, limit=limit, before_version=before_version
+            ),
+        )
+
+    async def list_generations(
+        self, *, limit: int = 0, since: int = 0, before: int = 0, application: str = ""
+    ) -> hpb.ListGenerationsResponse:
+        """Generations newest first, after ``since`` and, unless 0, before ``before``."""
+        return await self._call(
+            self._history.ListGenerations,
+            hpb.ListGenerationsRequest(
+                limit=limit, since=since, before=before, application=application
+            ),
+        )
+
+    async def get_generation(self, id: int) -> types_pb2.Generation:
+        return await self._call(self._history.GetGeneration, hpb.GetGenerationRequest(id=id))
+
+    async def revert_generation(
+        self, id: int, *, force: bool = False, reason: str = "", created_by: str = ""
+    ) -> WriteResult:
+        return await self._write(
+            self._history.RevertGeneration,
+            hpb.RevertGenerationRequest(id=id, force=force, reason=reason, created_by=created_by),
+        )
+
+    # -- tokens (admin) --------------------------------------------------------
+
+    async def create_token(
+        self,
+        role: str,
+        *,
+        unit: str = "",
+        expires_in_seconds: int = 0,
+        description: str = "",
+        name: str = "",
+    ) -> tpb.CreateTokenResponse:
+        """Mint a token; its secret (``.token``) is in this response only. Writes
+        made with it record ``name`` and its id as their author."""
+        return await self._call(
+            self._tokens.CreateToken,
+            tpb.CreateTokenRequest(
+                role=role,
+                unit=unit,
+                expires_in_seconds=expires_in_seconds,
+                description=description,
+                name=name,
+            ),
+        )
+
+    async def list_tokens(self, *, min_revision: int = 0) -> list[tpb.TokenInfo]:
+        response = await self._call(
+            self._tokens.ListTokens, tpb.ListTokensRequest(min_revision=min_revision)
+        )
+        return list(response.tokens)
+
+    async def revoke_token(self, id: str) -> WriteResult:
+        return await self._write(self._tokens.RevokeToken, tpb.RevokeTokenRequest(id=id))
+
+
+class SyncClient:
+    """Blocking facade over `Client`: the same methods, run on a private event loop
+    in a background thread (so it works from any thread, inside or outside asyncio)."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client: Client = self._run(self._make(target, kwargs))
+
+    @staticmethod
+    async def _make(target: str, kwargs: dict[str, Any]) -> Client:
+        return Client(target, **kwargs)
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self._client.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    yield self._run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(agen.aclose())  # type: ignore[attr-defined]
+
+    def watch_config(self, unit: str, **kwargs: Any) -> Iterator[Config]:
+        return self._iterate(self._client.watch_config(unit, **kwargs))
+
+    def watch_deltas(self, **kwargs: Any) -> Iterator[admin_pb2.DeltaBatch]:
+        return self._iterate(self._client.watch_deltas(**kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+        if not callable(method) or name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._run(method(*args, **kwargs))
+
+        call.__name__ = name
+        call.__doc__ = method.__doc__
+        return call

@@ -1,0 +1,1 @@
+"""Development tools: the embedded mongod, the demo model, protogen, healthcheck."""

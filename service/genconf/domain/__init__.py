@@ -1,0 +1,1 @@
+"""Pure domain rules and values: no I/O, no clocks, no tasks."""

@@ -1,0 +1,166 @@
+"""The model's documents as typed, immutable values.
+
+The multiwatcher builds these from change-stream documents; the cache holds them.
+Equality is structural, so a reload can tell which objects really changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from genconf.domain import model
+from genconf.domain.model import Change
+
+_SCHEMA_MEMO_LIMIT: Final = 4096
+# Per application: the last stored schema seen and its parsed form.
+_schema_memo: dict[str, tuple[Mapping[str, Any], Mapping[str, model.OptionSpec]]] = {}
+
+
+def parsed_schema(application: str, doc: Mapping[str, Any]) -> Mapping[str, model.OptionSpec]:
+    """The parsed schema, validated once per change of an application's schema.
+
+    Every application event carries the schema, but it rarely changes; full
+    validation per event was half of the multiwatcher's cost (bench ingest).
+    Sharing one parsed object also makes equality checks between app states cheap.
+    """
+    memo = _schema_memo.get(application)
+    if memo is not None and memo[0] == doc:
+        return memo[1]
+    if len(_schema_memo) >= _SCHEMA_MEMO_LIMIT:
+        _schema_memo.clear()
+    schema = model.parse_schema(doc)
+    _schema_memo[application] = (doc, schema)
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    name: str
+    charm: str
+    schema: Mapping[str, model.OptionSpec]
+    settings: Mapping[str, Any]
+    version: int
+    next_unit: int
+    revision: int
+    # Given at creation: a re-created name is a new application ("" before uids).
+    uid: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Application:
+        return cls(
+            name=doc["_id"],
+            charm=doc.get("charm", ""),
+            schema=parsed_schema(doc["_id"], doc.get("schema", {})),
+            settings=dict(doc.get("settings", {})),
+            version=int(doc.get("version", 1)),
+            next_unit=int(doc.get("next_unit", 0)),
+            revision=int(doc.get("revision", 0)),
+            uid=doc.get("uid", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedReport:
+    """An agent's latest report of what it applied."""
+
+    hash: str
+    ok: bool
+    message: str
+    at: dt.datetime | None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> AppliedReport | None:
+        if not doc:
+            return None
+        return cls(doc.get("hash", ""), bool(doc.get("ok")), doc.get("message", ""), doc.get("at"))
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    name: str
+    application: str
+    number: int
+    branch: str | None
+    applied: AppliedReport | None
+    revision: int
+    # This incarnation of the unit (agent tokens are bound to it) and its
+    # application's; "" for units created before uids were kept.
+    uid: str = ""
+    application_uid: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Unit:
+        return cls(
+            name=doc["_id"],
+            application=doc["application"],
+            number=int(doc["number"]),
+            branch=doc.get("branch"),
+            applied=AppliedReport.from_doc(doc.get("applied")),
+            revision=int(doc.get("revision", 0)),
+            uid=doc.get("uid", ""),
+            application_uid=doc.get("application_uid", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    name: str
+    created_by: str
+    created_at: dt.datetime | None
+    track_applications: tuple[str, ...]
+    changes: Mapping[str, Mapping[str, Change]]
+    revision: int
+    # The name the client gave when created_by is a verified token (see Version).
+    on_behalf_of: str = ""
+    authenticated: bool = False
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Branch:
+        return cls(
+            name=doc["_id"],
+            created_by=doc.get("created_by", ""),
+            created_at=doc.get("created_at"),
+            track_applications=tuple(doc.get("track_applications", ())),
+            changes={
+                app: {key: Change.from_doc(c) for key, c in changes.items()}
+                for app, changes in doc.get("changes", {}).items()
+            },
+            revision=int(doc.get("revision", 0)),
+            on_behalf_of=doc.get("on_behalf_of", ""),
+            authenticated=bool(doc.get("authenticated", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    id: int
+    kind: str
+    branch: str | None
+    changes: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    created_by: str
+    created_at: dt.datetime | None
+    reason: str
+    versions: Mapping[str, int] = field(default_factory=dict)
+    # Per application, its secret options when written: history is redacted by them.
+    secret_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    on_behalf_of: str = ""
+    authenticated: bool = False
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Generation:
+        return cls(
+            id=int(doc["_id"]),
+            kind=doc.get("kind", ""),
+            branch=doc.get("branch"),
+            changes=doc.get("changes", {}),
+            created_by=doc.get("created_by", ""),
+            created_at=doc.get("created_at"),
+            reason=doc.get("reason", ""),
+            versions=dict(doc.get("versions", {})),
+            secret_keys={a: tuple(k) for a, k in doc.get("secret_keys", {}).items()},
+            on_behalf_of=doc.get("on_behalf_of", ""),
+            authenticated=bool(doc.get("authenticated", False)),
+        )

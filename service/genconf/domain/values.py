@@ -1,0 +1,46 @@
+"""The smallest vocabulary of values: "absent", and how a value reads in a message.
+
+A leaf module (it imports nothing of genconf), so that both the exception tree
+(`genconf.errors`) and the domain rules (`genconf.domain.model`) can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+
+class _Absent:
+    """The sentinel for "no value": a key unset in master, or an unset change."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Final = _Absent()
+
+
+def show_value(value: Any) -> str:
+    """A short, readable rendering of a config value for error messages."""
+    if value is ABSENT:
+        return "absent"
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+        )
+    except (TypeError, ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,1 @@
+"""One change stream -> one in-memory model: multiwatcher, cache, waiters, health."""

@@ -1,0 +1,1 @@
+"""Tokens, roles and the one rule table; redaction of secrets for observers."""

@@ -1,0 +1,1 @@
+"""MongoDB: the only package that writes, and the history it reads back."""

@@ -1,0 +1,81 @@
+"""After concurrent writes: the model's invariants hold in MongoDB, and a server's
+view (Snapshot, GetConfig of every unit) equals MongoDB's documents.
+
+A plain module: tests import it as ``from model_check import ...``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from pymongo import MongoClient
+
+from genconf.client import Client
+from genconf.store import invariants
+from genconf.store.writes import APPLICATIONS, BRANCHES, UNITS
+from support.fleet import expected_hashes
+from support.servers import settled_model
+
+
+def mongo_violations(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> list[str]:
+    db = mongo_client[db_name]
+    docs = [{d["_id"]: d for d in db[c].find()} for c in (APPLICATIONS, UNITS, BRANCHES)]
+    return invariants.violations(*docs)
+
+
+def mongo_view(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, Any]:
+    """What a server must show, straight from the documents."""
+    db = mongo_client[db_name]
+    return {
+        "applications": {a["_id"]: (a["version"], a["settings"]) for a in db[APPLICATIONS].find()},
+        "units": {u["_id"]: u["branch"] or "" for u in db[UNITS].find()},
+        "branches": {
+            b["_id"]: (sorted(b["track_applications"]), sorted(b["changes"]))
+            for b in db[BRANCHES].find()
+        },
+    }
+
+
+async def server_view(client: Client) -> dict[str, Any]:
+    """The same from a server's Snapshot, once it has seen every write so far."""
+    await settled_model(client)  # a barrier write: the cache is past every earlier write
+    snap = await client.snapshot()
+    return {
+        "applications": {
+            a.name: (a.version, json_format.MessageToDict(a.settings)) for a in snap.applications
+        },
+        "units": {u.name: u.branch for u in snap.units},
+        "branches": {
+            b.name: (sorted(b.track_applications), sorted(c.application for c in b.changes))
+            for b in snap.branches
+        },
+    }
+
+
+async def assert_consistent(
+    client: Client, mongo_client: MongoClient[dict[str, Any]], db_name: str, label: str = ""
+) -> None:
+    """Invariants hold in MongoDB; Snapshot and every unit's GetConfig agree with it."""
+    broken = mongo_violations(mongo_client, db_name)
+    assert not broken, f"{label}: {broken}"
+    view = await server_view(client)
+    want = mongo_view(mongo_client, db_name)
+    # Settings travel as protobuf Values (numbers as doubles): compare as JSON numbers.
+    assert _numbers_as_floats(view) == _numbers_as_floats(want), label
+    hashes = expected_hashes(mongo_client, db_name)
+    for unit, want_hash in hashes.items():
+        got = await client.get_config(unit)
+        assert got.hash == want_hash, f"{label}: {unit} serves {got.hash}, MongoDB says {want_hash}"
+
+
+def _numbers_as_floats(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers_as_floats(v) for v in value]
+    return value
