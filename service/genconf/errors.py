@@ -11,21 +11,35 @@
     ├── Unauthenticated           missing, unknown, expired or revoked token
     ├── PermissionDenied          the token's role may not do this (or no rule)
     ├── ResourceExhausted         a per-token or per-stream limit (named) reached
-    │   └── api.admin.FeedTooSlow an admin feed fell feed_buffer batches behind
+    │   └── FeedTooSlow           an admin feed fell feed_buffer batches behind (RPC)
     ├── OutOfRange                a revision older than the retained history
     ├── Unavailable               MongoDB unreachable or the cache not ready
-    └── MongodNotFound            the embedded mongod binary is missing
+    ├── MongodNotFound            the embedded mongod binary is missing
+    ├── MongodStartError          the embedded mongod died or never became PRIMARY
+    ├── WatchClosed               a unit's config watch ended (unit removed, cache closed)
+    ├── FeedOverflow              an admin feed subscriber fell behind (in process)
+    ├── ClientError               a call failed, as the client saw it: status + details
+    │   └── TooOld                OUT_OF_RANGE: resume from a snapshot, not a revision
+    ├── UsageError                the command line cannot express the request (exit 2)
+    │   └── ConfigFileError       the CLI's config file is unreadable or malformed
+    └── BenchError                a benchmark could not produce its figures
 
-PyMongo errors are translated in `store`/`multiwatcher`; the API maps these to
-gRPC status codes in one place (`genconf.api.errors`).
+Every exception genconf raises on purpose is here. PyMongo errors become these at
+one boundary in the store; the API maps them to gRPC status codes in one place
+(`genconf.api.errors`), and the client maps a status back (`ClientError`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genconf.domain.values import show_value
+
+if TYPE_CHECKING:  # the client's types; the server side never loads grpc through here
+    import grpc
+
+    from genconf.v1 import types_pb2
 
 
 class GenconfError(Exception):
@@ -127,3 +141,79 @@ class Unavailable(GenconfError):
 
 class MongodNotFound(GenconfError):
     """No mongod binary to run the embedded replica set."""
+
+
+class FeedTooSlow(ResourceExhausted):
+    """An admin feed fell more than ``feed_buffer`` batches behind: a per-stream limit,
+    so RESOURCE_EXHAUSTED naming it; the client resumes from the last revision it got."""
+
+
+class MongodStartError(GenconfError):
+    """mongod died or never became PRIMARY; the message carries its log tail."""
+
+
+class WatchClosed(GenconfError):
+    """The watch ended: the unit was removed, or the cache shut down."""
+
+    def __init__(self, reason: str, *, removed: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.removed = removed
+
+
+class FeedOverflow(GenconfError):
+    """An admin feed subscriber fell more than its buffer behind; resume from a revision.
+
+    ``max_bytes`` is set when the byte budget, not the batch count, was passed."""
+
+    def __init__(self, buffer: int, max_bytes: int | None = None) -> None:
+        if max_bytes is None:
+            what = f"more than feed_buffer={buffer} batches behind"
+        else:
+            what = f"more than feed_bytes={max_bytes} bytes of batches behind"
+        super().__init__(f"the admin feed fell {what}")
+        self.buffer = buffer
+        self.max_bytes = max_bytes
+
+
+class ClientError(GenconfError):
+    """A call failed; ``code`` is the gRPC status, ``detail`` the structured details."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, detail: types_pb2.ErrorDetail) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+    @property
+    def expected_version(self) -> int:
+        return self.detail.expected_version
+
+    @property
+    def actual_version(self) -> int:
+        return self.detail.actual_version
+
+    @property
+    def conflicts(self) -> list[types_pb2.ConflictDetail]:
+        return list(self.detail.conflicts)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+class TooOld(ClientError):
+    """OUT_OF_RANGE: the revision to resume from is older than the server retains.
+
+    Acting on it: read a snapshot (``Snapshot``, or ``get_config``) and follow from
+    its revision; a watch that must not miss a change fails loudly instead."""
+
+
+class UsageError(GenconfError):
+    """A request the command line cannot express (exit 2)."""
+
+
+class ConfigFileError(UsageError):
+    """The config file is unreadable or malformed (a usage error: exit 2)."""
+
+
+class BenchError(GenconfError):
+    """The run could not produce its figures (the message says why)."""

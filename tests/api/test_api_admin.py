@@ -17,7 +17,8 @@ from support.servers import (
     snapshot_model,
 )
 
-from genconf.client import Client, ClientError
+from genconf.client import Client
+from genconf.errors import ClientError
 from genconf.v1 import admin_pb2
 
 SCHEMA: dict[str, Any] = {

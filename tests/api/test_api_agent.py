@@ -20,7 +20,8 @@ from google.protobuf import json_format
 from support.servers import BOOKMARK_INTERVAL, assert_code, settled_model
 
 from genconf.api.server import RunningServer
-from genconf.client import Client, ClientError
+from genconf.client import Client
+from genconf.errors import ClientError
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 SCHEMA: dict[str, Any] = {

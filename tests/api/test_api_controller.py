@@ -18,7 +18,8 @@ from google.protobuf import json_format
 from support.servers import assert_code, settled_model
 
 from genconf.api.server import RunningServer
-from genconf.client import Client, ClientError
+from genconf.client import Client
+from genconf.errors import ClientError
 
 SCHEMA: dict[str, Any] = {
     "k": {"type": "int", "default": 1, "description": "a number"},

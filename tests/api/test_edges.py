@@ -22,9 +22,9 @@ from support.servers import server_config
 from genconf import wire
 from genconf.api import server as server_module
 from genconf.api.server import RunningServer, serve
-from genconf.client import Client, ClientError
+from genconf.client import Client
 from genconf.domain import model
-from genconf.errors import GenconfError, InvalidArgument
+from genconf.errors import ClientError, GenconfError, InvalidArgument
 from genconf.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
 
 MAX = model.MAX_EXACT_INT

@@ -25,8 +25,9 @@ from pymongo import MongoClient
 from support.fleet import AGENTS, Fleet, expected_hashes
 from support.servers import running_server
 
-from genconf.client import Client, ClientError, WriteResult
+from genconf.client import Client, WriteResult
 from genconf.dev.embedded import EmbeddedReplicaSet
+from genconf.errors import ClientError
 from genconf.readside.multiwatcher import Tuning
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}, "s": {"type": "string"}}

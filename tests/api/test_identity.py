@@ -22,8 +22,9 @@ from support.cli_runner import Genconf, clean_env
 from support.servers import assert_code, running_server
 
 from genconf.api.server import RunningServer
-from genconf.client import Client, ClientError
+from genconf.client import Client
 from genconf.domain.records import Unit
+from genconf.errors import ClientError
 from genconf.security import auth
 from genconf.security.tokenbook import TokenBook
 

@@ -13,7 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.servers import running_server
 
-from genconf.client import Client, ClientError
+from genconf.client import Client
+from genconf.errors import ClientError
 from genconf.logs import JsonFormatter
 
 

@@ -19,7 +19,8 @@ from pymongo import MongoClient
 from support.model_check import assert_consistent, mongo_violations
 
 from genconf.api.server import RunningServer
-from genconf.client import Client, ClientError
+from genconf.client import Client
+from genconf.errors import ClientError
 
 ROUNDS = 25
 SCHEMA = {"port": {"type": "int", "default": 80}, "level": {"type": "string", "default": "info"}}

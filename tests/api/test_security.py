@@ -33,9 +33,9 @@ from support.tls_certs import CertificateAuthority, Issued
 import genconf.v1
 from genconf.api.guard import Guard
 from genconf.api.server import RunningServer, serve
-from genconf.client import Client, ClientError
+from genconf.client import Client
 from genconf.domain import model
-from genconf.errors import InvalidArgument
+from genconf.errors import ClientError, InvalidArgument
 from genconf.security import auth
 from genconf.security.redact import REDACTED
 from genconf.security.tokenbook import TokenBook

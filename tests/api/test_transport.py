@@ -32,9 +32,9 @@ from genconf.addresses import is_loopback, peer_host, target_is_local
 from genconf.api.server import check_transport, serve
 from genconf.cli import main as cli
 from genconf.cli.output import ColorMode, Format, Output
-from genconf.cli.settings import ConfigFileError, resolve
+from genconf.cli.settings import resolve
 from genconf.client import Client
-from genconf.errors import GenconfError, InvalidArgument
+from genconf.errors import ConfigFileError, GenconfError, InvalidArgument
 from genconf.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc
 
 BOOTSTRAP = "bootstrap-admin-token-for-tests-0123456789"

@@ -16,10 +16,9 @@ from genconf.dev.embedded import (
     TRANSACTION_LIFETIME_LIMIT,
     EmbeddedMongo,
     EmbeddedReplicaSet,
-    MongodStartError,
     find_mongod,
 )
-from genconf.errors import MongodNotFound
+from genconf.errors import MongodNotFound, MongodStartError
 
 pytestmark = pytest.mark.mongo  # starts mongod processes of its own
 

@@ -21,13 +21,11 @@ from genconf.domain import model
 from genconf.domain.deltas import Batch, Delta, Kind, Record, estimate_bytes, plain_bytes
 from genconf.domain.model import Change, Op
 from genconf.domain.records import Application, Branch, Generation, Unit
-from genconf.errors import NotFound, OutOfRange
+from genconf.errors import FeedOverflow, NotFound, OutOfRange, WatchClosed
 from genconf.readside.cache import (
     ConfigWatch,
     EffectiveConfig,
-    FeedOverflow,
     ModelCache,
-    WatchClosed,
 )
 
 SCHEMA = model.parse_schema(

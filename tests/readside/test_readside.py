@@ -21,8 +21,8 @@ from pymongo import UpdateOne
 
 from genconf.domain import model
 from genconf.domain.deltas import Kind
-from genconf.errors import AlreadyExists, GenconfError, Unavailable
-from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
+from genconf.errors import AlreadyExists, GenconfError, Unavailable, WatchClosed
+from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache
 from genconf.readside.multiwatcher import Multiwatcher, Snapshot, State, Tuning
 from genconf.readside.supervisor import ReadSide, read_side
 from genconf.store.writes import (

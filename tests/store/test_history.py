@@ -15,8 +15,8 @@ from google.protobuf import json_format
 from pymongo import MongoClient
 from support.servers import assert_code, digest, running_server
 
-from genconf.client import Client, ClientError
-from genconf.errors import InvalidArgument
+from genconf.client import Client
+from genconf.errors import ClientError, InvalidArgument
 from genconf.store.history import DEFAULT_LIMIT, MAX_LIMIT, between, page_size
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -10,8 +10,9 @@ import pytest
 from pymongo import MongoClient
 from support.servers import assert_code, digest
 
-from genconf.client import Client, ClientError
+from genconf.client import Client
 from genconf.domain import limits
+from genconf.errors import ClientError
 
 KEYS = 200
 VALUE = "x" * 60_000  # under the per-value limit of 64 KiB

@@ -28,7 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
 
 from genconf.api.server import RunningServer, ServerConfig, serve
-from genconf.client import Client, ClientError
+from genconf.client import Client
+from genconf.errors import ClientError
 from genconf.readside.multiwatcher import Tuning
 from genconf.store.writes import BOOKKEEPING
 from genconf.v1 import admin_pb2

@@ -42,8 +42,9 @@ import anyio
 import grpc
 import yaml
 
-from genconf.client.core import RETRYABLE, Backoff, Client, ClientError, Config
+from genconf.client.core import RETRYABLE, Backoff, Client, Config
 from genconf.domain import model
+from genconf.errors import ClientError
 
 log = logging.getLogger("genconf.agent.runner")
 

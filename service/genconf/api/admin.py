@@ -12,16 +12,17 @@ from genconf.api import convert
 from genconf.api.errors import streaming, unary
 from genconf.defaults import DEFAULT_FEED_BUFFER
 from genconf.domain.deltas import Batch, Kind
-from genconf.errors import InvalidArgument, OutOfRange, ResourceExhausted, Unavailable
-from genconf.readside.cache import FeedOverflow, ModelCache
+from genconf.errors import (
+    FeedOverflow,
+    FeedTooSlow,
+    InvalidArgument,
+    OutOfRange,
+    Unavailable,
+)
+from genconf.readside.cache import ModelCache
 from genconf.v1 import admin_pb2, admin_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-class FeedTooSlow(ResourceExhausted):
-    """An admin feed fell more than ``feed_buffer`` batches behind: a per-stream limit,
-    so RESOURCE_EXHAUSTED naming it; the client resumes from the last revision it got."""
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):

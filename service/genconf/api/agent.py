@@ -16,8 +16,8 @@ from genconf.api.errors import abort_with, unary
 from genconf.api.guard import current_principal, sees_secrets
 from genconf.api.reads import await_revision
 from genconf.domain import model
-from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable
-from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache, WatchClosed
+from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable, WatchClosed
+from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache
 from genconf.store.writes import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 

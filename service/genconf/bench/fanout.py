@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from genconf.bench.harness import (
-    BenchError,
     Figure,
     Options,
     Report,
@@ -46,6 +45,7 @@ from genconf.bench.harness import (
     session,
     turns,
 )
+from genconf.errors import BenchError
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_fanout"]
 

@@ -48,9 +48,9 @@ from pymongo.errors import PyMongoError
 from genconf.api.server import ServerConfig
 from genconf.bench import baseline, ingest
 from genconf.bench.server import READY_LINE
-from genconf.client import Client, ClientError
+from genconf.client import Client
 from genconf.dev.embedded import EmbeddedMongo
-from genconf.errors import GenconfError
+from genconf.errors import BenchError, ClientError, GenconfError
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 T = TypeVar("T")
@@ -80,10 +80,6 @@ ERRORS: Final = (
     PyMongoError,
     grpc.aio.AioRpcError,
 )
-
-
-class BenchError(RuntimeError):
-    """The run could not produce its figures (the message says why)."""
 
 
 # ---------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import statistics
 from typing import Any, Final
 
 from genconf.bench.harness import (
-    BenchError,
     Figure,
     Options,
     Report,
@@ -36,6 +35,7 @@ from genconf.bench.harness import (
     session,
     turns,
 )
+from genconf.errors import BenchError
 
 __all__ = ["main", "run_read"]
 

@@ -29,7 +29,6 @@ import time
 from typing import Any, Final
 
 from genconf.bench.harness import (
-    BenchError,
     Figure,
     Options,
     Report,
@@ -44,6 +43,7 @@ from genconf.bench.harness import (
     session,
 )
 from genconf.domain import model
+from genconf.errors import BenchError
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_targeted"]
 

@@ -37,20 +37,16 @@ import yaml
 from genconf.cli import views
 from genconf.cli.history import add_history, add_tokens
 from genconf.cli.output import ColorMode, Format, Output, show
-from genconf.cli.settings import ConfigFileError, Settings, resolve
-from genconf.client.core import Backoff, Client, ClientError, WriteResult
+from genconf.cli.settings import Settings, resolve
+from genconf.client.core import Backoff, Client, WriteResult
 from genconf.domain import model
-from genconf.errors import GenconfError, InvalidArgument
+from genconf.errors import ClientError, ConfigFileError, GenconfError, InvalidArgument, UsageError
 from genconf.logs import setup_logging
 from genconf.wire import schema_from_proto
 
 log = logging.getLogger("genconf")
 
 READY_LINE = "genconf is ready on"
-
-
-class UsageError(Exception):
-    """A request the command line cannot express (exit 2)."""
 
 
 @dataclass

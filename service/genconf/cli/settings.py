@@ -30,6 +30,7 @@ import yaml
 
 from genconf.cli.output import Format
 from genconf.defaults import DEFAULT_LISTEN
+from genconf.errors import ConfigFileError
 
 DEFAULT_SERVER: Final = DEFAULT_LISTEN  # the server's own default address
 FILE_KEYS: Final = ("server", "token", "tls_ca", "output", "insecure_plaintext")
@@ -44,10 +45,6 @@ _BOOLEANS: Final = {
     **dict.fromkeys(("true", "yes", "on", "1"), True),
     **dict.fromkeys(("false", "no", "off", "0", ""), False),
 }
-
-
-class ConfigFileError(Exception):
-    """The config file is unreadable or malformed (a usage error: exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genconf.addresses import target_is_local
 from genconf.domain import model
-from genconf.errors import GenconfError, InvalidArgument
+from genconf.errors import ClientError, GenconfError, InvalidArgument
 from genconf.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -45,30 +45,6 @@ log = logging.getLogger("genconf.client.core")
 
 RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 T = TypeVar("T")
-
-
-class ClientError(GenconfError):
-    """A call failed; ``code`` is the gRPC status, ``detail`` the structured details."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, detail: types_pb2.ErrorDetail) -> None:
-        super().__init__(message)
-        self.code = code
-        self.detail = detail
-
-    @property
-    def expected_version(self) -> int:
-        return self.detail.expected_version
-
-    @property
-    def actual_version(self) -> int:
-        return self.detail.actual_version
-
-    @property
-    def conflicts(self) -> list[types_pb2.ConflictDetail]:
-        return list(self.detail.conflicts)
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.message}"
 
 
 def _client_error(exc: grpc.aio.AioRpcError) -> ClientError:

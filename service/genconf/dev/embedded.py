@@ -33,7 +33,7 @@ from typing import Any, Self, TypeVar
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from genconf.errors import GenconfError, MongodNotFound, Unavailable
+from genconf.errors import MongodNotFound, MongodStartError, Unavailable
 
 __all__ = [
     "ENV_MONGOD",
@@ -70,10 +70,6 @@ _STATE_PRIMARY = 1
 _STATE_SECONDARY = 2
 
 _T = TypeVar("_T")
-
-
-class MongodStartError(GenconfError):
-    """mongod died or never became PRIMARY; the message carries its log tail."""
 
 
 # ---------------------------------------------------------------------------

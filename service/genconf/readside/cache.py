@@ -33,7 +33,7 @@ from genconf.defaults import (
 from genconf.domain import model
 from genconf.domain.deltas import DELTA_OVERHEAD, Batch, Delta, Kind, Record, estimate_bytes
 from genconf.domain.records import Application, Branch, Generation, Unit
-from genconf.errors import GenconfError, NotFound, OutOfRange
+from genconf.errors import FeedOverflow, GenconfError, NotFound, OutOfRange, WatchClosed
 from genconf.readside.waiters import DeadlinePacer, RevisionWaiters
 
 # A reload's differences up to this size reach the feeds as one ordinary batch
@@ -68,15 +68,6 @@ class UnitConfig:
     @property
     def config(self) -> Mapping[str, Any]:
         return self.effective.config
-
-
-class WatchClosed(Exception):
-    """The watch ended: the unit was removed, or the cache shut down."""
-
-    def __init__(self, reason: str, *, removed: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.removed = removed
 
 
 class ConfigWatch:
@@ -209,21 +200,6 @@ class FeedFilter:
                 return bool(self.applications & set(gen.changes))
             return delta.application in self.applications
         return True
-
-
-class FeedOverflow(Exception):
-    """An admin feed subscriber fell more than its buffer behind; resume from a revision.
-
-    ``max_bytes`` is set when the byte budget, not the batch count, was passed."""
-
-    def __init__(self, buffer: int, max_bytes: int | None = None) -> None:
-        if max_bytes is None:
-            what = f"more than feed_buffer={buffer} batches behind"
-        else:
-            what = f"more than feed_bytes={max_bytes} bytes of batches behind"
-        super().__init__(f"the admin feed fell {what}")
-        self.buffer = buffer
-        self.max_bytes = max_bytes
 
 
 def batch_bytes(batch: Batch) -> int:
