@@ -28,8 +28,9 @@ from genconf.addresses import is_loopback
 from genconf.api.admin import AdminServicer
 from genconf.api.agent import AgentServicer
 from genconf.api.controller import ControllerServicer
-from genconf.api.guard import Guard, GuardInterceptor
+from genconf.api.guard import Guard
 from genconf.api.history import HistoryServicer
+from genconf.api.interceptor import GuardInterceptor
 from genconf.api.metrics import Metrics, MetricsInterceptor
 from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
 from genconf.api.tokens import TokenServicer
