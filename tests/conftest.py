@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import anyio
@@ -20,23 +20,32 @@ from support.servers import background_server
 
 from genconf.api.server import RunningServer
 from genconf.client import Client
-from genconf.dev.embedded import EmbeddedMongo, EmbeddedReplicaSet
-from genconf.store.writes import Store
+from genconf.dev.embedded import EmbeddedMongo
+from genconf.dev.replicaset import EmbeddedReplicaSet
+from genconf.store.store import Store
 
 # Real I/O makes timings noisy; a deadline would only produce flaky failures.
 settings.register_profile("ci", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(scope="session")
-def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
-    """A single-node replica set shared by the whole session, stopped at the end."""
-    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo"))
+Embedded = TypeVar("Embedded", EmbeddedMongo, EmbeddedReplicaSet)
+
+
+def started(server: Embedded) -> Iterator[Embedded]:
+    """``server`` started for a session fixture's life, stopped at its end (a half
+    start included)."""
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
+    """A single-node replica set shared by the whole session, stopped at the end."""
+    yield from started(EmbeddedMongo(tmp_path_factory.mktemp("mongo")))
 
 
 @pytest.fixture(scope="session")
@@ -72,12 +81,7 @@ def db_name(mongo_client: MongoClient[dict[str, Any]]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def replica_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedReplicaSet]:
     """A three-node replica set for failover tests; only started if a test asks."""
-    rs = EmbeddedReplicaSet(tmp_path_factory.mktemp("replset"))
-    try:
-        rs.start()
-        yield rs
-    finally:
-        rs.stop()
+    yield from started(EmbeddedReplicaSet(tmp_path_factory.mktemp("replset")))
 
 
 @pytest.fixture

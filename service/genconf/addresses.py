@@ -46,7 +46,7 @@ def is_loopback(address: str) -> bool:
 
 def target_addresses(target: str) -> list[str]:
     """The addresses a client target names: ``HOST:PORT``, a comma-separated list
-    (`genconf.client.core.balanced_target`), or gRPC's ``ipv4:``/``ipv6:``/``dns:`` forms."""
+    (`genconf.client.channel.balanced_target`), or gRPC's ``ipv4:``/``ipv6:``/``dns:`` forms."""
     rest = target.strip()
     for scheme in _ADDRESS_SCHEMES:
         if rest.startswith(scheme):

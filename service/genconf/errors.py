@@ -12,14 +12,15 @@
     ├── PermissionDenied          the token's role may not do this (or no rule)
     ├── ResourceExhausted         a per-token or per-stream limit (named) reached
     │   └── FeedTooSlow           an admin feed fell feed_buffer batches behind (RPC)
-    ├── OutOfRange                a revision older than the retained history
+    ├── OutOfRange                a revision this server cannot serve (ahead of it)
+    │   └── RevisionTooOld        a revision older than the retained history
     ├── Unavailable               MongoDB unreachable or the cache not ready
     ├── MongodNotFound            the embedded mongod binary is missing
     ├── MongodStartError          the embedded mongod died or never became PRIMARY
     ├── WatchClosed               a unit's config watch ended (unit removed, cache closed)
     ├── FeedOverflow              an admin feed subscriber fell behind (in process)
     ├── ClientError               a call failed, as the client saw it: status + details
-    │   └── TooOld                OUT_OF_RANGE: resume from a snapshot, not a revision
+    │   └── TooOld                RevisionTooOld on the server: resume from a snapshot
     ├── UsageError                the command line cannot express the request (exit 2)
     │   └── ConfigFileError       the CLI's config file is unreadable or malformed
     └── BenchError                a benchmark could not produce its figures
@@ -132,7 +133,12 @@ class ResourceExhausted(GenconfError):
 
 
 class OutOfRange(GenconfError):
-    """The requested revision is older than what is retained."""
+    """The requested revision is out of what this server can serve (ahead of it)."""
+
+
+class RevisionTooOld(OutOfRange):
+    """The requested revision is older than what is retained: the client takes a new
+    snapshot (it arrives as `TooOld`)."""
 
 
 class Unavailable(GenconfError):
@@ -201,7 +207,7 @@ class ClientError(GenconfError):
 
 
 class TooOld(ClientError):
-    """OUT_OF_RANGE: the revision to resume from is older than the server retains.
+    """The revision to resume from is older than the server retains (`RevisionTooOld`).
 
     Acting on it: read a snapshot (``Snapshot``, or ``get_config``) and follow from
     its revision; a watch that must not miss a change fails loudly instead."""

@@ -3,7 +3,7 @@ and the client, so neither needs the other's modules (the client loads no server
 code, no pymongo).
 
 Config values travel as `google.protobuf.Value`, whose numbers are doubles: see
-`model.MAX_EXACT_INT` for which numbers cross exactly.
+`schema.MAX_EXACT_INT` for which numbers cross exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any, Final
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from genconf.domain import model
+from genconf.domain.results import WriteResult
+from genconf.domain.schema import MAX_EXACT_INT
 from genconf.v1 import types_pb2
 
 # The trailing-metadata key of a call's typed error detail (a `types_pb2.ErrorDetail`).
@@ -46,7 +47,7 @@ def _ints(value: Any) -> Any:
     """protobuf carries every number as a double; JSON does not tell 1 from 1.0, so
     integral numbers come back as ints and every write path hashes alike (only
     within ±MAX_EXACT_INT, where a double is an exact integer)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) <= model.MAX_EXACT_INT:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_INT:
         return int(value)
     if isinstance(value, dict):
         return {k: _ints(v) for k, v in value.items()}
@@ -78,7 +79,7 @@ def to_timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 def schema_from_proto(schema: Mapping[str, types_pb2.OptionSchema]) -> dict[str, Any]:
-    """Protobuf schema to the plain mapping `model.parse_schema` validates."""
+    """Protobuf schema to the plain mapping `schema.parse_schema` validates."""
     raw: dict[str, Any] = {}
     for key, option in schema.items():
         entry: dict[str, Any] = {
@@ -90,3 +91,16 @@ def schema_from_proto(schema: Mapping[str, types_pb2.OptionSchema]) -> dict[str,
             entry["default"] = from_value(option.default)
         raw[key] = entry
     return raw
+
+
+def write_response(result: WriteResult) -> types_pb2.WriteResponse:
+    return types_pb2.WriteResponse(
+        revision=result.revision,
+        generation=result.generation,
+        versions=dict(result.versions),
+        units=list(result.units),
+    )
+
+
+def write_result(msg: types_pb2.WriteResponse) -> WriteResult:
+    return WriteResult(msg.revision, msg.generation, dict(msg.versions), list(msg.units))

@@ -17,8 +17,13 @@ from support.servers import (
     snapshot_model,
 )
 
+from genconf.api.admin import AdminServicer
 from genconf.client import Client
+from genconf.domain import schema as domain_schema
+from genconf.domain.deltas import Delta, Kind
+from genconf.domain.records import Application
 from genconf.errors import ClientError
+from genconf.readside.cache import ModelCache
 from genconf.v1 import admin_pb2
 
 SCHEMA: dict[str, Any] = {
@@ -297,3 +302,20 @@ async def test_snapshot_then_deltas_reconstruct_the_model_under_concurrent_write
     await client.list_applications(min_revision=last)
     fresh = snapshot_model(await client.snapshot())
     assert model == fresh
+
+
+def test_a_feed_delta_is_encoded_once_with_the_memoized_effective_config() -> None:
+    schema = domain_schema.parse_schema({"k": {"type": "int", "default": 1}})
+    web = Application("web", "web", schema, {"k": 2}, 1, 0, 1)
+    cache = ModelCache()
+    cache.load([web], [], [], last_generation=0, revision=100)
+    admin = AdminServicer(cache)
+    delta = Delta(Kind.APPLICATION, "web", 100, web)
+    message = admin._delta(delta)
+    assert admin._delta(delta) is message  # one message for every feed that sends it
+    assert message.application.effective["k"] == 2
+    recomputed = cache.statistics().groups_recomputed
+    admin._delta(Delta(Kind.APPLICATION, "web", 100, web))  # another delta, same record
+    assert cache.statistics().groups_recomputed == recomputed  # the cache's memo, not again
+    older = Application("web", "web", schema, {}, 0, 0, 0)  # not the cached state
+    assert admin._delta(Delta(Kind.APPLICATION, "web", 90, older)).application.effective["k"] == 1

@@ -23,11 +23,18 @@ from genconf import wire
 from genconf.api import server as server_module
 from genconf.api.server import RunningServer, serve
 from genconf.client import Client
-from genconf.domain import model
+from genconf.domain.schema import (
+    MAX_EXACT_INT,
+    OptionSpec,
+    ValueType,
+    check_wire_numbers,
+    coerce_value,
+)
+from genconf.domain.values import config_hash
 from genconf.errors import ClientError, GenconfError, InvalidArgument
 from genconf.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
 
-MAX = model.MAX_EXACT_INT
+MAX = MAX_EXACT_INT
 RANGE = f"±{MAX} (±(2^53-1))"
 GRPC_DEFAULT_RECEIVE = 4 * 1024 * 1024
 
@@ -49,12 +56,12 @@ def test_prop_integers_past_the_range_are_refused_on_both_sides_of_the_wire(n: i
     """The client refuses n itself; the server, which sees only the double n became
     (2**53 + 1 arrives as 2**53), refuses that, nested or as an int option."""
     with pytest.raises(InvalidArgument, match=re.escape(RANGE)):
-        model.check_wire_numbers("o", {"a": [n]})
+        check_wire_numbers("o", {"a": [n]})
     arrived = wire.from_struct(wire.to_struct({"o": {"a": [n]}, "i": n}))
     with pytest.raises(InvalidArgument, match=re.escape("at o.a[0]: ")):
-        model.coerce_value("o", model.OptionSpec(model.ValueType.OBJECT), arrived["o"])
+        coerce_value("o", OptionSpec(ValueType.OBJECT), arrived["o"])
     with pytest.raises(InvalidArgument, match=r"value of 'i' is .*integers must lie"):
-        model.coerce_value("i", model.OptionSpec(model.ValueType.INT), arrived["i"])
+        coerce_value("i", OptionSpec(ValueType.INT), arrived["i"])
 
 
 NUMS_SCHEMA: dict[str, Any] = {
@@ -136,7 +143,7 @@ async def test_integers_up_to_2_53_minus_1_round_trip_exactly(
     written = await client.set_config("nums", values)
     got = await client.get_config("nums/0", min_revision=written.revision)
     assert got.config == values
-    assert got.hash == model.config_hash(values)
+    assert got.hash == config_hash(values)
     app = await client.get_application("nums")
     assert wire.from_struct(app.settings) == values  # the Struct carries them exactly too
     with anyio.fail_after(30):

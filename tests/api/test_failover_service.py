@@ -22,11 +22,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
-from support.fleet import AGENTS, Fleet, expected_hashes
+from support.fleet import AGENTS, Fleet
+from support.model_check import expected_hashes
 from support.servers import running_server
 
 from genconf.client import Client, WriteResult
-from genconf.dev.embedded import EmbeddedReplicaSet
+from genconf.dev.replicaset import EmbeddedReplicaSet
 from genconf.errors import ClientError
 from genconf.readside.multiwatcher import Tuning
 

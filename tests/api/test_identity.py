@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import grpc
 import pytest
 from pymongo import MongoClient
 from support.cli_runner import Genconf, clean_env
-from support.servers import assert_code, running_server
+from support.rpcs import CALL_TIMEOUT, INVALID, UNAUTHENTICATED
+from support.servers import BOOTSTRAP, admin_session, assert_code
 
 from genconf.api.server import RunningServer
 from genconf.client import Client
@@ -28,10 +28,6 @@ from genconf.errors import ClientError
 from genconf.security import auth
 from genconf.security.tokenbook import TokenBook
 
-UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
-INVALID = grpc.StatusCode.INVALID_ARGUMENT
-BOOTSTRAP = "bootstrap-admin-token-for-identity-tests"
-CALL_TIMEOUT = 10.0
 SCHEMA = {
     "port": {"type": "int", "default": 80},
     "pin": {"type": "string", "secret": True, "default": "0000"},
@@ -46,10 +42,7 @@ async def test_a_forged_author_is_only_on_behalf_of_the_real_principal(
     mongo_uri: str, db_name: str, mongo_client: MongoClient[dict[str, Any]], tmp_path: Path
 ) -> None:
     """The client says "mallory" or "root"; the records say which token wrote them."""
-    async with (
-        running_server(mongo_uri, db_name, admin_token=BOOTSTRAP) as srv,
-        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
-    ):
+    async with admin_session(mongo_uri, db_name) as (srv, admin):
         created = await admin.create_token("controller", name="deploy-bot")
         assert (created.info.name, created.info.unit_uid) == ("deploy-bot", "")
         token_id = created.info.id
@@ -187,10 +180,7 @@ async def test_without_authentication_the_claimed_name_is_marked_unauthenticated
 
 
 async def test_token_names_are_short_and_printable(mongo_uri: str, db_name: str) -> None:
-    async with (
-        running_server(mongo_uri, db_name, admin_token=BOOTSTRAP) as srv,
-        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
-    ):
+    async with admin_session(mongo_uri, db_name) as (_, admin):
         for name, fragment in (("x" * 65, "at most 64"), ("two\nlines", "control characters")):
             with pytest.raises(ClientError) as caught:
                 await admin.create_token("observer", name=name)
@@ -213,10 +203,7 @@ async def drain(stream: Any, seen: list[Any]) -> None:
 async def test_a_recreated_applications_old_agent_token_is_refused(
     mongo_uri: str, db_name: str
 ) -> None:
-    async with (
-        running_server(mongo_uri, db_name, admin_token=BOOTSTRAP) as srv,
-        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
-    ):
+    async with admin_session(mongo_uri, db_name) as (srv, admin):
         created = await admin.create_application("reborn", schema=SCHEMA, units=1)
         first_set = await admin.set_config("reborn", {"pin": "1111"})
         (old_unit,) = await admin.list_units("reborn", min_revision=first_set.revision)
@@ -292,10 +279,7 @@ async def test_a_unit_replaced_in_place_never_shows_the_new_config_to_the_old_to
     after change-stream history was lost merges both): made here by one transaction
     that gives the unit a new uid and the application a new secret. The old token's
     open stream ends UNAUTHENTICATED, and the new secret never reaches it."""
-    async with (
-        running_server(mongo_uri, db_name, admin_token=BOOTSTRAP) as srv,
-        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
-    ):
+    async with admin_session(mongo_uri, db_name) as (srv, admin):
         created = await admin.create_application("web", schema=SCHEMA, units=1)
         await admin.set_config("web", {"pin": "1111"})
         agent = await admin.create_token("agent", unit="web/0")

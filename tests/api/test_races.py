@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from support.model_check import assert_consistent, mongo_violations
+from support.servers import settled_model
 
 from genconf.api.server import RunningServer
 from genconf.client import Client
@@ -50,6 +51,14 @@ async def race(first: Awaitable[Any], second: Awaitable[Any]) -> tuple[Outcome, 
     return outcomes[0], outcomes[1]
 
 
+async def app_and_branch(a: Client, prefix: str, r: int, units: int) -> tuple[str, str]:
+    """Round ``r``'s own application (with ``units`` units) and empty branch."""
+    app, branch = f"{prefix}{r}", f"{prefix}-b{r}"
+    await a.create_application(app, schema=SCHEMA, units=units)
+    await a.add_branch(branch)
+    return app, branch
+
+
 Round = Callable[[Client, Client, int], Awaitable[tuple[Outcome, Outcome]]]
 
 
@@ -76,9 +85,7 @@ async def test_track_racing_commit(
     name reaches nobody."""
 
     async def one(a: Client, b: Client, r: int) -> tuple[Outcome, Outcome]:
-        app, branch = f"tc{r}", f"tc-b{r}"
-        await a.create_application(app, schema=SCHEMA, units=2)
-        await a.add_branch(branch)
+        app, branch = await app_and_branch(a, "tc", r, units=2)
         await a.set_branch_config(branch, app, {"port": 8080})
         outcome = await race(
             a.track_branch(branch, units=[f"{app}/0"]), b.commit_branch(branch, force=True)
@@ -103,10 +110,9 @@ async def test_add_units_racing_track_of_the_whole_application(
     """A unit added while the application becomes tracked as a whole tracks the branch."""
 
     async def one(a: Client, b: Client, r: int) -> tuple[Outcome, Outcome]:
-        app, branch = f"at{r}", f"at-b{r}"
-        await a.create_application(app, schema=SCHEMA, units=1)
-        await a.add_branch(branch)
+        app, branch = await app_and_branch(a, "at", r, units=1)
         outcome = await race(a.add_units(app, count=1), b.track_branch(branch, applications=[app]))
+        await settled_model(a)  # a's cache has b's write too: a barrier write, then read
         units = await a.list_units(app)
         assert outcome == ("ok", "ok")
         assert {u.branch for u in units} == {branch}, [(u.name, u.branch) for u in units]
@@ -121,9 +127,7 @@ async def test_add_units_racing_forced_abort(
     """A unit added while the branch tracking its application is aborted tracks nothing."""
 
     async def one(a: Client, b: Client, r: int) -> tuple[Outcome, Outcome]:
-        app, branch = f"ab{r}", f"ab-b{r}"
-        await a.create_application(app, schema=SCHEMA, units=1)
-        await a.add_branch(branch)
+        app, branch = await app_and_branch(a, "ab", r, units=1)
         await a.track_branch(branch, applications=[app])
         outcome = await race(a.add_units(app, count=1), b.abort_branch(branch, force=True))
         assert outcome == ("ok", "ok")
@@ -144,9 +148,7 @@ async def test_branch_writes_racing_remove_application(
     application of that name inherits nothing."""
 
     async def one(a: Client, b: Client, r: int) -> tuple[Outcome, Outcome]:
-        app, branch = f"rm{r}", f"rm-b{r}"
-        await a.create_application(app, schema=SCHEMA, units=1)
-        await a.add_branch(branch)
+        app, branch = await app_and_branch(a, "rm", r, units=1)
         staged = (
             a.set_branch_config(branch, app, {"port": 8080})
             if write == "set-branch-config"
@@ -172,9 +174,7 @@ async def test_schema_change_racing_branch_config(
     commit never writes an int into a string key."""
 
     async def one(a: Client, b: Client, r: int) -> tuple[Outcome, Outcome]:
-        app, branch = f"sc{r}", f"sc-b{r}"
-        await a.create_application(app, schema=SCHEMA, units=2)
-        await a.add_branch(branch)
+        app, branch = await app_and_branch(a, "sc", r, units=2)
         await a.track_branch(branch, units=[f"{app}/0"])
         as_string = {**SCHEMA, "port": {"type": "string", "default": "80"}}
         outcome = await race(

@@ -22,17 +22,19 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from pymongo import MongoClient
-from support.servers import running_server
-from test_security import BOOTSTRAP, CALL_TIMEOUT, auth_server, genconf_services
+from support.rpcs import CALL_TIMEOUT, genconf_services
+from support.servers import BOOTSTRAP, admin_session, running_server
 
 from genconf.api.convert import diff_to_proto
 from genconf.api.guard import Guard
 from genconf.client import Client
-from genconf.domain import model
+from genconf.domain.diff import diff as nested_diff
+from genconf.domain.values import canonical_json, config_hash
 from genconf.security import auth
 from genconf.security.redact import HASHED, REDACTED, keyed_hash, redacted
 from genconf.security.tokenbook import TokenBook
-from genconf.store.writes import KEYS, OBSERVER_KEY, Store
+from genconf.store.documents import KEYS, OBSERVER_KEY
+from genconf.store.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, history_pb2, types_pb2
 from genconf.wire import to_value
 
@@ -76,7 +78,7 @@ def strings_of(messages: Iterable[Message]) -> list[str]:
 
 def candidate_hashes(configs: Iterable[dict[str, Any]]) -> set[str]:
     """The sha256 config hash of every config with each candidate as its pin."""
-    return {model.config_hash({**c, "pin": pin}) for c in configs for pin in CANDIDATES}
+    return {config_hash({**c, "pin": pin}) for c in configs for pin in CANDIDATES}
 
 
 def assert_nothing_derives_from(strings: Sequence[str], hashes: set[str], what: str) -> None:
@@ -162,10 +164,7 @@ async def readable(c: Client, apps: Sequence[str], since: int, until: int) -> li
 async def test_an_observer_cannot_test_guesses_of_a_4_digit_secret_against_what_it_reads(
     mongo_uri: str, db_name: str, mongo_client: MongoClient[dict[str, Any]]
 ) -> None:
-    async with (
-        auth_server(mongo_uri, db_name) as srv,
-        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
-    ):
+    async with admin_session(mongo_uri, db_name) as (srv, admin):
         start = (await admin.snapshot()).revision
         await admin.create_application("pin", schema=SCHEMA, units=3)
         await admin.set_config("pin", {"pin": PIN, "port": 81})
@@ -181,14 +180,14 @@ async def test_an_observer_cannot_test_guesses_of_a_4_digit_secret_against_what_
             async with Client(srv.address, token=token, timeout=CALL_TIMEOUT) as agent:
                 config = await agent.get_config(unit)
                 assert config.config["pin"] == PIN
-                assert config.hash == model.config_hash(config.config)
+                assert config.hash == config_hash(config.config)
                 exact[unit] = config.hash
                 last = await agent.report_applied(unit, config.hash)
                 first = await watch_config(agent, unit, config.hash, until_bookmark=False)
                 assert first[0].bookmark.hash == config.hash, "an agent's known hash is answered"
         until = last.revision
         configs = [(await admin.get_config(u)).config for u in ("pin/0", "pin/1", "pin/2")]
-        assert len({model.canonical_json(c) for c in configs}) == 2  # master and canary
+        assert len({canonical_json(c) for c in configs}) == 2  # master and canary
         guesses = candidate_hashes(configs)
 
         # The check finds what it looks for: an admin's replies hold both.
@@ -245,10 +244,7 @@ async def test_history_stays_redacted_by_the_schema_it_was_written_under(
     was secret still hide it; a later one shows its own value. (Making an option
     public shows its current value from then on, "6666" here: that is the
     operator's choice; what it held before stays hidden.)"""
-    async with (
-        auth_server(mongo_uri, db_name) as srv,
-        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
-    ):
+    async with admin_session(mongo_uri, db_name) as (srv, admin):
         start = (await admin.snapshot()).revision
         await admin.create_application("reborn", schema=SCHEMA, units=1)
         old = await admin.set_config("reborn", {"pin": PIN})
@@ -321,7 +317,7 @@ async def test_a_server_without_auth_makes_no_key(
         await c.create_application("pin", schema=SCHEMA, units=1)
         w = await c.set_config("pin", {"pin": PIN})
         config = await c.get_config("pin/0", min_revision=w.revision)
-        assert config.hash == model.config_hash(config.config)
+        assert config.hash == config_hash(config.config)
     assert mongo_client[db_name][KEYS].find_one({"_id": OBSERVER_KEY}) is None
 
 
@@ -357,7 +353,7 @@ def guard(public: dict[str, frozenset[str]], key: bytes | None = b"k" * 32) -> G
 
 
 def test_hashes_are_keyed_and_without_a_key_blanked() -> None:
-    real = model.config_hash({"pin": PIN})
+    real = config_hash({"pin": PIN})
     reply = agent_pb2.WatchConfigResponse(bookmark=agent_pb2.Bookmark(revision=1, hash=real))
     unit = types_pb2.Unit(name="pin/0", applied=types_pb2.AppliedReport(hash=real, ok=True))
     key = b"k" * 32
@@ -390,7 +386,7 @@ def test_diffs_of_a_secret_object_name_no_path_inside_it() -> None:
     before = {"creds": {"user": "u", "pass": "p"}, "port": 80}
     after = {"creds": {"user": "u", "pass": "q", "token": "t"}, "port": 81, "extra": "x"}
     diff = history_pb2.DiffVersionsResponse(
-        application="app", entries=diff_to_proto(model.diff(before, after))
+        application="app", entries=diff_to_proto(nested_diff(before, after))
     )
     shown = guard({"app": frozenset({"port", "extra"})}).shown_to(OBSERVER, diff)
     entries = [(e.path, e.kind, e.old.string_value, e.new.string_value) for e in shown.entries]

@@ -10,10 +10,12 @@ from typing import Any
 
 import anyio
 from pymongo import MongoClient
-from support.fleet import AGENTS, Fleet, expected_hashes
+from support.fleet import AGENTS, Fleet
+from support.model_check import expected_hashes
 from support.servers import background_server
 
-from genconf.client.core import Backoff, Client
+from genconf.backoff import Backoff
+from genconf.client import Client
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}, "s": {"type": "string"}}
 CLIENTS = 4  # balanced channels the fleet's streams are spread over

@@ -22,10 +22,11 @@ from support.procs import lines_of, processes_mentioning
 from support.servers import free_port, running_server
 
 from genconf.api.server import Phase, RunningServer, ServerConfig, serve
-from genconf.client.core import Backoff, Client
+from genconf.backoff import Backoff
+from genconf.client import Client
 from genconf.dev import protogen
 from genconf.errors import ClientError, InvalidArgument
-from genconf.store.writes import Store
+from genconf.store.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 1}}

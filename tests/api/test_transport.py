@@ -14,7 +14,7 @@ import logging
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,22 +25,20 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.cli_runner import Genconf, clean_env
 from support.procs import stop_process
-from support.servers import running_server, server_config, wait_serving
+from support.rpcs import CALL_TIMEOUT, bearer
+from support.servers import BOOTSTRAP, running_server, server_config, wait_serving
+from support.streams import EXHAUSTED, WAIT, first_reply, until_admitted
 from support.tls_certs import CertificateAuthority
 
-from genconf.addresses import is_loopback, peer_host, target_is_local
 from genconf.api.server import check_transport, serve
 from genconf.cli import main as cli
+from genconf.cli.framework import Ctx
 from genconf.cli.output import ColorMode, Format, Output
 from genconf.cli.settings import resolve
 from genconf.client import Client
 from genconf.errors import ConfigFileError, GenconfError, InvalidArgument
 from genconf.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc
 
-BOOTSTRAP = "bootstrap-admin-token-for-tests-0123456789"
-CALL_TIMEOUT = 10.0
-WAIT = 30.0  # a generous bound on events, not a sleep
-EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 REMOTE = "10.1.2.3:50051"  # never connected to: every refusal comes first
 NO_MONGO = "mongodb://127.0.0.1:1"  # nothing there: a refusal must come before MongoDB
 
@@ -56,27 +54,6 @@ def lan_address() -> str:
     except OSError:
         return "0.0.0.0"
     return "0.0.0.0" if ipaddress.ip_address(host).is_loopback else host
-
-
-# -- which addresses stay on this machine --------------------------------------------------
-
-
-def test_loopback_addresses_targets_and_peers() -> None:
-    for address in ("127.0.0.1:50051", "127.9.8.7:1", "[::1]:50051", "localhost:1", "::1"):
-        assert is_loopback(address), address
-    for address in ("0.0.0.0:1", "[::]:1", "10.1.2.3:1", "example.com:1", "localhost.evil:1"):
-        assert not is_loopback(address), address
-    local = ("127.0.0.1:1", "ipv4:127.0.0.1:1,127.0.0.2:2", "dns:///localhost:1", "unix:/run/g")
-    for target in local:
-        assert target_is_local(target), target
-    remote = (REMOTE, "127.0.0.1:1,10.0.0.1:1", "dns://8.8.8.8/genconf.example:1", "")
-    for target in remote:
-        assert not target_is_local(target), target
-    assert not target_is_local("dns:///genconf.example:50051")
-    assert peer_host("ipv4:10.1.2.3:40000") == "10.1.2.3"
-    assert peer_host("ipv6:%5B::1%5D:40000") == "::1"
-    assert peer_host("ipv6:[fd00::2]:1") == "fd00::2"
-    assert peer_host("unix:/run/genconf.sock") == "unix:/run/genconf.sock"
 
 
 # -- the server: tokens in clear off loopback only when told --------------------------------
@@ -239,7 +216,7 @@ async def test_the_client_refuses_a_token_in_clear_off_loopback(
         ("[::1]:1", {}),
         ("127.0.0.1:1,127.0.0.2:1", {}),
     ]
-    caplog.set_level(logging.WARNING, logger="genconf.client.core")
+    caplog.set_level(logging.WARNING, logger="genconf.client.channel")
     for target, extra in allowed:
         kwargs: dict[str, Any] = {"token": "some-token-0123456789", **extra}
         async with Client(target, **kwargs):
@@ -270,7 +247,7 @@ async def test_cli_settings_carry_the_flag_to_the_client(tmp_path: Path) -> None
     for flags, extra, expected in cases:
         settings = resolve({"server": REMOTE, "token": "t" * 20, **flags}, {**env, **extra})
         assert settings.insecure_plaintext is expected, (flags, extra)
-        ctx = cli.Ctx(settings, Output.for_stream(Format.JSON, ColorMode.NEVER))
+        ctx = Ctx(settings, Output.for_stream(Format.JSON, ColorMode.NEVER))
         if expected:
             await ctx.client.aclose()
         else:
@@ -308,29 +285,11 @@ def health_watch(channel: grpc.aio.Channel) -> Any:
     return health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=WAIT)
 
 
-async def first_code(call: Any) -> tuple[grpc.StatusCode, str]:
-    """OK once the stream's first message arrives (the server has admitted it)."""
-    try:
-        reply = await call.read()
-    except grpc.aio.AioRpcError as exc:
-        return exc.code(), exc.details() or ""
-    assert reply is not grpc.aio.EOF
-    return grpc.StatusCode.OK, ""
-
-
-async def until_admitted(open_call: Any, opened: list[Any]) -> Any:
-    """Until a new stream is admitted (returned): the server frees a cancelled
-    stream's slot once its handler has unwound, which no client-side event tells
-    (`running_server`'s own health watch, too, holds one for a moment after)."""
-    with anyio.fail_after(WAIT):
-        while True:
-            call = open_call()
-            opened.append(call)
-            code, details = await first_code(call)
-            if code == grpc.StatusCode.OK:
-                return call
-            assert code == EXHAUSTED, details
-            await anyio.sleep(0.02)
+async def admitted(open_call: Callable[[], Any], opened: list[Any]) -> Any:
+    """A new stream, once the server admits one (`support.streams.until_admitted`)."""
+    call, code, details = await until_admitted(open_call, opened)
+    assert code == grpc.StatusCode.OK, details
+    return call
 
 
 async def test_the_health_watch_is_limited_per_peer(mongo_uri: str, db_name: str) -> None:
@@ -347,23 +306,23 @@ async def test_the_health_watch_is_limited_per_peer(mongo_uri: str, db_name: str
         opened: list[Any] = []
         try:
             watches = [
-                await until_admitted(lambda n=n: health_watch((first, second)[n % 2]), opened)
+                await admitted(lambda n=n: health_watch((first, second)[n % 2]), opened)
                 for n in range(limit)
             ]
             for channel in (first, second):
                 refused = health_watch(channel)
                 opened.append(refused)
-                code, details = await first_code(refused)
+                code, details = await first_reply(refused)
                 assert code == EXHAUSTED
                 assert f"--streams-per-peer={limit}" in details and "127.0.0.1" in details
             check = health_pb2_grpc.HealthStub(second).Check
             reply = await check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             watches[0].cancel()
-            await until_admitted(lambda: health_watch(first), opened)
+            await admitted(lambda: health_watch(first), opened)
             extra = health_watch(second)  # the freed slot was the only one
             opened.append(extra)
-            assert (await first_code(extra))[0] == EXHAUSTED
+            assert (await first_reply(extra))[0] == EXHAUSTED
         finally:
             for call in opened:
                 call.cancel()
@@ -383,32 +342,30 @@ async def test_the_global_cap_counts_streams_of_every_kind(mongo_uri: str, db_na
 
         def watch_config(n: int) -> Any:
             request = agent_pb2.WatchConfigRequest(unit=f"web/{n}", min_revision=created.revision)
-            return agent_stub.WatchConfig(
-                request, metadata=(("authorization", f"Bearer {agents[n]}"),), timeout=WAIT
-            )
+            return agent_stub.WatchConfig(request, metadata=bearer(agents[n]), timeout=WAIT)
 
         def watch_deltas() -> Any:
             return admin_pb2_grpc.AdminServiceStub(channel).WatchDeltas(
                 admin_pb2.WatchDeltasRequest(since_revision=start),  # replays the app
-                metadata=(("authorization", f"Bearer {BOOTSTRAP}"),),
+                metadata=bearer(BOOTSTRAP),
                 timeout=WAIT,
             )
 
         opened: list[Any] = []
         try:
-            await until_admitted(lambda: watch_config(0), opened)
-            feed = await until_admitted(watch_deltas, opened)
-            await until_admitted(lambda: health_watch(channel), opened)
+            await admitted(lambda: watch_config(0), opened)
+            feed = await admitted(watch_deltas, opened)
+            await admitted(lambda: health_watch(channel), opened)
             for kind in (lambda: watch_config(1), watch_deltas, lambda: health_watch(channel)):
                 call = kind()
                 opened.append(call)
-                code, details = await first_code(call)
+                code, details = await first_reply(call)
                 assert code == EXHAUSTED and f"--max-streams={cap}" in details, details
             # Unary calls are not streams.
             assert (await admin.get_config("web/1")).unit == "web/1"
             assert await admin.health() == "SERVING"
             feed.cancel()  # an admin feed makes room for an agent
-            await until_admitted(lambda: watch_config(1), opened)
+            await admitted(lambda: watch_config(1), opened)
         finally:
             for call in opened:
                 call.cancel()

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from genconf.bench import soak
-from genconf.bench.harness import Options
+from genconf.bench import soak, soak_activity
+from genconf.bench.options import Options
 
 SMALL = {"workers": 2, "channels": 2}
 AGENTS = 30
@@ -24,7 +24,7 @@ def no_bench_databases(mongo_client: MongoClient[dict[str, Any]]) -> bool:
 
 
 async def test_soak_small(mongo_uri: str, mongo_client: MongoClient[dict[str, Any]]) -> None:
-    plan = soak.Plan(
+    plan = soak_activity.Plan(
         minutes=0.2,
         branch_interval=2.0,
         churn_interval=2.0,
@@ -108,15 +108,15 @@ async def test_soak_fails_when_an_agent_is_off(
 ) -> None:
     """The check can fail: with MongoDB's hash of one unit replaced, that unit's agent
     and its GetConfig are reported, and the run does not pass."""
-    real = soak.expected_hashes
+    real = soak_activity.expected_hashes
 
     async def off_by_one(*args: Any) -> tuple[dict[str, str], list[str]]:
         expected, broken = await real(*args)
         expected[min(expected)] = "0" * 64
         return expected, broken
 
-    monkeypatch.setattr(soak, "expected_hashes", off_by_one)
-    plan = soak.Plan(minutes=0.05, branch_interval=1.0, churn_interval=1.0, seed=3)
+    monkeypatch.setattr(soak_activity, "expected_hashes", off_by_one)
+    plan = soak_activity.Plan(minutes=0.05, branch_interval=1.0, churn_interval=1.0, seed=3)
     report = await soak.run_soak(Options(streams=10, mongo_uri=mongo_uri, timeout=3, **SMALL), plan)
     consistency = report.details["consistency"]
     assert consistency["agent_mismatches"] == 1

@@ -15,7 +15,8 @@ from pymongo import MongoClient
 
 from genconf.api.agent import BookmarkClock
 from genconf.bench import WORKLOADS, fanout, idle, read, storm, targeted
-from genconf.bench.harness import Options, Report
+from genconf.bench.figures import Report
+from genconf.bench.options import Options
 
 SMALL = {"workers": 2, "channels": 2}
 

@@ -25,12 +25,14 @@ import pytest
 from support.procs import stop_process
 from support.servers import free_port, running_server
 
-from genconf.agent import runner as agent
-from genconf.agent.runner import FileFormat
+from genconf.agent import files
+from genconf.agent.command import run_command
+from genconf.agent.files import FileFormat, hash_on_disk, render, write_atomic
+from genconf.agent.status import Status, wants_live_status
 from genconf.api.server import RunningServer
 from genconf.client import Client
-from genconf.domain import model
-from genconf.store.writes import Store
+from genconf.domain import values
+from genconf.store.store import Store
 from genconf.v1 import types_pb2
 
 SCHEMA: dict[str, Any] = {
@@ -201,25 +203,25 @@ CONFIG: dict[str, Any] = {
 @pytest.mark.parametrize("fmt", list(FileFormat))
 def test_a_written_file_tells_its_hash_back(fmt: FileFormat, tmp_path: Path) -> None:
     path = tmp_path / f"config.{fmt.value}"
-    hash_ = model.config_hash(CONFIG)
-    agent.write_atomic(path, agent.render(fmt, "web/0", CONFIG, hash_))
-    assert agent.hash_on_disk(path, fmt, "web/0") == hash_
+    hash_ = values.config_hash(CONFIG)
+    write_atomic(path, render(fmt, "web/0", CONFIG, hash_))
+    assert hash_on_disk(path, fmt, "web/0") == hash_
     # YAML and env headers name the unit: another unit's file is not its own. JSON has
     # no header, so its hash is its content's, whoever reads it.
-    assert agent.hash_on_disk(path, fmt, "web/1") == (hash_ if fmt is FileFormat.JSON else "")
+    assert hash_on_disk(path, fmt, "web/1") == (hash_ if fmt is FileFormat.JSON else "")
     path.write_text(path.read_text().replace("9090", "9091"))
     expected = {
-        FileFormat.JSON: model.config_hash({**CONFIG, "port": 9091}),  # what it holds now
+        FileFormat.JSON: values.config_hash({**CONFIG, "port": 9091}),  # what it holds now
         FileFormat.YAML: "",  # the header no longer matches the content
         FileFormat.ENV: hash_,  # env values are untyped: the header is trusted
     }[fmt]
-    assert agent.hash_on_disk(path, fmt, "web/0") == expected
-    assert agent.hash_on_disk(tmp_path / "missing", fmt, "web/0") == ""
+    assert hash_on_disk(path, fmt, "web/0") == expected
+    assert hash_on_disk(tmp_path / "missing", fmt, "web/0") == ""
 
 
 def test_env_format_is_shell_sourceable(tmp_path: Path) -> None:
     path = tmp_path / "config.env"
-    path.write_bytes(agent.render(FileFormat.ENV, "web/0", CONFIG, "0" * 64))
+    path.write_bytes(render(FileFormat.ENV, "web/0", CONFIG, "0" * 64))
     out = subprocess.run(
         ["sh", "-c", f'. {path}; printf \'%s|\' "$PORT" "$LOG_LEVEL" "$TAGS" "$FEATURES"'],
         check=True,
@@ -233,21 +235,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "config.json"
-    agent.write_atomic(path, b"old\n")
+    write_atomic(path, b"old\n")
 
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(agent.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="No space"):
-        agent.write_atomic(path, b"new\n")
+        write_atomic(path, b"new\n")
     assert path.read_bytes() == b"old\n"
     assert os.listdir(tmp_path) == ["config.json"]
 
 
 async def test_a_command_past_its_time_limit_is_killed_and_reported() -> None:
     with anyio.fail_after(10):
-        result = await agent.run_command("echo waiting >&2; sleep 30", dict(os.environ), 0.3)
+        result = await run_command("echo waiting >&2; sleep 30", dict(os.environ), 0.3)
     assert result.returncode is None and not result.ok
     assert result.describe(0.3) == "exec timed out after 0.3s: waiting"
 
@@ -363,11 +365,11 @@ def test_status_is_live_only_on_a_capable_terminal(monkeypatch: pytest.MonkeyPat
     r, w = os.pipe()
     try:
         with open(slave, "w") as tty, open(w, "w") as pipe:
-            assert agent.wants_live_status(tty)
-            assert not agent.wants_live_status(pipe)
+            assert wants_live_status(tty)
+            assert not wants_live_status(pipe)
             monkeypatch.setenv("TERM", "dumb")
-            assert not agent.wants_live_status(tty), "TERM=dumb cannot erase a line"
-        assert not agent.wants_live_status(tty), "a closed stream is not a terminal"
+            assert not wants_live_status(tty), "TERM=dumb cannot erase a line"
+        assert not wants_live_status(tty), "a closed stream is not a terminal"
     finally:
         os.close(master)
         os.close(r)
@@ -378,7 +380,7 @@ def test_status_not_live_logs_and_writes_nothing_to_its_stream(
 ) -> None:
     caplog.set_level(logging.INFO, logger="genconf.agent.runner")
     stream = io.StringIO()
-    status = agent.Status("web/0", stream=stream, live=False)
+    status = Status("web/0", stream=stream, live=False)
     status.draw()
     status.event("wrote /etc/web.json")
     status.event("exec exited with code 3", error=True)

@@ -27,11 +27,14 @@ from support.cli_runner import Genconf, clean_env
 from support.servers import free_port, running_server
 from support.tls_certs import CertificateAuthority
 
+from genconf.api.errors import abort_with
 from genconf.api.server import RunningServer
 from genconf.cli import main as cli
+from genconf.cli import serve
 from genconf.cli.output import CELL_WIDTH_ON_TTY, ColorMode, Format, Output, visible_len
 from genconf.client import Client
-from genconf.store.writes import Store
+from genconf.errors import OutOfRange, RevisionTooOld
+from genconf.store.store import Store
 
 SCHEMA_YAML = """\
 # A charm-style config.yaml.
@@ -716,8 +719,8 @@ async def serve_process(
         assert proc.stdout is not None
         with anyio.fail_after(60):
             line = (await proc.stdout.readline()).decode()
-        assert line.startswith(cli.READY_LINE), f"{line!r}: {tail(log)}"
-        yield line.removeprefix(cli.READY_LINE).strip()
+        assert line.startswith(serve.READY_LINE), f"{line!r}: {tail(log)}"
+        yield line.removeprefix(serve.READY_LINE).strip()
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0, tail(log)
     finally:
@@ -906,8 +909,9 @@ class RestartingServer(grpc.GenericRpcHandler):
                 if first:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
                 if not self.serving:
-                    await context.abort(grpc.StatusCode.OUT_OF_RANGE, "7 is ahead of this server")
-                await context.abort(grpc.StatusCode.OUT_OF_RANGE, "7 is older than the oldest")
+                    await abort_with(context, OutOfRange("7 is ahead of this server"))
+                # As the server says it: the details name the error (`api.errors`).
+                await abort_with(context, RevisionTooOld("7 is older than the oldest"))
                 yield b""  # unreachable: makes this an async generator
 
             return grpc.unary_stream_rpc_method_handler(

@@ -12,9 +12,11 @@ from typing import Any
 import anyio
 import grpc
 import pytest
+from support.servers import running_server
 
 from genconf.api.server import RunningServer
-from genconf.client.core import Backoff, Client, ClientError, Config, SyncClient
+from genconf.backoff import Backoff
+from genconf.client import Client, ClientError, Config, SyncClient, TooOld
 from genconf.errors import GenconfError
 
 SCHEMA: dict[str, Any] = {
@@ -144,6 +146,25 @@ async def test_watch_config_yields_each_distinct_config_and_resumes_from_a_hash(
             assert (await anext(agent)).hash == config.hash
     finally:
         await agent.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_resume_older_than_the_server_holds_raises_too_old(
+    mongo_uri: str, db_name: str
+) -> None:
+    """OUT_OF_RANGE arrives as its typed subclass, which a caller can catch alone."""
+    async with running_server(mongo_uri, db_name, ring_size=2) as srv:
+        async with Client(srv.address, timeout=10) as client:
+            start = await client.snapshot()
+            for n in range(4):
+                await client.create_application(f"app{n}", units=1)
+            feed = client.watch_deltas(since_revision=start.revision)
+            try:
+                with pytest.raises(TooOld) as caught, anyio.fail_after(5):
+                    await anext(feed)
+            finally:
+                await feed.aclose()  # type: ignore[attr-defined]
+    assert caught.value.code == grpc.StatusCode.OUT_OF_RANGE
+    assert "Snapshot" in caught.value.message
 
 
 async def test_backoff_delays_grow_to_the_maximum() -> None:

@@ -11,13 +11,10 @@ import pytest
 from pymongo import MongoClient, WriteConcern
 from pymongo.read_concern import ReadConcern
 
-from genconf.dev.embedded import (
-    ENV_MONGOD,
-    TRANSACTION_LIFETIME_LIMIT,
-    EmbeddedMongo,
-    EmbeddedReplicaSet,
-    find_mongod,
-)
+from genconf.dev.embedded import EmbeddedMongo
+from genconf.dev.mongod import TRANSACTION_LIFETIME_LIMIT
+from genconf.dev.mongod_binary import ENV_MONGOD, find_mongod
+from genconf.dev.replicaset import EmbeddedReplicaSet
 from genconf.errors import MongodNotFound, MongodStartError
 
 pytestmark = pytest.mark.mongo  # starts mongod processes of its own

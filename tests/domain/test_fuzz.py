@@ -6,19 +6,17 @@ small seeded model; hypothesis drives the requests from plain synchronous gRPC.
 Every generated request is invalid by construction, so after each one the
 database must be exactly as it was (a digest of every document), the status
 must be one that names the problem (never INTERNAL or UNKNOWN) and the server
-must still be SERVING.
+must still be SERVING. The hostile pieces are in `support.hostile`.
+
+(Over 450 lines: `CASES`, the hostile requests of every write RPC, is one table.)
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import re
 import string
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from struct import pack
 from typing import Any
 from uuid import uuid4
 
@@ -31,12 +29,28 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import MongoClient
-from support.servers import digest, running_server
-from test_security import BOOTSTRAP, RPCS, WRITE_RPC_NAMES, Rpc, bearer
+from support.hostile import (
+    BAD_APP,
+    BAD_BRANCH,
+    BAD_KEY,
+    BAD_UNIT,
+    MAX_REQUEST,
+    MISSING_APP,
+    MISSING_BRANCH,
+    MISSING_UNIT,
+    SCHEMA,
+    hostile_metadata,
+    hostile_schema,
+    hostile_settings,
+)
+from support.policy import WRITE_RPC_NAMES
+from support.rpcs import RPCS, Rpc, bearer
+from support.servers import BOOTSTRAP, digest
+from support.threaded_server import ThreadedServer
+from support.wire_bytes import length_delimited, struct, wire
 
-from genconf.api.server import RunningServer
 from genconf.client import SyncClient
-from genconf.domain import model
+from genconf.domain.semver import SEMVER_RE
 from genconf.v1 import agent_pb2, controller_pb2, history_pb2, tokens_pb2, types_pb2
 
 Code = grpc.StatusCode
@@ -49,92 +63,16 @@ TOO_LARGE = frozenset({Code.RESOURCE_EXHAUSTED})
 # Statuses that name the problem; INTERNAL and UNKNOWN never do.
 CLEAR = INVALID | NOT_FOUND | EXISTS | PRECONDITION | ABORTED | TOO_LARGE
 
-MAX_REQUEST = 256 * 1024  # the fuzz server's max_request_bytes
 CALL_TIMEOUT = 15.0
 EXAMPLES = 40
 
 WRITES: dict[str, Rpc] = {rpc.name: rpc for rpc in RPCS if rpc.name in WRITE_RPC_NAMES}
 
-SCHEMA: dict[str, Any] = {
-    "port": {"type": "int", "default": 80},
-    "ratio": {"type": "float"},
-    "flag": {"type": "boolean"},
-    "name": {"type": "string"},
-    "obj": {"type": "object"},
-    "items": {"type": "list"},
-    "password": {"type": "string", "secret": True},
-}
 CURRENT_VERSION = 2  # of "web" after seeding
 LAST_GENERATION = 1
 
 
-# -- the server, in a thread of its own --------------------------------------------------
-
-
-class ThreadedServer:
-    """`servers.running_server` on an event loop in a background thread, so that
-    synchronous hypothesis tests can call it while it keeps serving."""
-
-    def __init__(self, mongo_uri: str, db_name: str, **overrides: Any) -> None:
-        self.args = (mongo_uri, db_name)
-        self.overrides = overrides
-        self.ready = threading.Event()
-        self.server: RunningServer | None = None
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()  # guards the three below
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._stop_requested = False
-        self._thread = threading.Thread(target=self._run, name="fuzz-server", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self) -> None:
-        stop = asyncio.Event()
-        with self._lock:
-            self._loop, self._stop = asyncio.get_running_loop(), stop
-            if self._stop_requested:
-                stop.set()
-        async with running_server(*self.args, **self.overrides) as srv:
-            self.server = srv
-            self.ready.set()
-            await stop.wait()
-
-    def _request_stop(self) -> None:
-        """Stop the server whenever it gets to serving (now, if it is)."""
-        with self._lock:
-            self._stop_requested = True
-            if self._loop is not None and self._stop is not None:
-                try:
-                    self._loop.call_soon_threadsafe(self._stop.set)
-                except RuntimeError:  # the loop is closed: the thread has ended
-                    pass
-
-    def _stop_thread(self) -> None:
-        self._request_stop()
-        self._thread.join(60)
-        assert not self._thread.is_alive(), "the fuzz server did not stop"
-
-    def __enter__(self) -> RunningServer:
-        self._thread.start()
-        try:
-            assert self.ready.wait(60), "the fuzz server did not start in time"
-            if self.server is None:
-                raise RuntimeError("the fuzz server failed to start") from self.error
-        except BaseException:
-            self._stop_thread()
-            raise
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop_thread()
-        if self.error is not None:
-            raise self.error
+# -- the fuzz server and its seeded model --------------------------------------------------
 
 
 @dataclass
@@ -205,211 +143,6 @@ def fuzz(mongo_uri: str, mongo_client: MongoClient[dict[str, Any]]) -> Iterator[
 
 # -- hostile pieces -------------------------------------------------------------------------
 
-PATH_LIKE = [
-    "../web/0",
-    "web/0/../1",
-    "web/-1",
-    "./web/0",
-    "/web/0",
-    "web//0",
-    "web/0/",
-    "web/01",
-    "web/+1",
-    "web/0x1",
-    "web\\0",
-    "web/0\x00",
-    "web/1e3",
-    "web/ 0",
-    "web/\u0663",  # an Arabic-Indic digit three
-    "web/9999999999",
-    "WEB/0",
-    "web/0\n",
-    "%2e%2e/web/0",
-    "web/0;drop",
-    "..",
-    ".",
-    "",
-    " ",
-    "$where",
-    "web.0",
-    "a" * 64,
-    "web\u202e0/",  # right-to-left override
-    "we\u0000b",
-    "web\t",
-    "\u00e9t\u00e9",
-    "\U0001f600",
-]
-CONTROL = st.characters(min_codepoint=0, max_codepoint=31) | st.sampled_from(
-    ["\x7f", "\u2028", "\ufeff", "\u200b"]
-)
-
-
-def bad_text(valid: Callable[[str], bool]) -> st.SearchStrategy[str]:
-    """Text that ``valid`` refuses: path-like names, control characters, anything."""
-    with_control = st.tuples(st.text(max_size=10), CONTROL, st.text(max_size=10)).map("".join)
-    return st.one_of(st.sampled_from(PATH_LIKE), with_control, st.text(max_size=80)).filter(
-        lambda s: not valid(s)
-    )
-
-
-def matches(pattern: Any) -> Callable[[str], bool]:
-    return lambda s: pattern.match(s) is not None
-
-
-BAD_APP = bad_text(matches(model.APP_NAME_RE))
-BAD_UNIT = bad_text(matches(model.UNIT_NAME_RE))
-BAD_BRANCH = bad_text(matches(model.BRANCH_NAME_RE))
-BAD_KEY = bad_text(matches(model.KEY_RE))
-MISSING_APP = st.sampled_from(["nope", "web2", "x", "db-0", "a" * 63])
-MISSING_UNIT = st.sampled_from(["web/3", "web/999999999", "nope/0", "db/1"])
-MISSING_BRANCH = st.sampled_from(["nope", "0", "b.1", "b_", "a" * 63])
-NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
-
-
-def nested(depth: int, leaf: Any, as_list: bool) -> Any:
-    value = leaf
-    for _ in range(depth):
-        value = [value] if as_list else {"k": value}
-    return value
-
-
-# Deeper than the model allows; past ~33 levels also deeper than protobuf parses.
-DEEP = st.builds(
-    nested,
-    st.one_of(st.integers(model.MAX_DEPTH + 1, 40), st.integers(41, 300)),
-    st.sampled_from([1, "x", None]),
-    st.booleans(),
-)
-HUGE_TEXT = st.integers(model.MAX_VALUE_BYTES + 1, MAX_REQUEST - 4096).map(lambda n: "x" * n)
-BAD_OBJECT = st.one_of(
-    DEEP.map(lambda v: {"deep": v}),
-    NON_FINITE.map(lambda v: {"n": v}),
-    st.sampled_from(["$set", "a.b", "", "\x00", "$"]).map(lambda k: {k: 1}),
-    HUGE_TEXT.map(lambda v: {"big": v}),
-)
-
-# A value of the wrong type for each key of SCHEMA.
-WRONG_TYPE: dict[str, st.SearchStrategy[Any]] = {
-    "port": st.one_of(
-        st.text(max_size=5), st.booleans(), st.sampled_from([1.5, -0.25, 2.0**70, [], {}])
-    ),
-    "ratio": st.one_of(st.text(max_size=5), st.booleans(), st.sampled_from([[], {}])),
-    "flag": st.one_of(st.text(max_size=5), st.sampled_from([0, 1, 0.5, [], {}])),
-    "name": st.one_of(st.integers(-5, 5), st.booleans(), st.sampled_from([[], {}, 1.5])),
-    "obj": st.one_of(st.text(max_size=5), st.integers(-5, 5), st.booleans(), st.just([])),
-    "items": st.one_of(st.text(max_size=5), st.integers(-5, 5), st.booleans(), st.just({})),
-    "password": st.one_of(st.integers(-5, 5), st.booleans(), st.just([])),
-}
-HOSTILE_ENTRY: st.SearchStrategy[tuple[str, Any]] = st.one_of(
-    st.sampled_from(sorted(WRONG_TYPE)).flatmap(lambda k: st.tuples(st.just(k), WRONG_TYPE[k])),
-    st.tuples(st.sampled_from(["port", "ratio"]), NON_FINITE),
-    st.tuples(st.sampled_from(["name", "password"]), HUGE_TEXT),
-    st.tuples(st.just("obj"), BAD_OBJECT),
-    st.tuples(st.just("items"), st.one_of(DEEP.map(lambda v: [v]), NON_FINITE.map(lambda v: [v]))),
-    st.tuples(BAD_KEY, st.integers(0, 5)),
-    st.tuples(st.sampled_from(["unknown", "Port", "port_", "_"]), st.integers(0, 5)),
-)
-VALID_ENTRY = st.sampled_from(
-    [("port", 8081), ("ratio", 0.5), ("flag", True), ("name", "n"), ("items", [1])]
-)
-
-
-@st.composite
-def hostile_settings(draw: st.DrawFn) -> dict[str, Any]:
-    """A set of config values with at least one that must be refused."""
-    if draw(st.integers(0, 9)) == 0:  # too many keys
-        return {f"k{i}": i for i in range(model.MAX_KEYS + 1 + draw(st.integers(0, 50)))}
-    values = dict(draw(st.lists(VALID_ENTRY, max_size=3)))
-    key, value = draw(HOSTILE_ENTRY)
-    values[key] = value
-    return values
-
-
-# Requests are built as protobuf wire bytes where they hold hostile JSON values:
-# protobuf's own builders refuse to nest deeper than the parser's limit, and the
-# usual converters refuse NaN; a hostile client does neither.
-
-
-def wire(request: Message, *fields: tuple[str, bytes]) -> bytes:
-    """``request`` serialized, with length-delimited ``fields`` (by name) appended."""
-    out = request.SerializeToString()
-    for name, payload in fields:
-        out += length_delimited(request.DESCRIPTOR.fields_by_name[name].number, payload)
-    return out
-
-
-def struct(values: Mapping[str, Any]) -> bytes:
-    """A google.protobuf.Struct's wire bytes."""
-    return b"".join(
-        length_delimited(1, length_delimited(1, key.encode()) + length_delimited(2, value(v)))
-        for key, v in values.items()
-    )
-
-
-def value(v: Any) -> bytes:
-    """A google.protobuf.Value's wire bytes (NaN, Infinity and any depth included)."""
-    if v is None:
-        return varint(1 << 3) + varint(0)
-    if isinstance(v, bool):
-        return varint(4 << 3) + varint(int(v))
-    if isinstance(v, (int, float)):
-        return varint(2 << 3 | 1) + pack("<d", float(v))
-    if isinstance(v, str):
-        return length_delimited(3, v.encode())
-    if isinstance(v, Mapping):
-        return length_delimited(5, struct(v))
-    return length_delimited(6, b"".join(length_delimited(1, value(x)) for x in v))
-
-
-def option(type_: str, *default: Any) -> bytes:
-    """An OptionSchema's wire bytes (with a default when one is given)."""
-    return length_delimited(1, type_.encode()) + b"".join(
-        length_delimited(2, value(d)) for d in default
-    )
-
-
-@st.composite
-def hostile_schema(draw: st.DrawFn) -> list[tuple[str, bytes]]:
-    """A schema (map entries for `wire`) with at least one option that must be refused."""
-    schema = {"ok": option("int", 1)} if draw(st.booleans()) else {}
-    kind = draw(st.integers(0, 7))
-    if kind == 0:
-        schema[draw(BAD_KEY)] = option("int")
-    elif kind == 1:
-        bad_type = draw(
-            st.text(max_size=12).filter(
-                lambda t: (
-                    t not in {v.value for v in model.ValueType} | {"str", "integer", "bool", "dict"}
-                )
-            )
-        )
-        schema["k"] = option(bad_type)
-    elif kind == 2:
-        type_ = draw(st.sampled_from(sorted(WRONG_TYPE)))
-        spec = SCHEMA[type_]["type"]
-        schema["k"] = option(spec, draw(WRONG_TYPE[type_]))
-    elif kind == 3:
-        schema["k"] = option(draw(st.sampled_from(["int", "float"])), draw(NON_FINITE))
-    elif kind == 4:
-        schema["k"] = option("string", draw(HUGE_TEXT))
-    elif kind == 5:
-        schema["k"] = option("object", draw(BAD_OBJECT))
-    elif kind == 6:
-        schema["k"] = option("list", [draw(DEEP)])
-    else:
-        for i in range(model.MAX_KEYS + 1):
-            schema[f"k{i}"] = option("int")
-    return [
-        ("schema", length_delimited(1, key.encode()) + length_delimited(2, spec))
-        for key, spec in schema.items()
-    ]
-
-
-@st.composite
-def hostile_metadata(draw: st.DrawFn) -> bytes:
-    return struct({"m": draw(BAD_OBJECT)} if draw(st.booleans()) else draw(BAD_OBJECT))
-
-
 PORT_1 = struct_pb2.Struct(fields={"port": struct_pb2.Value(number_value=1)})
 Case = tuple[Message | bytes, frozenset[Code]]
 
@@ -422,6 +155,22 @@ def case(request: Message | bytes, codes: frozenset[Code]) -> Case:
 
 C = controller_pb2
 H = history_pb2
+
+
+def unit_list_refusals(request: Callable[..., Message], unit: str) -> list[st.SearchStrategy[Case]]:
+    """The refusals TrackBranch and UntrackBranch share: bad or missing branch names
+    (``unit`` is one the seed gives), bad unit and application names."""
+    return [
+        BAD_BRANCH.map(lambda n: case(request(branch=n, units=[unit]), INVALID)),
+        MISSING_BRANCH.map(lambda n: case(request(branch=n, units=[unit]), NOT_FOUND)),
+        st.lists(BAD_UNIT, min_size=1, max_size=3).map(
+            lambda us: case(request(branch="b", units=us), INVALID)
+        ),
+        st.lists(BAD_APP, min_size=1, max_size=3).map(
+            lambda aps: case(request(branch="b", applications=aps), INVALID)
+        ),
+    ]
+
 
 CASES: dict[str, st.SearchStrategy[Case]] = {
     "CreateApplication": st.one_of(
@@ -508,17 +257,8 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
         st.sampled_from(["b", "empty"]).map(lambda n: case(C.AddBranchRequest(name=n), EXISTS)),
     ),
     "TrackBranch": st.one_of(
-        BAD_BRANCH.map(lambda n: case(C.TrackBranchRequest(branch=n, units=["web/0"]), INVALID)),
-        MISSING_BRANCH.map(
-            lambda n: case(C.TrackBranchRequest(branch=n, units=["web/0"]), NOT_FOUND)
-        ),
-        st.lists(BAD_UNIT, min_size=1, max_size=3).map(
-            lambda us: case(C.TrackBranchRequest(branch="b", units=us), INVALID)
-        ),
+        *unit_list_refusals(C.TrackBranchRequest, "web/0"),
         MISSING_UNIT.map(lambda u: case(C.TrackBranchRequest(branch="b", units=[u]), NOT_FOUND)),
-        st.lists(BAD_APP, min_size=1, max_size=3).map(
-            lambda aps: case(C.TrackBranchRequest(branch="b", applications=aps), INVALID)
-        ),
         st.integers(-(2**31), -1).map(
             lambda n: case(C.TrackBranchRequest(branch="b", count=n, application="web"), INVALID)
         ),
@@ -528,16 +268,7 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
         st.just(case(C.TrackBranchRequest(branch="empty", units=["web/1"]), PRECONDITION)),
     ),
     "UntrackBranch": st.one_of(
-        BAD_BRANCH.map(lambda n: case(C.UntrackBranchRequest(branch=n, units=["web/1"]), INVALID)),
-        MISSING_BRANCH.map(
-            lambda n: case(C.UntrackBranchRequest(branch=n, units=["web/1"]), NOT_FOUND)
-        ),
-        st.lists(BAD_UNIT, min_size=1, max_size=3).map(
-            lambda us: case(C.UntrackBranchRequest(branch="b", units=us), INVALID)
-        ),
-        st.lists(BAD_APP, min_size=1, max_size=3).map(
-            lambda aps: case(C.UntrackBranchRequest(branch="b", applications=aps), INVALID)
-        ),
+        *unit_list_refusals(C.UntrackBranchRequest, "web/1"),
         st.just(case(C.UntrackBranchRequest(branch="b", units=["web/0"]), PRECONDITION)),
         st.just(case(C.UntrackBranchRequest(branch="b"), INVALID)),
     ),
@@ -625,7 +356,7 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     ),
     "TagVersion": st.one_of(
         st.text(max_size=40)
-        .filter(lambda t: model.SEMVER_RE.match(t) is None)
+        .filter(lambda t: SEMVER_RE.match(t) is None)
         .map(lambda t: case(H.TagVersionRequest(application="web", label=t), INVALID)),
         st.integers(CURRENT_VERSION + 1, 2**63 - 1).map(
             lambda v: case(
@@ -714,22 +445,6 @@ def test_hostile_requests_are_refused(fuzz: Fuzz, name: str, data: st.DataObject
 
 def string_fields(rpc: Rpc) -> list[FieldDescriptor]:
     return [f for f in rpc.request_type.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_STRING]
-
-
-def length_delimited(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 INVALID_UTF8 = st.one_of(

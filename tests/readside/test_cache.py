@@ -16,81 +16,26 @@ from typing import Any
 import anyio
 import bson
 import pytest
+from model_builders import (
+    SCHEMA,
+    START,
+    app,
+    batch,
+    branch,
+    fixture_model,
+    generation,
+    rm,
+    unit,
+    up,
+)
 
-from genconf.domain import model
+from genconf.domain import config, schema, values
 from genconf.domain.deltas import Batch, Delta, Kind, Record, estimate_bytes, plain_bytes
-from genconf.domain.model import Change, Op
-from genconf.domain.records import Application, Branch, Generation, Unit
-from genconf.errors import FeedOverflow, NotFound, OutOfRange, WatchClosed
-from genconf.readside.cache import (
-    ConfigWatch,
-    EffectiveConfig,
-    ModelCache,
-)
-
-SCHEMA = model.parse_schema(
-    {"k": {"type": "int", "default": 1}, "s": {"type": "string", "default": "x"}}
-)
-START = 100
-
-KINDS: dict[type, Kind] = {
-    Application: Kind.APPLICATION,
-    Unit: Kind.UNIT,
-    Branch: Kind.BRANCH,
-    Generation: Kind.GENERATION,
-}
-
-
-def app(name: str, version: int = 1, **settings: Any) -> Application:
-    return Application(name, name, SCHEMA, settings, version, 10, version)
-
-
-def unit(application: str, number: int, branch: str | None = None) -> Unit:
-    return Unit(f"{application}/{number}", application, number, branch, None, 1)
-
-
-def branch(name: str, track: tuple[str, ...] = (), **changes: dict[str, Any]) -> Branch:
-    """``branch("b", a={"k": 10, "s": None})``: set k, unset s on application a."""
-    return Branch(
-        name,
-        "tester",
-        None,
-        track,
-        {
-            application: {
-                key: Change(Op.SET, v) if v is not None else Change(Op.UNSET)
-                for key, v in keys.items()
-            }
-            for application, keys in changes.items()
-        },
-        1,
-    )
-
-
-def generation(gid: int, **changes: dict[str, Any]) -> Generation:
-    return Generation(gid, "set", None, changes, "tester", None, "")
-
-
-def up(record: Record, revision: int) -> Delta:
-    key = str(record.id) if isinstance(record, Generation) else record.name
-    return Delta(KINDS[type(record)], key, revision, record)
-
-
-def rm(kind: Kind, key: str, revision: int) -> Delta:
-    return Delta(kind, key, revision, None)
-
-
-def batch(revision: int, *records_or_deltas: Record | Delta) -> Batch:
-    deltas = tuple(r if isinstance(r, Delta) else up(r, revision) for r in records_or_deltas)
-    return Batch(revision, deltas)
-
-
-def fixture_model() -> tuple[list[Application], list[Unit], list[Branch]]:
-    return (
-        [app("a"), app("c")],
-        [unit("a", 0), unit("a", 1), unit("a", 2, "b"), unit("c", 0), unit("c", 1, "b")],
-        [branch("b", a={"k": 10})],
-    )
+from genconf.domain.records import Application, Branch, Unit
+from genconf.errors import FeedOverflow, NotFound, RevisionTooOld, WatchClosed
+from genconf.readside.cache import ModelCache
+from genconf.readside.core import EffectiveConfig
+from genconf.readside.watch import ConfigWatch
 
 
 @pytest.fixture
@@ -119,25 +64,25 @@ async def test_load_computes_effective_config_per_unit(cache: ModelCache) -> Non
     assert config_of(cache, "a/0") == {"k": 1, "s": "x"}
     assert config_of(cache, "a/2") == {"k": 10, "s": "x"}
     assert config_of(cache, "c/1") == {"k": 1, "s": "x"}  # b changes nothing of c
-    assert cache.config("a/2").hash == model.config_hash({"k": 10, "s": "x"})
+    assert cache.config("a/2").hash == values.config_hash({"k": 10, "s": "x"})
     assert cache.synced and cache.revision == START
     with pytest.raises(NotFound):
         cache.config("a/9")
 
 
 async def test_units_of_one_group_share_one_effective_config(cache: ModelCache) -> None:
-    before = cache.stats.groups_recomputed
+    before = cache.statistics().groups_recomputed
     first, second = cache.config("a/0"), cache.config("a/1")
     assert first.effective is second.effective
     assert cache.config("a/2").effective is not first.effective
-    assert cache.stats.groups_recomputed == before + 2  # (a, None) and (a, b), once each
+    assert cache.statistics().groups_recomputed == before + 2  # (a, None) and (a, b), once each
 
     cache.apply(batch(START + 1, app("a", version=2, k=5)))
-    recomputed = cache.stats.groups_recomputed
+    recomputed = cache.statistics().groups_recomputed
     assert cache.config("a/0").effective is cache.config("a/1").effective
     assert cache.config("a/0").config == {"k": 5, "s": "x"}
     assert cache.config("a/0").effective.app_version == 2
-    assert cache.stats.groups_recomputed == recomputed  # read after apply: already memoized
+    assert cache.statistics().groups_recomputed == recomputed  # read after apply: already memoized
     assert cache.config("a/0").effective is not first.effective
 
 
@@ -149,7 +94,7 @@ async def test_app_change_notifies_each_unit_once(cache: ModelCache) -> None:
         assert eff.config["s"] == "y" and eff.revision == START + 1
         assert not watches[name].pending and watches[name].coalesced == 0
     assert not watches["c/0"].pending and not watches["c/1"].pending
-    assert cache.stats.notifications == 3
+    assert cache.statistics().notifications == 3
 
 
 async def test_master_change_overridden_by_branch_notifies_only_master_units(
@@ -167,7 +112,7 @@ async def test_schema_change_notifies_units_whose_default_changes(cache: ModelCa
     cache.apply(batch(START + 1, Unit("a/1", "a", 1, None, None, 2)))  # same group
     cache.apply(batch(START + 2, app("c", version=2, k=3)))
     assert not w0.pending and not w1.pending
-    new_schema = model.parse_schema(
+    new_schema = schema.parse_schema(
         {"k": {"type": "int", "default": 2}, "s": {"type": "string", "default": "x"}}
     )
     wc = cache.watch("c/0")
@@ -183,13 +128,13 @@ async def test_change_with_equal_effective_config_notifies_nobody(cache: ModelCa
     # Setting k to its default in master: a new version, the same effective config.
     cache.apply(batch(START + 1, app("a", version=2, k=1)))
     # A charm-only change does not even recompute.
-    recomputed = cache.stats.groups_recomputed
+    recomputed = cache.statistics().groups_recomputed
     changed_charm = Application("a", "other-charm", SCHEMA, {"k": 1}, 2, 10, 3)
     cache.apply(batch(START + 2, changed_charm))
     assert cache.config("a/0").effective.app_version == 2
-    assert cache.stats.groups_recomputed == recomputed
+    assert cache.statistics().groups_recomputed == recomputed
     assert not any(w.pending for w in watches)
-    assert cache.stats.notifications == 0
+    assert cache.statistics().notifications == 0
 
 
 async def test_unit_switching_branch_is_notified_only_if_its_hash_changes(
@@ -207,7 +152,7 @@ async def test_unit_switching_branch_is_notified_only_if_its_hash_changes(
     assert (await take(w)).config["k"] == 10
     cache.apply(batch(START + 6, unit("a", 0, None)))
     assert (await take(w)).config["k"] == 1
-    assert cache.stats.notifications == 2
+    assert cache.statistics().notifications == 2
     assert [u.name for u in cache.tracking("b")] == ["a/2", "c/1"]
 
 
@@ -227,7 +172,7 @@ async def test_branch_change_notifies_only_tracking_units_of_affected_apps(
     assert (await take(watches["c/1"])).config == {"k": 1, "s": "x"}
     cache.apply(batch(START + 4, branch("b", a={"k": 10, "s": "z"}, c={"k": None})))
     assert not any(w.pending for w in watches.values())  # unset k: the default, 1 again
-    assert cache.stats.notifications == 3
+    assert cache.statistics().notifications == 3
 
 
 async def test_commit_batch_notifies_other_units_once_and_tracking_units_never(
@@ -319,7 +264,7 @@ async def test_slow_watch_holds_one_pending_update_however_many_arrive(
     latest = await take(slow)
     assert latest.config["k"] == 1000 + n and latest.revision == START + n
     assert not slow.pending and slow.delivered == 1
-    assert cache.stats.notifications == n
+    assert cache.statistics().notifications == n
 
 
 async def test_reader_waiting_in_next_is_woken_by_an_update(cache: ModelCache) -> None:
@@ -361,9 +306,9 @@ async def test_deltas_since_replays_the_ring_and_refuses_what_it_dropped() -> No
     assert [b.revision for b in cache.deltas_since(cache.oldest_revision)] == revs[-5:]
     assert [b.revision for b in cache.deltas_since(revs[-3])] == revs[-2:]
     assert cache.deltas_since(revs[-1]) == []
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.deltas_since(cache.oldest_revision - 1)
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.deltas_since(START)
     # Replayed updates carry the new value only: the feed never sends the old one,
     # and keeping it would double what the ring holds.
@@ -396,7 +341,7 @@ async def test_subscribe_replays_then_goes_live_without_gap_or_duplicate(
         for _ in more:
             seen.append((await sub.next()).revision)
     assert seen == revs[2:] + more
-    assert sub._receive.statistics().current_buffer_used == 0  # nothing more queued
+    assert sub.queued() == 0  # nothing more queued
     sub.close()
     assert cache.statistics().feeds == 0
 
@@ -405,7 +350,7 @@ async def test_subscribe_too_old_is_out_of_range() -> None:
     cache = ModelCache(ring_size=2)
     cache.load([app("c")], [], [], 0, START)
     fill(cache, 5)
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.subscribe(since=START)
     assert cache.statistics().feeds == 0
 
@@ -422,7 +367,7 @@ async def test_subscribe_filters_by_kind_and_application(cache: ModelCache) -> N
 
     async def drain(sub: Any) -> list[tuple[int, list[tuple[str, str]]]]:
         out = []
-        while sub._receive.statistics().current_buffer_used:
+        while sub.queued():
             with anyio.fail_after(1):
                 b = await sub.next()
             out.append((b.revision, [(d.kind.value, d.key) for d in b.deltas]))
@@ -497,9 +442,9 @@ async def test_ring_drops_the_oldest_by_bytes_and_refuses_resume_before_them() -
     assert (stats.ring_size, stats.ring_bytes) == (2, 750)
     assert cache.oldest_revision == revs[-1]
     assert [b.revision for b in cache.deltas_since(cache.oldest_revision)] == more
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.deltas_since(revs[-2])
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.subscribe(since=revs[0])
     # Counts still bound it too: whichever limit is reached first.
     by_count = ModelCache(ring_size=2, ring_bytes=10**9)
@@ -516,7 +461,7 @@ async def test_a_batch_larger_than_the_byte_budget_is_not_kept() -> None:
     assert (stats.ring_size, stats.ring_bytes) == (0, 0)
     assert cache.oldest_revision == big
     assert cache.deltas_since(big) == []  # resuming from the newest revision still works
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.deltas_since(small)
 
 
@@ -612,7 +557,7 @@ async def test_a_small_resync_reaches_feeds_as_one_ordinary_batch(cache: ModelCa
     _, units, branches = fixture_model()
     diff = cache.diff_snapshot([app("a"), app("c", version=2, k=3)], units, branches, [], 500)
     cache.apply_resync(diff)
-    assert cache.stats.resyncs == 1
+    assert cache.statistics().resyncs == 1
     with anyio.fail_after(1):
         got = await feed.next()
     assert got.revision == 500 and [(d.kind, d.key) for d in got.deltas] == [
@@ -638,12 +583,12 @@ async def test_a_resync_too_large_for_one_batch_ends_feeds_out_of_range() -> Non
     assert (await take(watch)).config["k"] == 7  # watchers get the reload as usual
     with anyio.fail_after(1):
         assert (await feed.next()).revision == queued[0]
-        with pytest.raises(OutOfRange, match="new Snapshot"):
+        with pytest.raises(RevisionTooOld, match="new Snapshot"):
             await feed.next()
     stats = cache.statistics()
     assert (stats.resyncs, stats.feeds_ended_by_resync, stats.ring_size) == (1, 1, 0)
     assert cache.oldest_revision == 500
-    with pytest.raises(OutOfRange):
+    with pytest.raises(RevisionTooOld):
         cache.subscribe(since=queued[0])
     replay, live = cache.subscribe(since=500)  # from the reload on, feeds work again
     assert replay == []
@@ -791,7 +736,9 @@ async def test_cache_matches_recomputation_after_random_batches() -> None:
                 name = rng.choice(sorted(units_))
                 u = units_[name]
                 target = rng.choice([None, *sorted(branches_)])
-                units_[name] = Unit(u.name, u.application, u.number, target, None, u.revision + 1)
+                units_[name] = Unit(
+                    u.name, u.application, u.number, target, None, u.write_count + 1
+                )
                 deltas.append(up(units_[name], r))
             elif choice < 0.9 or not branches_:
                 name = rng.choice(["b1", "b2"])
@@ -815,9 +762,9 @@ async def test_cache_matches_recomputation_after_random_batches() -> None:
             b = branches_.get(u.branch) if u.branch else None
             a = apps_[u.application]
             changes = b.changes.get(u.application) if b else None
-            expected = model.effective_config(SCHEMA, a.settings, changes)
+            expected = config.effective_config(SCHEMA, a.settings, changes)
             assert cache.config(name).config == expected, name
-            h = model.config_hash(expected)
+            h = values.config_hash(expected)
             w = watches[name]
             if h != last_seen[name]:
                 assert (await take(w)).hash == h

@@ -23,10 +23,11 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
-from genconf.dev.embedded import EmbeddedReplicaSet
+from genconf.dev.replicaset import EmbeddedReplicaSet
 from genconf.readside.multiwatcher import Tuning
 from genconf.readside.supervisor import read_side
-from genconf.store.writes import APPLICATIONS, Store, revision_of
+from genconf.store.documents import APPLICATIONS, revision_of
+from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}}
 LIMIT = 60.0

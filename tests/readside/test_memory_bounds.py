@@ -23,6 +23,7 @@ import pytest
 from support.cli_runner import clean_env
 
 from genconf.cli import main as cli
+from genconf.cli.serve import READY_LINE
 from genconf.client import Client, ClientError
 
 MIB = 1024 * 1024
@@ -56,8 +57,8 @@ async def serve(
         assert proc.stdout is not None
         with anyio.fail_after(60):
             line = (await proc.stdout.readline()).decode()
-        assert line.startswith(cli.READY_LINE), f"{line!r}: {log.read_text()[-3000:]}"
-        yield line.removeprefix(cli.READY_LINE).strip(), proc.pid
+        assert line.startswith(READY_LINE), f"{line!r}: {log.read_text()[-3000:]}"
+        yield line.removeprefix(READY_LINE).strip(), proc.pid
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0, log.read_text()[-3000:]
     finally:

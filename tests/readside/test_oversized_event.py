@@ -33,13 +33,9 @@ from support.servers import running_server
 
 from genconf.api.server import RunningServer
 from genconf.client import Client, Config
-from genconf.readside.multiwatcher import (
-    Tuning,
-    is_event_unreadable,
-    is_history_lost,
-    unreadable_revision,
-)
-from genconf.store.writes import APPLICATIONS, revision_of
+from genconf.readside.multiwatcher import Tuning
+from genconf.readside.resume import is_event_unreadable, is_history_lost, unreadable_revision
+from genconf.store.documents import APPLICATIONS, revision_of
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

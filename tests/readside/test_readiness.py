@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from genconf.readside.multiwatcher import State, WatcherStats
 from genconf.readside.readiness import is_current
+from genconf.readside.status import State, WatcherStats
 
 
 @pytest.mark.parametrize(

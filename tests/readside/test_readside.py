@@ -19,21 +19,24 @@ import anyio
 import pytest
 from pymongo import UpdateOne
 
-from genconf.domain import model
+from genconf.domain import values
 from genconf.domain.deltas import Kind
+from genconf.domain.results import WriteResult
 from genconf.errors import AlreadyExists, GenconfError, Unavailable, WatchClosed
-from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache
+from genconf.readside.cache import ModelCache
+from genconf.readside.core import EffectiveConfig
 from genconf.readside.multiwatcher import Multiwatcher, Snapshot, State, Tuning
+from genconf.readside.resume import ResumeToken
 from genconf.readside.supervisor import ReadSide, read_side
-from genconf.store.writes import (
+from genconf.readside.watch import ConfigWatch
+from genconf.store.documents import (
     APPLICATIONS,
     BRANCHES,
     GENERATIONS,
     UNITS,
-    Store,
-    WriteResult,
     effective_by_unit,
 )
+from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {
     "k": {"type": "int", "default": 1},
@@ -69,7 +72,7 @@ async def truth(store: Store) -> dict[str, tuple[str | None, dict[str, Any], str
     state = await store.load()
     configs = effective_by_unit(state[APPLICATIONS], state[BRANCHES], state[UNITS].values())
     return {
-        name: (doc["branch"], configs[name], model.config_hash(configs[name]))
+        name: (doc["branch"], configs[name], values.config_hash(configs[name]))
         for name, doc in state[UNITS].items()
     }
 
@@ -181,11 +184,19 @@ class RandomWriter:
             (1.5, "remove_unit", lambda: s.remove_unit(r.choice(self.apps.get(app) or ["a/0"]))),
             (8, "set", lambda: s.set_config(app, set=set_, unset=unset)),
             (4, "add_branch", lambda: s.add_branch(new_branch)),
-            (3, "track", lambda: s.track(branch, units=self.some_units(app) or ["a/0"])),
-            (1, "track_app", lambda: s.track(branch, applications=[app])),
-            (1, "track_count", lambda: s.track(branch, count=r.randint(1, 2), application=app)),
-            (1.5, "untrack", lambda: s.untrack(branch, units=self.some_units(app) or ["a/0"])),
-            (0.5, "untrack_app", lambda: s.untrack(branch, applications=[app])),
+            (3, "track", lambda: s.track_branch(branch, units=self.some_units(app) or ["a/0"])),
+            (1, "track_app", lambda: s.track_branch(branch, applications=[app])),
+            (
+                1,
+                "track_count",
+                lambda: s.track_branch(branch, count=r.randint(1, 2), application=app),
+            ),
+            (
+                1.5,
+                "untrack",
+                lambda: s.untrack_branch(branch, units=self.some_units(app) or ["a/0"]),
+            ),
+            (0.5, "untrack_app", lambda: s.untrack_branch(branch, applications=[app])),
             (8, "branch_set", lambda: s.set_branch_config(branch, app, set=set_, unset=unset)),
             (1.2, "commit", lambda: s.commit_branch(branch)),
             (0.6, "force_commit", lambda: s.commit_branch(branch, force=True)),
@@ -359,7 +370,7 @@ async def test_no_gap_when_starting_during_writes(store: Store) -> None:
     replay, feed = cache.subscribe(since=snap.revision)
     feed.close()
     assert [b.revision for b in replay] == [r.revision for r in after]
-    assert cache.stats.batches_applied == len(after)  # nothing applied twice
+    assert cache.statistics().batches_applied == len(after)  # nothing applied twice
     ks = [d.value.settings["k"] for b in replay for d in b.deltas if d.kind is Kind.APPLICATION]
     assert ks == [100 + results.index(r) for r in after]
     gens = [d.value.id for b in replay for d in b.deltas if d.kind is Kind.GENERATION]
@@ -400,7 +411,7 @@ async def test_commit_is_applied_atomically_as_one_batch(store: Store) -> None:
             for i in range(1, 6):
                 name = f"c{i}"
                 await store.add_branch(name)
-                await store.track(name, units=["a/2"])
+                await store.track_branch(name, units=["a/2"])
                 await store.set_branch_config(name, "a", set={"k": i, "s": f"v{i}"})
                 await store.set_branch_config(name, "b", set={"k": 10 * i, "n": i})
                 staged = await store.set_branch_config(name, "b", unset=["o"])
@@ -441,7 +452,7 @@ async def test_notifications_go_exactly_to_units_whose_config_changes(store: Sto
     await store.create_application("a", schema=SCHEMA, units=4)
     await store.create_application("c", schema=SCHEMA, units=2)
     await store.add_branch("b")
-    await store.track("b", units=["a/2", "a/3"])
+    await store.track_branch("b", units=["a/2", "a/3"])
     await store.set_branch_config("b", "a", set={"k": 5})
     async with running(store) as rs:
         setup = await store.set_config("c", set={"s": "y"})
@@ -470,7 +481,7 @@ async def test_notifications_go_exactly_to_units_whose_config_changes(store: Sto
 
         # A master write to a key the branch overrides: nobody on the branch hears of it.
         await store.add_branch("b2")
-        await store.track("b2", units=["a/1"], applications=["c"])
+        await store.track_branch("b2", units=["a/1"], applications=["c"])
         assert await notified() == {}  # tracking an empty branch changes nothing
         await store.set_branch_config("b2", "a", set={"k": 7})
         assert await notified() == {"a/1": 1}
@@ -522,7 +533,7 @@ async def test_history_lost_reloads_and_notifies_exactly_the_changed_units(store
     await store.create_application("a", schema=SCHEMA, units=3)
     await store.create_application("c", schema=SCHEMA, units=2)
     await store.add_branch("b")
-    await store.track("b", units=["a/2"])
+    await store.track_branch("b", units=["a/2"])
     await store.set_branch_config("b", "a", set={"k": 5})
     cache = ModelCache()
     watcher = Multiwatcher(store.db, cache, tuning=TUNING)
@@ -542,16 +553,16 @@ async def test_history_lost_reloads_and_notifies_exactly_the_changed_units(store
     await store.remove_unit("c/1")
     await store.add_units("a", count=1)
     await store.add_branch("b3")
-    await store.track("b3", units=["c/0"])
+    await store.track_branch("b3", units=["c/0"])
     await store.set_branch_config("b3", "c", set={"s": "q"})
     last = await store.set_applied("a/1", hash="h", ok=True)
     await store.set_branch_config("b", "c", set={"n": 1})  # no c unit tracks b
 
     _, feed = cache.subscribe()
-    watcher.force_resume_token = token
+    watcher.resume = ResumeToken(token)
     async with following(watcher):
         await settle(cache, last.revision)
-        assert watcher.stats.resyncs == 1 and cache.stats.resyncs == 1
+        assert watcher.stats.resyncs == 1 and cache.statistics().resyncs == 1
         assert "resume token was not found" in watcher.stats.last_error
         await assert_cache_is_mongodb(store, cache)
         after = cached(cache)
@@ -598,7 +609,7 @@ async def test_restart_resumes_from_the_token_without_reloading(store: Store) ->
         first = await store.set_config("a", set={"k": 2})
         await settle(cache, first.revision)
         assert (await w.next()).config["k"] == 2
-    assert watcher.resume_token is not None
+    assert isinstance(watcher.resume, ResumeToken)
     results = [await store.set_config("a", set={"k": k}) for k in (3, 4)]
     _, feed = cache.subscribe()
     async with following(watcher):

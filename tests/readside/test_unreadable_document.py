@@ -12,7 +12,7 @@ from support.servers import running_server
 
 from genconf.api.server import RunningServer
 from genconf.client import Client
-from genconf.store.writes import APPLICATIONS
+from genconf.store.documents import APPLICATIONS
 
 SCHEMA = {"port": {"type": "int", "default": 80}}
 

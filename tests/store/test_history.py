@@ -354,12 +354,16 @@ async def test_commit_requires_every_tracking_unit_to_report_the_branch_applied(
     old = await client.get_config("web/2", min_revision=tracked.revision)
     await client.report_applied("web/0", old.hash, ok=True)
 
-    err = await refused(
-        mongo_client,
-        db_name,
-        lambda: client.commit_branch("canary", require_applied=True),
-        PRECONDITION,
-    )
+    async def refused_commit() -> ClientError:
+        """The refused commit's error (the database is left as it was)."""
+        return await refused(
+            mongo_client,
+            db_name,
+            lambda: client.commit_branch("canary", require_applied=True),
+            PRECONDITION,
+        )
+
+    err = await refused_commit()
     assert list(err.detail.units) == ["web/0", "web/1"]
     assert "web/0, web/1" in err.message
 
@@ -373,23 +377,13 @@ async def test_commit_requires_every_tracking_unit_to_report_the_branch_applied(
     ]
     assert view.applied[1].report.message == "boom"
     assert {a.hash for a in view.applied} == {branch_config.hash}
-    err = await refused(
-        mongo_client,
-        db_name,
-        lambda: client.commit_branch("canary", require_applied=True),
-        PRECONDITION,
-    )
+    err = await refused_commit()
     assert list(err.detail.units) == ["web/1"]
 
     # A change to the branch makes earlier reports stale again.
     restaged = await client.set_branch_config("canary", "web", {"name": "canary"})
     await client.report_applied("web/1", branch_config.hash, ok=True)
-    err = await refused(
-        mongo_client,
-        db_name,
-        lambda: client.commit_branch("canary", require_applied=True),
-        PRECONDITION,
-    )
+    err = await refused_commit()
     assert list(err.detail.units) == ["web/0", "web/1"]
 
     current = await client.get_config("web/0", min_revision=restaged.revision)

@@ -13,9 +13,10 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from genconf.domain import model
+from genconf.domain import config
+from genconf.store.documents import VERSIONS, schema_of
 from genconf.store.history import History, KeyHistoryEntry, page_size
-from genconf.store.writes import VERSIONS, Store, schema_of
+from genconf.store.store import Store
 
 SCHEMA = {"port": {"type": "int", "default": 80}, "name": {"type": "string", "default": "x"}}
 VERSIONS_WRITTEN = 300
@@ -48,7 +49,7 @@ async def reference(
         d
         async for d in store.db[VERSIONS].find({"application": application}, sort=[("version", 1)])
     ]
-    values = model.key_history(
+    values = config.key_history(
         spec, ((int(d["version"]), d.get("settings", {})) for d in docs), key
     )
     entries = [v for v in reversed(values) if not before or v.version < before]

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from genconf.domain import limits
-from genconf.store import invariants
+from genconf.store import invariants, limits
 
 Model = dict[str, dict[str, dict[str, Any]]]
 

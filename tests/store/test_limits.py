@@ -11,8 +11,8 @@ from pymongo import MongoClient
 from support.servers import assert_code, digest
 
 from genconf.client import Client
-from genconf.domain import limits
 from genconf.errors import ClientError
+from genconf.store import limits
 
 KEYS = 200
 VALUE = "x" * 60_000  # under the per-value limit of 64 KiB

@@ -32,8 +32,10 @@ from support.cli_runner import clean_env
 from support.servers import free_port, wait_serving
 
 from genconf.client import Client
-from genconf.dev.embedded import TRANSACTION_LIFETIME_LIMIT, EmbeddedMongo
-from genconf.store.writes import APPLICATIONS, BOOKKEEPING, COLLECTIONS, UNITS, VERSIONS, Store
+from genconf.dev.embedded import EmbeddedMongo
+from genconf.dev.mongod import TRANSACTION_LIFETIME_LIMIT
+from genconf.store.documents import APPLICATIONS, BOOKKEEPING, COLLECTIONS, UNITS, VERSIONS
+from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {"port": {"type": "int", "default": 8080}}
 START_LIMIT = 10.0  # seconds from `genconf serve` to SERVING after a crash
@@ -246,7 +248,7 @@ async def test_a_long_transaction_lifetime_is_warned_about(
 ) -> None:
     """Against a replica set of one's own with MongoDB's default (60 s) the log says
     what a crash will cost and what to set; the embedded default is not warned about."""
-    caplog.set_level(logging.WARNING, logger="genconf.store.writes")
+    caplog.set_level(logging.WARNING, logger="genconf.store.mongo")
     lowered = Store.connect(mongo.uri, db_name)
     try:
         assert await lifetime_limit(lowered.client) == TRANSACTION_LIFETIME_LIMIT

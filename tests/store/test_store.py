@@ -1,4 +1,4 @@
-"""The MongoDB write side (`genconf.store.writes`) against a real mongod replica set.
+"""The MongoDB write side (`genconf.store.store.Store`) against a real mongod replica set.
 
 Every rejected write must leave the database byte-for-byte unchanged (`digest`)
 and raise a typed `GenconfError` whose message says what to do.
@@ -17,8 +17,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from genconf.domain import model
-from genconf.domain.model import ABSENT
+from genconf.domain import names, schema
+from genconf.domain.results import WriteResult
+from genconf.domain.values import ABSENT
 from genconf.errors import (
     AlreadyExists,
     Conflict,
@@ -29,8 +30,7 @@ from genconf.errors import (
     NotFound,
     VersionMismatch,
 )
-from genconf.store.history import History
-from genconf.store.writes import (
+from genconf.store.documents import (
     APPLICATIONS,
     BOOKKEEPING,
     BRANCHES,
@@ -38,10 +38,10 @@ from genconf.store.writes import (
     GENERATIONS,
     UNITS,
     VERSIONS,
-    Store,
-    WriteResult,
     effective_from_docs,
 )
+from genconf.store.history import History
+from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {
     "k": {"type": "int", "default": 1, "description": "a number"},
@@ -86,7 +86,7 @@ async def test_unset_on_branch_restores_charm_default_not_master(store: Store) -
     await store.set_config("app", set={"k": 5})
     await store.add_branch("b")
     await store.set_branch_config("b", "app", set={"k": 7})
-    await store.track("b", units=["app/0"])
+    await store.track_branch("b", units=["app/0"])
 
     assert await effective(store, "app/0") == {"k": 7}
     assert await effective(store, "app/1") == {"k": 5}
@@ -188,27 +188,27 @@ async def test_unit_tracks_only_one_branch(store: Store) -> None:
     await store.create_application("app", schema=SCHEMA, units=3)
     await store.add_branch("b1")
     await store.add_branch("b2")
-    await store.track("b1", units=["app/0"])
+    await store.track_branch("b1", units=["app/0"])
 
     before = await digest(store.db)
     with pytest.raises(FailedPrecondition) as caught:
-        await store.track("b2", units=["app/0", "app/1"])
+        await store.track_branch("b2", units=["app/0", "app/1"])
     assert "app/0 tracks 'b1'" in str(caught.value)
     assert "at most one branch" in str(caught.value)
     assert "Untrack" in str(caught.value)
     with pytest.raises(FailedPrecondition, match="app/0 tracks 'b1'"):
-        await store.track("b2", applications=["app"])
+        await store.track_branch("b2", applications=["app"])
     assert await digest(store.db) == before
 
     # tracking the same branch again is fine and changes nothing for the unit
-    await store.track("b1", units=["app/0"])
+    await store.track_branch("b1", units=["app/0"])
     assert await branch_of(store, "app/0") == "b1"
 
-    result = await store.untrack("b1", units=["app/0"])
+    result = await store.untrack_branch("b1", units=["app/0"])
     assert result.units == ["app/0"]
     assert await branch_of(store, "app/0") is None
     with pytest.raises(FailedPrecondition, match="does not track branch 'b1'"):
-        await store.untrack("b1", units=["app/0"])
+        await store.untrack_branch("b1", units=["app/0"])
 
 
 async def test_tracking_an_application_covers_units_added_later(store: Store) -> None:
@@ -216,7 +216,7 @@ async def test_tracking_an_application_covers_units_added_later(store: Store) ->
     await store.create_application("other", schema=SCHEMA, units=1)
     await store.add_branch("b")
     await store.add_branch("c")
-    result = await store.track("b", applications=["app"])
+    result = await store.track_branch("b", applications=["app"])
     assert result.units == ["app/0", "app/1"]
 
     added = await store.add_units("app", count=2)
@@ -231,9 +231,9 @@ async def test_tracking_an_application_covers_units_added_later(store: Store) ->
     assert await branch_of(store, "other/1") is None
 
     with pytest.raises(FailedPrecondition, match="tracked by branch 'b'"):
-        await store.track("c", applications=["app"])
+        await store.track_branch("c", applications=["app"])
 
-    await store.untrack("b", applications=["app"])
+    await store.untrack_branch("b", applications=["app"])
     state = await store.load()
     assert state[BRANCHES]["b"]["track_applications"] == []
     assert all(u["branch"] is None for u in state[UNITS].values())
@@ -245,13 +245,13 @@ async def test_track_count_picks_lowest_free_units_and_is_stable(store: Store) -
     await store.create_application("app", schema=SCHEMA, units=6)
     await store.add_branch("b1")
     await store.add_branch("b2")
-    await store.track("b1", units=["app/0", "app/2"])
+    await store.track_branch("b1", units=["app/0", "app/2"])
 
-    first = await store.track("b2", count=2, application="app")
+    first = await store.track_branch("b2", count=2, application="app")
     assert first.units == ["app/1", "app/3"]
 
     before = await digest(store.db)
-    again = await store.track("b2", count=2, application="app")
+    again = await store.track_branch("b2", count=2, application="app")
     assert await digest(store.db) == before
     state = await store.load()
     assert sorted(u for u, d in state[UNITS].items() if d["branch"] == "b2") == [
@@ -260,15 +260,15 @@ async def test_track_count_picks_lowest_free_units_and_is_stable(store: Store) -
     ]
     assert set(again.units) <= {"app/1", "app/3"}
 
-    more = await store.track("b2", count=3, application="app")
+    more = await store.track_branch("b2", count=3, application="app")
     assert "app/4" in more.units
     assert await branch_of(store, "app/5") is None
 
     before = await digest(store.db)
     with pytest.raises(FailedPrecondition, match="fewer than 5"):
-        await store.track("b2", count=5, application="app")
+        await store.track_branch("b2", count=5, application="app")
     with pytest.raises(InvalidArgument, match="needs the application"):
-        await store.track("b2", count=1)
+        await store.track_branch("b2", count=1)
     assert await digest(store.db) == before
 
 
@@ -277,7 +277,7 @@ async def test_abort_refused_while_units_track_unless_forced(store: Store) -> No
     await store.set_config("app", set={"k": 5})
     await store.add_branch("b")
     await store.set_branch_config("b", "app", set={"k": 7})
-    await store.track("b", units=["app/2", "app/0"])
+    await store.track_branch("b", units=["app/2", "app/0"])
 
     before = await digest(store.db)
     with pytest.raises(FailedPrecondition) as caught:
@@ -419,7 +419,7 @@ async def test_commit_is_atomic_for_snapshot_readers(store: Store, mongo_uri: st
 # 6. Rejected writes: typed error, actionable message, nothing written
 
 Call = Callable[[Store], Awaitable[Any]]
-BIG = "x" * (model.MAX_VALUE_BYTES + 1)
+BIG = "x" * (schema.MAX_VALUE_BYTES + 1)
 
 REJECTED: list[tuple[str, Call, type[GenconfError], str]] = [
     (
@@ -516,7 +516,7 @@ REJECTED: list[tuple[str, Call, type[GenconfError], str]] = [
         "oversized value",
         lambda s: s.set_config("app", set={"s": BIG}),
         InvalidArgument,
-        f"the limit is {model.MAX_VALUE_BYTES}",
+        f"the limit is {schema.MAX_VALUE_BYTES}",
     ),
     (
         "set and unset the same key",
@@ -610,25 +610,25 @@ REJECTED: list[tuple[str, Call, type[GenconfError], str]] = [
     ),
     (
         "unknown branch on track",
-        lambda s: s.track("nope", units=["app/0"]),
+        lambda s: s.track_branch("nope", units=["app/0"]),
         NotFound,
         "branch 'nope' not found",
     ),
     (
         "unknown unit on track",
-        lambda s: s.track("b", units=["app/9"]),
+        lambda s: s.track_branch("b", units=["app/9"]),
         NotFound,
         "unit 'app/9' not found",
     ),
     (
         "unknown application on track",
-        lambda s: s.track("b", applications=["nope"]),
+        lambda s: s.track_branch("b", applications=["nope"]),
         NotFound,
         "application 'nope' not found",
     ),
     (
         "untrack a unit that does not track",
-        lambda s: s.untrack("b", units=["app/1"]),
+        lambda s: s.untrack_branch("b", units=["app/1"]),
         FailedPrecondition,
         "unit 'app/1' does not track branch 'b'",
     ),
@@ -654,36 +654,38 @@ REJECTED: list[tuple[str, Call, type[GenconfError], str]] = [
         "oversized value on a branch",
         lambda s: s.set_branch_config("b", "app", set={"o": {"big": BIG}}),
         InvalidArgument,
-        f"the limit is {model.MAX_VALUE_BYTES}",
+        f"the limit is {schema.MAX_VALUE_BYTES}",
     ),
     (
         "more keys than one write may hold",
-        lambda s: s.set_config("app", set={f"x{i}": i for i in range(model.MAX_KEYS + 1)}),
+        lambda s: s.set_config("app", set={f"x{i}": i for i in range(schema.MAX_KEYS + 1)}),
         InvalidArgument,
-        f"{model.MAX_KEYS + 1} keys in one write (set and unset together); the limit is "
-        f"{model.MAX_KEYS} keys per write",
+        f"{schema.MAX_KEYS + 1} keys in one write (set and unset together); the limit is "
+        f"{schema.MAX_KEYS} keys per write",
     ),
     (
         "more keys than one write may hold on a branch",
         lambda s: s.set_branch_config(
-            "b", "app", set={f"x{i}": i for i in range(model.MAX_KEYS + 1)}
+            "b", "app", set={f"x{i}": i for i in range(schema.MAX_KEYS + 1)}
         ),
         InvalidArgument,
-        f"the limit is {model.MAX_KEYS} keys per write",
+        f"the limit is {schema.MAX_KEYS} keys per write",
     ),
     (
         "set and unset together over the key limit",
-        lambda s: s.set_config("app", set={"k": 1}, unset=[f"x{i}" for i in range(model.MAX_KEYS)]),
+        lambda s: s.set_config(
+            "app", set={"k": 1}, unset=[f"x{i}" for i in range(schema.MAX_KEYS)]
+        ),
         InvalidArgument,
-        f"{model.MAX_KEYS + 1} keys in one write (set and unset together)",
+        f"{schema.MAX_KEYS + 1} keys in one write (set and unset together)",
     ),
     (
         "unset over the key limit on a branch",
         lambda s: s.set_branch_config(
-            "b", "app", unset=[f"x{i}" for i in range(model.MAX_KEYS + 1)]
+            "b", "app", unset=[f"x{i}" for i in range(schema.MAX_KEYS + 1)]
         ),
         InvalidArgument,
-        f"the limit is {model.MAX_KEYS} keys per write",
+        f"the limit is {schema.MAX_KEYS} keys per write",
     ),
     (
         "set and unset the same key on a branch",
@@ -715,7 +717,7 @@ async def populated(store: Store) -> Store:
     await store.set_config("app", set={"k": 5})
     await store.add_branch("b")
     await store.set_branch_config("b", "app", set={"k": 7})
-    await store.track("b", units=["app/0"])
+    await store.track_branch("b", units=["app/0"])
     return store
 
 
@@ -794,7 +796,7 @@ async def test_commit_writes_one_version_per_app_and_one_commit_generation(
     await store.add_branch("rel", created_by="bob")
     await store.set_branch_config("rel", "a", set={"k": 4, "o": {"x": [1, 2]}})
     await store.set_branch_config("rel", "b", unset=["s"])
-    await store.track("rel", units=["a/0", "c/0"])
+    await store.track_branch("rel", units=["a/0", "c/0"])
 
     result = await store.commit_branch("rel", created_by="bob", reason="release", metadata={"n": 1})
     assert result.generation == 3
@@ -840,9 +842,9 @@ async def test_every_write_returns_a_strictly_increasing_revision(store: Store) 
         lambda: store.set_config("app", set={"k": 2}),
         lambda: store.add_branch("b"),
         lambda: store.set_branch_config("b", "app", set={"k": 3}),
-        lambda: store.track("b", units=["app/0"]),
-        lambda: store.untrack("b", units=["app/0"]),
-        lambda: store.track("b", applications=["app"]),
+        lambda: store.track_branch("b", units=["app/0"]),
+        lambda: store.untrack_branch("b", units=["app/0"]),
+        lambda: store.track_branch("b", applications=["app"]),
         lambda: store.commit_branch("b"),
         lambda: store.add_branch("c"),
         lambda: store.abort_branch("c"),
@@ -897,8 +899,8 @@ async def test_remove_application_removes_units_versions_and_branch_parts(store:
     await store.add_branch("b")
     await store.set_branch_config("b", "app", set={"k": 3})
     await store.set_branch_config("b", "db", set={"k": 4})
-    await store.track("b", applications=["app"])
-    await store.track("b", units=["db/0"])
+    await store.track_branch("b", applications=["app"])
+    await store.track_branch("b", units=["db/0"])
 
     await store.remove_application("app")
     state = await store.load()
@@ -953,7 +955,7 @@ async def test_concurrent_tags_of_one_label_leave_exactly_one_holder(store: Stor
     for k in range(2, 6):
         await store.set_config("app", set={"k": k})
     results = await asyncio.gather(
-        *(store.tag_version("app", v, "3.0.0") for v in range(1, 6)), return_exceptions=True
+        *(store.tag_version("app", "3.0.0", version=v) for v in range(1, 6)), return_exceptions=True
     )
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1, results
@@ -970,13 +972,13 @@ def test_retain_versions_must_keep_at_least_one(mongo_uri: str) -> None:
 async def test_unit_numbers_stay_addressable(store: Store) -> None:
     """After the last addressable unit, adding one more is refused, not made unreachable."""
     await store.create_application("nums", schema=SCHEMA)
-    last = f"nums/{model.MAX_UNIT_NUMBER}"
+    last = f"nums/{names.MAX_UNIT_NUMBER}"
     await store.add_units("nums", names=[last])
     before = await digest(store.db)
-    with pytest.raises(InvalidArgument, match=f"go from 0 to {model.MAX_UNIT_NUMBER}"):
+    with pytest.raises(InvalidArgument, match=f"go from 0 to {names.MAX_UNIT_NUMBER}"):
         await store.add_units("nums", count=1)
     assert await digest(store.db) == before
-    assert model.parse_unit_name(last) == ("nums", model.MAX_UNIT_NUMBER)
+    assert names.parse_unit_name(last) == ("nums", names.MAX_UNIT_NUMBER)
 
 
 async def test_a_unit_cannot_leave_a_wholly_tracked_application_alone(store: Store) -> None:
@@ -984,12 +986,12 @@ async def test_a_unit_cannot_leave_a_wholly_tracked_application_alone(store: Sto
     one of them is refused (the seeded random schedule found it)."""
     await store.create_application("app", schema=SCHEMA, units=2)
     await store.add_branch("b")
-    await store.track("b", applications=["app"])
+    await store.track_branch("b", applications=["app"])
     before = await digest(store.db)
     with pytest.raises(FailedPrecondition, match="untrack the application 'app'"):
-        await store.untrack("b", units=["app/1"])
+        await store.untrack_branch("b", units=["app/1"])
     assert await digest(store.db) == before
-    result = await store.untrack("b", units=["app/1"], applications=["app"])
+    result = await store.untrack_branch("b", units=["app/1"], applications=["app"])
     assert result.units == ["app/0", "app/1"]
 
 

@@ -2,37 +2,22 @@
 
 Each agent is one `Client.watch_config` stream; the fleet keeps the newest config
 each unit holds and lets a test wait, without polling, until every unit's config
-satisfies a condition. Checked against MongoDB with `expected_hashes`.
+satisfies a condition. Checked against MongoDB with `model_check.expected_hashes`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from pymongo import MongoClient
 
 from genconf.client import Client, Config
-from genconf.domain import model
-from genconf.store.writes import effective_by_unit
 
 # The suite runs reduced fleets; the issue's figure is for 1,000
 # (GENCONF_TEST_AGENTS=1000 pytest tests/api/test_failover_service.py -s).
 AGENTS = int(os.environ.get("GENCONF_TEST_AGENTS", "200"))
-
-
-def expected_hashes(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, str]:
-    """Every unit's config hash computed straight from the documents in MongoDB."""
-    db = mongo_client[db_name]
-    configs = effective_by_unit(
-        {a["_id"]: a for a in db.applications.find()},
-        {b["_id"]: b for b in db.branches.find()},
-        db.units.find(),
-    )
-    return {unit: model.config_hash(config) for unit, config in configs.items()}
 
 
 class Fleet:

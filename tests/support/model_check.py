@@ -1,7 +1,11 @@
-"""After concurrent writes: the model's invariants hold in MongoDB, and a server's
-view (Snapshot, GetConfig of every unit) equals MongoDB's documents.
+"""The one oracle of what a server must show: MongoDB's documents.
 
-A plain module: tests import it as ``from model_check import ...``.
+After any writes (concurrent ones included) the model's invariants hold in MongoDB,
+and a server's view (Snapshot, GetConfig of every unit) equals what the documents
+say, every unit's config recomputed from scratch (`expected_configs`). Tests that
+compare a server, a cache or a fleet of agents with MongoDB use these.
+
+A plain module: tests import it as ``from support.model_check import ...``.
 """
 
 from __future__ import annotations
@@ -12,16 +16,41 @@ from google.protobuf import json_format
 from pymongo import MongoClient
 
 from genconf.client import Client
+from genconf.domain.values import config_hash
 from genconf.store import invariants
-from genconf.store.writes import APPLICATIONS, BRANCHES, UNITS
-from support.fleet import expected_hashes
+from genconf.store.documents import APPLICATIONS, BRANCHES, UNITS, effective_by_unit
 from support.servers import settled_model
+
+Documents = dict[str, dict[str, Any]]
+
+
+def mongo_documents(
+    mongo_client: MongoClient[dict[str, Any]], db_name: str
+) -> tuple[Documents, Documents, Documents]:
+    """The applications, units and branches in MongoDB, each keyed by ``_id``."""
+    db = mongo_client[db_name]
+    apps, units, branches = (
+        {d["_id"]: d for d in db[c].find()} for c in (APPLICATIONS, UNITS, BRANCHES)
+    )
+    return apps, units, branches
+
+
+def expected_configs(
+    applications: Documents, units: Documents, branches: Documents
+) -> dict[str, dict[str, Any]]:
+    """Every unit's effective config, recomputed from scratch from the documents: the
+    answer a server's memoized, incrementally updated cache must agree with."""
+    return effective_by_unit(applications, branches, units.values())
+
+
+def expected_hashes(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, str]:
+    """Every unit's config hash computed straight from the documents in MongoDB."""
+    configs = expected_configs(*mongo_documents(mongo_client, db_name))
+    return {unit: config_hash(config) for unit, config in configs.items()}
 
 
 def mongo_violations(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> list[str]:
-    db = mongo_client[db_name]
-    docs = [{d["_id"]: d for d in db[c].find()} for c in (APPLICATIONS, UNITS, BRANCHES)]
-    return invariants.violations(*docs)
+    return invariants.violations(*mongo_documents(mongo_client, db_name))
 
 
 def mongo_view(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,12 +31,15 @@ from genconf.api.server import RunningServer, ServerConfig, serve
 from genconf.client import Client
 from genconf.errors import ClientError
 from genconf.readside.multiwatcher import Tuning
-from genconf.store.writes import BOOKKEEPING
+from genconf.store.documents import BOOKKEEPING
 from genconf.v1 import admin_pb2
+from support.rpcs import CALL_TIMEOUT
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 BOOKMARK_INTERVAL = 0.2
 START_TIMEOUT = 30.0
+# The bootstrap admin token `auth_server` starts with (kept in memory only).
+BOOTSTRAP = "bootstrap-admin-token-for-tests-0123456789"
 
 
 def free_port() -> int:
@@ -122,6 +125,38 @@ async def background_server(
     finally:
         stop.set()
         await task
+
+
+@asynccontextmanager
+async def auth_server(
+    mongo_uri: str, db_name: str, **overrides: Any
+) -> AsyncIterator[RunningServer]:
+    """`running_server` with authentication on: ``BOOTSTRAP`` is its admin token."""
+    async with running_server(mongo_uri, db_name, admin_token=BOOTSTRAP, **overrides) as srv:
+        yield srv
+
+
+@asynccontextmanager
+async def admin_session(
+    mongo_uri: str, db_name: str, **overrides: Any
+) -> AsyncIterator[tuple[RunningServer, Client]]:
+    """An `auth_server` and a client of it holding the bootstrap admin token."""
+    async with (
+        auth_server(mongo_uri, db_name, **overrides) as srv,
+        Client(srv.address, token=BOOTSTRAP, timeout=CALL_TIMEOUT) as admin,
+    ):
+        yield srv, admin
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 10.0) -> None:
+    """Until ``check()`` holds, for state the server changes with no event a client can
+    wait on (a stream's cleanup after the client cancels it)."""
+    try:
+        with anyio.fail_after(limit):
+            while not await check():  # noqa: ASYNC110 (no event to wait on: see above)
+                await anyio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"still not so after {limit}s: {what}") from None
 
 
 # -- model helpers -------------------------------------------------------------

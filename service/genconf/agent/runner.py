@@ -17,288 +17,32 @@ What it promises, and how:
   down) is retried with jittered backoff until it is sent or a newer one
   replaces it.
 - **It outlives server restarts.** The watch reconnects with jittered backoff.
+
+The pieces: `files` (formats, render, the atomic write), `command` (``--exec``),
+`status` (the live line or log lines); here, the watch loop and the reports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
-import json
-import logging
 import os
-import re
-import shlex
-import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Final
 
 import anyio
-import grpc
-import yaml
 
-from genconf.client.core import RETRYABLE, Backoff, Client, Config
-from genconf.domain import model
-from genconf.errors import ClientError
+from genconf.agent.command import run_command
+from genconf.agent.files import FileFormat, hash_on_disk, render, write_atomic
+from genconf.agent.status import CONNECTION_NAMES, Status
+from genconf.backoff import Backoff
+from genconf.client import Client, ClientError, Config
+from genconf.client.status import RETRYABLE
+from genconf.domain import names
+from genconf.signals import run_until_signal
 
-log = logging.getLogger("genconf.agent.runner")
-
-HEADER_RE: Final = re.compile(r"^# genconf unit=(\S+) hash=([0-9a-f]{64})$")
-STDERR_TAIL_CHARS: Final = 1000  # of a failed command's stderr, in its report
-STDERR_KEEP_BYTES: Final = 64 * 1024
-DRAIN_GRACE: Final = 1.0  # seconds to finish reading stderr after the command exits
 FLUSH_TIMEOUT: Final = 2.0  # seconds a stopping agent tries to send its last report
-
-
-class FileFormat(enum.StrEnum):
-    JSON = "json"
-    YAML = "yaml"
-    ENV = "env"
-
-    @classmethod
-    def for_path(cls, path: Path) -> FileFormat:
-        """The format a file name suggests (``.yaml``/``.yml``, ``.env``), else JSON."""
-        suffix = path.suffix.lower()
-        if suffix in (".yaml", ".yml"):
-            return cls.YAML
-        if suffix == ".env":
-            return cls.ENV
-        return cls.JSON
-
-
-# -- the file -------------------------------------------------------------------
-
-
-def env_name(key: str) -> str:
-    """A config key as an environment variable name: ``log-level`` -> ``LOG_LEVEL``."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
-
-
-def render(fmt: FileFormat, unit: str, config: Mapping[str, Any], hash_: str) -> bytes:
-    """The file's bytes. YAML and env files start with a header naming the unit and
-    the config's hash, so a restarted agent knows what the file holds."""
-    if fmt is FileFormat.JSON:
-        return (json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    header = f"# genconf unit={unit} hash={hash_}\n"
-    if fmt is FileFormat.YAML:
-        body = yaml.safe_dump(
-            dict(config), sort_keys=True, allow_unicode=True, default_flow_style=False
-        )
-        return (header + body).encode()
-    lines = []
-    for key in sorted(config):
-        value = config[key]
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        lines.append(f"{env_name(key)}={shlex.quote(text)}\n")
-    return (header + "".join(lines)).encode()
-
-
-def hash_on_disk(path: Path, fmt: FileFormat, unit: str) -> str:
-    """The hash of the config the file holds, or "" when that cannot be told."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return ""
-    try:
-        if fmt is FileFormat.JSON:
-            data = json.loads(text)
-            return model.config_hash(data) if isinstance(data, dict) else ""
-        match = HEADER_RE.match(text.split("\n", 1)[0])
-        if match is None or match[1] != unit:
-            return ""
-        if fmt is FileFormat.YAML:
-            data = yaml.safe_load(text) or {}
-            if not isinstance(data, dict) or model.config_hash(data) != match[2]:
-                return ""
-        return match[2]
-    except (ValueError, TypeError, yaml.YAMLError):
-        return ""
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once: readers see the old file or the new
-    one, never a mix, and no temp file survives a failure."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # The rename itself is durable only once the directory is synced.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-# -- the command ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    returncode: int | None  # None: killed after the timeout
-    stderr: str  # the last STDERR_KEEP_BYTES of it
-
-    @property
-    def stderr_tail(self) -> str:
-        return self.stderr.strip()[-STDERR_TAIL_CHARS:]
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    def describe(self, limit: float) -> str:
-        if self.returncode is None:
-            what = f"exec timed out after {limit:g}s"
-        elif self.returncode < 0:
-            what = f"exec killed by signal {-self.returncode}"
-        else:
-            what = f"exec exited with code {self.returncode}"
-        return f"{what}: {self.stderr_tail}" if self.stderr_tail else what
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    """Signal the command's own process group (it runs in a session of its own), so
-    whatever the shell started goes too."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-async def run_command(command: str, env: Mapping[str, str], limit: float) -> CommandResult:
-    """Run ``command`` with ``sh -c`` for at most ``limit`` seconds; its stdout is
-    ours, its stderr is collected for the report."""
-    process = await anyio.open_process(
-        ["/bin/sh", "-c", command],
-        stdin=subprocess.DEVNULL,
-        stdout=None,  # inherited: the command may print for the operator
-        stderr=subprocess.PIPE,
-        env=dict(env),
-        start_new_session=True,
-    )
-    collected = bytearray()
-    drained = anyio.Event()
-
-    async def drain() -> None:
-        assert process.stderr is not None
-        try:
-            async for chunk in process.stderr:
-                collected.extend(chunk)
-                del collected[:-STDERR_KEEP_BYTES]
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        finally:
-            drained.set()
-
-    timed_out = False
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(drain)
-            with anyio.move_on_after(limit) as scope:
-                await process.wait()
-            if scope.cancelled_caught:
-                timed_out = True
-                _kill_group(process.pid, signal.SIGKILL)
-                await process.wait()
-            # A background child may keep stderr open: do not wait for it forever.
-            with anyio.move_on_after(DRAIN_GRACE):
-                await drained.wait()
-            tg.cancel_scope.cancel()
-    finally:
-        if process.returncode is None:  # we are being stopped mid-command
-            _kill_group(process.pid, signal.SIGTERM)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await process.wait()
-            if process.returncode is None:
-                _kill_group(process.pid, signal.SIGKILL)
-        await process.aclose()
-    stderr = collected.decode(errors="replace")
-    return CommandResult(None if timed_out else process.returncode, stderr)
-
-
-# -- status ------------------------------------------------------------------------
-
-
-def wants_live_status(stream: TextIO) -> bool:
-    """A redrawn status line only for a person at a terminal that can clear a line
-    (not TERM=dumb); logs and pipes get plain log lines instead."""
-    try:
-        terminal = stream.isatty()
-    except (AttributeError, ValueError):  # no isatty, or already closed
-        return False
-    return terminal and os.environ.get("TERM") != "dumb"
-
-
-@dataclass
-class Status:
-    """What the agent shows: a live status line on a terminal, log lines otherwise."""
-
-    unit: str
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    live: bool = False
-    connection: str = "connecting"
-    applied: str = "-"
-    configs: int = 0
-    when: str = ""
-    _drawn: bool = False
-
-    def event(self, text: str, *, error: bool = False) -> None:
-        """A line that stays (above the live line on a terminal)."""
-        if not self.live:
-            (log.error if error else log.info)("%s: %s", self.unit, text)
-            return
-        stamp = dt.datetime.now().strftime("%H:%M:%S")
-        self._clear()
-        self.stream.write(f"{stamp} {text}\n")
-        self.draw()
-
-    def draw(self) -> None:
-        if not self.live:
-            return
-        line = (
-            f"genconf agent {self.unit} | {self.connection} | applied {self.applied} "
-            f"| {self.configs} config(s) written{self.when}"
-        )
-        self._clear()
-        self.stream.write(line)
-        self.stream.flush()
-        self._drawn = True
-
-    def suspend(self) -> None:
-        """Take the live line away while a command may print to the terminal."""
-        self._clear()
-        self.stream.flush()
-
-    def _clear(self) -> None:
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
-
-    def close(self) -> None:
-        if self.live and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-
-CONNECTION_NAMES: Final = {
-    grpc.ChannelConnectivity.READY: "connected",
-    grpc.ChannelConnectivity.CONNECTING: "connecting",
-    grpc.ChannelConnectivity.TRANSIENT_FAILURE: "reconnecting",
-    grpc.ChannelConnectivity.IDLE: "connecting",  # only before the watch's first call
-    grpc.ChannelConnectivity.SHUTDOWN: "closed",
-}
 
 
 # -- reports -------------------------------------------------------------------------
@@ -453,26 +197,18 @@ class Agent:
 
 async def run_agent(client: Client, options: AgentOptions, *, live: bool) -> int:
     """Run until SIGINT/SIGTERM (exit 0) or an error reconnecting cannot fix."""
-    model.parse_unit_name(options.unit)
+    names.parse_unit_name(options.unit)
     status = Status(options.unit, live=live)
     agent = Agent(client, options, status)
 
-    async def stop_on_signal(signals: Any, scope: anyio.CancelScope) -> None:
-        async for signum in signals:
-            status.event(f"received {signal.Signals(signum).name}; stopping")
-            scope.cancel()
-            return
-
     try:
-        # The receiver is open before anything else runs: a stop signal never
+        # The signal receiver is open before anything runs: a stop signal never
         # kills the process half-way through a write.
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stop_on_signal, signals, tg.cancel_scope)
-                await agent.run()
-                tg.cancel_scope.cancel()
-            with anyio.move_on_after(FLUSH_TIMEOUT, shield=True):
-                await agent.reporter.flush()
+        await run_until_signal(
+            agent.run, on_signal=lambda s: status.event(f"received {s.name}; stopping")
+        )
+        with anyio.move_on_after(FLUSH_TIMEOUT, shield=True):
+            await agent.reporter.flush()
     finally:
         status.close()
     return 0

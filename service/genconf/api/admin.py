@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import grpc
@@ -11,7 +11,8 @@ import grpc
 from genconf.api import convert
 from genconf.api.errors import streaming, unary
 from genconf.defaults import DEFAULT_FEED_BUFFER
-from genconf.domain.deltas import Batch, Kind
+from genconf.domain.deltas import Batch, Delta, Kind
+from genconf.domain.records import Application
 from genconf.errors import (
     FeedOverflow,
     FeedTooSlow,
@@ -20,9 +21,13 @@ from genconf.errors import (
     Unavailable,
 )
 from genconf.readside.cache import ModelCache
-from genconf.v1 import admin_pb2, admin_pb2_grpc
+from genconf.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+from genconf.wire import to_struct
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# Where a delta's feed message is memoized (Delta.encoded).
+_FEED_KEY: Final = "feed_delta"
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -39,7 +44,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         cache = self.cache  # read with no await: one consistent revision
         return admin_pb2.SnapshotResponse(
             applications=[
-                convert.application_to_proto(a, [u.name for u in cache.units_of(a.name)])
+                self._application(a, [u.name for u in cache.units_of(a.name)])
                 for a in sorted(cache.applications.values(), key=lambda a: a.name)
             ],
             units=[convert.unit_to_proto(u) for _, u in sorted(cache.units.items())],
@@ -95,6 +100,33 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     def _encode(self, batch: Batch) -> admin_pb2.DeltaBatch:
         return admin_pb2.DeltaBatch(
-            revision=batch.revision,
-            deltas=[convert.delta_to_proto(d) for d in batch.deltas],
+            revision=batch.revision, deltas=[self._delta(d) for d in batch.deltas]
+        )
+
+    def _delta(self, delta: Delta) -> admin_pb2.Delta:
+        """The delta's message, built once for every feed that sends it (each
+        stream's batch copies it)."""
+        shared = delta.encoded.get(_FEED_KEY)
+        if shared is None:
+            value = delta.value
+            if isinstance(value, Application):
+                shared = admin_pb2.Delta(kind=delta.kind.value, key=delta.key, removed=False)
+                shared.application.CopyFrom(self._application(value, []))
+            else:
+                shared = convert.delta_to_proto(delta)
+            delta.encoded[_FEED_KEY] = shared
+        return shared
+
+    def _application(self, app: Application, units: list[str]) -> types_pb2.Application:
+        """`convert.application_to_proto` with the cache's memoized effective config
+        (the same config, not computed again for each message)."""
+        return types_pb2.Application(
+            name=app.name,
+            charm=app.charm,
+            schema={k: convert.option_to_proto(s) for k, s in app.schema.items()},
+            settings=to_struct(app.settings),
+            effective=to_struct(self.cache.master_config(app)),
+            version=app.version,
+            units=units,
+            uid=app.uid,
         )

@@ -11,14 +11,17 @@ from typing import Any, Final
 
 import grpc
 
+from genconf import wire
 from genconf.api import convert
 from genconf.api.errors import abort_with, unary
 from genconf.api.guard import current_principal, sees_secrets
 from genconf.api.reads import await_revision
-from genconf.domain import model
+from genconf.domain import names
 from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable, WatchClosed
-from genconf.readside.cache import ConfigWatch, EffectiveConfig, ModelCache
-from genconf.store.writes import Store
+from genconf.readside.cache import ModelCache
+from genconf.readside.core import EffectiveConfig
+from genconf.readside.watch import ConfigWatch
+from genconf.store.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -171,7 +174,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def GetConfig(
         self, request: agent_pb2.GetConfigRequest, context: Context
     ) -> types_pb2.Config:
-        model.parse_unit_name(request.unit)
+        names.parse_unit_name(request.unit)
         await await_revision(self.cache, request.min_revision, context)
         current = self.cache.config(request.unit)
         return self._config(current.unit, current.effective)
@@ -183,7 +186,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # async generator layer less on every message to every agent.
         try:
             unit = request.unit
-            model.parse_unit_name(unit)
+            names.parse_unit_name(unit)
             await await_revision(self.cache, request.min_revision, context)
             # Registering the watch and reading the current config happen with no
             # await in between, so no change can fall between the two.
@@ -277,10 +280,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def ReportApplied(
         self, request: agent_pb2.ReportAppliedRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        model.parse_unit_name(request.unit)
+        names.parse_unit_name(request.unit)
         if len(request.hash) != 64 or any(c not in "0123456789abcdef" for c in request.hash):
             raise InvalidArgument("hash must be the 64-character sha256 hex of the config")
         result = await self.store.set_applied(
             request.unit, hash=request.hash, ok=request.ok, message=request.message
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)

@@ -15,10 +15,10 @@ from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import author
 from genconf.api.reads import await_revision
-from genconf.domain import model
+from genconf.domain import config, diff, names
 from genconf.errors import InvalidArgument, NotFound
 from genconf.readside.cache import ModelCache
-from genconf.store.writes import Store
+from genconf.store.store import Store
 from genconf.v1 import controller_pb2 as pb
 from genconf.v1 import controller_pb2_grpc, types_pb2
 
@@ -47,7 +47,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             units=request.units,
             **author(request.created_by),
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def UpdateApplication(
@@ -62,19 +62,19 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             charm=request.charm if request.HasField("charm") else None,
             schema=wire.schema_from_proto(request.schema) if request.replace_schema else None,
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def RemoveApplication(
         self, request: pb.RemoveApplicationRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        return convert.write_to_proto(await self.store.remove_application(request.name))
+        return wire.write_response(await self.store.remove_application(request.name))
 
     @unary
     async def GetApplication(
         self, request: pb.GetApplicationRequest, context: Context
     ) -> types_pb2.Application:
-        model.validate_app_name(request.name)
+        names.validate_app_name(request.name)
         await await_revision(self.cache, request.min_revision, context)
         app = self.cache.applications.get(request.name)
         if app is None:
@@ -104,13 +104,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         result = await self.store.add_units(
             request.application, count=request.count, names=list(request.names)
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def RemoveUnit(
         self, request: pb.RemoveUnitRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        return convert.write_to_proto(await self.store.remove_unit(request.name))
+        return wire.write_response(await self.store.remove_unit(request.name))
 
     @unary
     async def ListUnits(
@@ -119,7 +119,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         await await_revision(self.cache, request.min_revision, context)
         cache = self.cache
         if request.application:
-            model.validate_app_name(request.application)
+            names.validate_app_name(request.application)
             if request.application not in cache.applications:
                 raise NotFound(f"application {request.application!r} not found")
             units = cache.units_of(request.application)
@@ -144,7 +144,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     # -- branches -------------------------------------------------------------
 
@@ -153,29 +153,29 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         self, request: pb.AddBranchRequest, context: Context
     ) -> types_pb2.WriteResponse:
         result = await self.store.add_branch(request.name, **author(request.created_by))
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def TrackBranch(
         self, request: pb.TrackBranchRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        result = await self.store.track(
+        result = await self.store.track_branch(
             request.branch,
             units=list(request.units),
             applications=list(request.applications),
             count=request.count,
             application=request.application or None,
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def UntrackBranch(
         self, request: pb.UntrackBranchRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        result = await self.store.untrack(
+        result = await self.store.untrack_branch(
             request.branch, units=list(request.units), applications=list(request.applications)
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def SetBranchConfig(
@@ -187,13 +187,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             set=wire.from_struct(request.set),
             unset=list(request.unset),
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def DiffBranch(
         self, request: pb.DiffBranchRequest, context: Context
     ) -> pb.DiffBranchResponse:
-        model.validate_branch_name(request.branch)
+        names.validate_branch_name(request.branch)
         await await_revision(self.cache, request.min_revision, context)
         branch = self.cache.branches.get(request.branch)
         if branch is None:
@@ -204,12 +204,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             if app is None:
                 continue
             changes = branch.changes[app_name]
-            before = model.effective_config(app.schema, app.settings)
-            after = model.effective_config(app.schema, app.settings, changes)
-            entries = convert.diff_to_proto(model.diff(before, after))
+            before = config.effective_config(app.schema, app.settings)
+            after = config.effective_config(app.schema, app.settings, changes)
+            entries = convert.diff_to_proto(diff.diff(before, after))
             conflicts = [
                 convert.conflict_to_proto(k)
-                for k in model.find_conflicts(app_name, app.settings, changes)
+                for k in config.find_conflicts(app_name, app.settings, changes)
             ]
             out.applications.append(
                 pb.ApplicationDiff(application=app_name, entries=entries, conflicts=conflicts)
@@ -228,13 +228,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def AbortBranch(
         self, request: pb.AbortBranchRequest, context: Context
     ) -> types_pb2.WriteResponse:
-        return convert.write_to_proto(
+        return wire.write_response(
             await self.store.abort_branch(request.branch, force=request.force)
         )
 
@@ -254,7 +254,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
 
     @unary
     async def GetBranch(self, request: pb.GetBranchRequest, context: Context) -> types_pb2.Branch:
-        model.validate_branch_name(request.name)
+        names.validate_branch_name(request.name)
         await await_revision(self.cache, request.min_revision, context)
         branch = self.cache.branches.get(request.name)
         if branch is None:

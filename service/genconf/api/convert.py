@@ -2,7 +2,7 @@
 
 Config values travel as `google.protobuf.Value` (numbers are doubles there), so
 every `Config` also carries the canonical JSON, whose types are exact. A double
-is an exact integer only within ±`model.MAX_EXACT_INT`: integral numbers in that
+is an exact integer only within ±`schema.MAX_EXACT_INT`: integral numbers in that
 range come back as ints; larger ones stay floats, which the model refuses
 anywhere but in a `float` option (a rounded integer must not pass for a value).
 """
@@ -13,18 +13,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from genconf.domain import model
+from genconf.domain import diff, schema, values
+from genconf.domain.config import effective_config
 from genconf.domain.deltas import Delta
-from genconf.domain.model import ABSENT
 from genconf.domain.records import Application, AppliedReport, Branch, Generation, Unit
+from genconf.domain.values import ABSENT
 from genconf.errors import ConflictedKey
-from genconf.readside.cache import EffectiveConfig, UnitConfig
-from genconf.store.writes import WriteResult
+from genconf.readside.core import EffectiveConfig, UnitConfig
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.wire import to_struct, to_timestamp, to_value
 
 
-def option_to_proto(spec: model.OptionSpec) -> types_pb2.OptionSchema:
+def option_to_proto(spec: schema.OptionSpec) -> types_pb2.OptionSchema:
     out = types_pb2.OptionSchema(
         type=spec.type.value, description=spec.description, secret=spec.secret
     )
@@ -39,7 +39,7 @@ def application_to_proto(app: Application, units: list[str]) -> types_pb2.Applic
         charm=app.charm,
         schema={k: option_to_proto(s) for k, s in app.schema.items()},
         settings=to_struct(app.settings),
-        effective=to_struct(model.effective_config(app.schema, app.settings)),
+        effective=to_struct(effective_config(app.schema, app.settings)),
         version=app.version,
         units=units,
         uid=app.uid,
@@ -126,7 +126,7 @@ def config_to_proto(unit: str, effective: EffectiveConfig) -> types_pb2.Config:
     distinct config and shared by every subscriber of the group."""
     shared = effective.encoded.get("config")
     if shared is None:
-        config_json = model.canonical_json(effective.config).decode()
+        config_json = values.canonical_json(effective.config).decode()
         shared = types_pb2.Config(
             application=effective.application,
             branch=effective.branch or "",
@@ -141,15 +141,6 @@ def config_to_proto(unit: str, effective: EffectiveConfig) -> types_pb2.Config:
     out.CopyFrom(shared)
     out.unit = unit
     return out
-
-
-def write_to_proto(result: WriteResult) -> types_pb2.WriteResponse:
-    return types_pb2.WriteResponse(
-        revision=result.revision,
-        generation=result.generation or 0,
-        versions=dict(result.versions),
-        units=list(result.units),
-    )
 
 
 def delta_to_proto(delta: Delta) -> admin_pb2.Delta:
@@ -170,13 +161,13 @@ def conflict_to_proto(k: ConflictedKey) -> types_pb2.ConflictDetail:
     return types_pb2.ConflictDetail(
         application=k.application,
         key=k.key,
-        current=model.show_value(k.current),
-        proposed=model.show_value(k.proposed),
-        **{"from": model.show_value(k.expected)},
+        current=values.show_value(k.current),
+        proposed=values.show_value(k.proposed),
+        **{"from": values.show_value(k.expected)},
     )
 
 
-def _diff_entry(kind: str, entry: model.DiffEntry) -> types_pb2.DiffEntry:
+def _diff_entry(kind: str, entry: diff.DiffEntry) -> types_pb2.DiffEntry:
     out = types_pb2.DiffEntry(
         path=entry.path,
         kind=kind,
@@ -191,7 +182,7 @@ def _diff_entry(kind: str, entry: model.DiffEntry) -> types_pb2.DiffEntry:
     return out
 
 
-def diff_to_proto(d: model.Diff) -> list[types_pb2.DiffEntry]:
+def diff_to_proto(d: diff.Diff) -> list[types_pb2.DiffEntry]:
     """Entries grouped added, removed, changed; each group in path order."""
     groups = (("added", d.added), ("removed", d.removed), ("changed", d.changed))
     return [_diff_entry(kind, e) for kind, group in groups for e in group]

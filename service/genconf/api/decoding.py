@@ -3,7 +3,7 @@
 gRPC raises inside its own deserializer when a request cannot be decoded (invalid
 UTF-8 in a name, values nested past the decoder's limit); the interceptor swaps in
 a forgiving decoder that returns `BadRequest` instead, and refuses the same way
-config writes naming more than `model.MAX_KEYS` keys, and NaN or infinities
+config writes naming more than `schema.MAX_KEYS` keys, and NaN or infinities
 (JSON has no such numbers).
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from genconf.domain import model
+from genconf.domain import schema
 from genconf.errors import InvalidArgument
 from genconf.security import auth
 
@@ -111,7 +111,7 @@ def _decode_error(method: str, exc: Exception) -> BadRequest:
     if "MaxDepth" in why:  # upb's own recursion limit, hit before our depth check
         why = (
             "it nests deeper than the protobuf decoder accepts; config values may be "
-            f"nested at most {model.MAX_DEPTH} levels deep"
+            f"nested at most {schema.MAX_DEPTH} levels deep"
         )
     return BadRequest(f"the request to {auth.short_method(method)} is not valid: {why}")
 
@@ -134,7 +134,7 @@ def forgiving_decoder(
         keys = _write_keys(request)
         if keys is not None:
             try:
-                model.check_write_keys(keys)
+                schema.check_write_keys(keys)
             except InvalidArgument as exc:
                 return BadRequest(f"{auth.short_method(method)}: {exc.message}")
         if _holds_json(request.DESCRIPTOR) and _non_finite(request):

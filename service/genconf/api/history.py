@@ -10,10 +10,11 @@ from genconf import wire
 from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import author
-from genconf.domain.model import ABSENT
 from genconf.domain.records import Generation
+from genconf.domain.values import ABSENT
+from genconf.store.core import LabelResult
 from genconf.store.history import History
-from genconf.store.writes import LabelResult, Store
+from genconf.store.store import Store
 from genconf.v1 import history_pb2 as pb
 from genconf.v1 import history_pb2_grpc, types_pb2
 
@@ -103,12 +104,14 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             reason=request.reason,
             **author(request.created_by),
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     @unary
     async def TagVersion(self, request: pb.TagVersionRequest, context: Context) -> pb.LabelResponse:
         return _label(
-            await self.store.tag_version(request.application, request.version, request.label)
+            await self.store.tag_version(
+                request.application, request.label, version=request.version
+            )
         )
 
     @unary
@@ -178,4 +181,4 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         result = await self.store.revert_generation(
             request.id, force=request.force, reason=request.reason, **author(request.created_by)
         )
-        return convert.write_to_proto(result)
+        return wire.write_response(result)

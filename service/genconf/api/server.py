@@ -8,6 +8,7 @@ reconnect to another replica.
 
 from __future__ import annotations
 
+import argparse
 import enum
 import errno
 import logging
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import grpc
@@ -36,6 +37,8 @@ from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
 from genconf.api.tokens import TokenServicer
 from genconf.defaults import (
     DEFAULT_BOOKMARK_INTERVAL,
+    DEFAULT_DATA_DIR,
+    DEFAULT_DATABASE,
     DEFAULT_FEED_BUFFER,
     DEFAULT_FEED_BYTES,
     DEFAULT_LISTEN,
@@ -46,6 +49,7 @@ from genconf.defaults import (
     DEFAULT_STALE_AFTER,
     DEFAULT_STREAMS_PER_PEER,
     DEFAULT_STREAMS_PER_TOKEN,
+    server_config_values,
 )
 from genconf.dev.embedded import EmbeddedMongo
 from genconf.errors import GenconfError, InvalidArgument
@@ -55,7 +59,7 @@ from genconf.readside.readiness import follow_readiness
 from genconf.readside.supervisor import ReadSide, read_side
 from genconf.security.auth import bootstrap_record
 from genconf.store.history import History
-from genconf.store.writes import Store
+from genconf.store.store import Store
 from genconf.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -90,10 +94,12 @@ class Phase(enum.StrEnum):
 
 @dataclass
 class ServerConfig:
+    """What `serve` runs with; the flags that set it are `genconf.defaults.SERVE_OPTIONS`."""
+
     mongo_uri: str | None = None  # None: an embedded replica set in data_dir
-    data_dir: Path = field(default_factory=lambda: Path(".genconf-data"))
+    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
     listen: str = DEFAULT_LISTEN
-    database: str = "genconf"
+    database: str = DEFAULT_DATABASE
     bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL
     shutdown_grace: float = 5.0
     tuning: Tuning = field(default_factory=Tuning)
@@ -108,7 +114,7 @@ class ServerConfig:
     # With authentication on, a non-loopback listen needs TLS unless this says the
     # network is trusted (tokens then travel in clear; logged at every start).
     insecure_plaintext: bool = False
-    # Limits (values, keys and depth per write are fixed in genconf.domain.model).
+    # Limits (values, keys and depth per write are fixed in genconf.domain.schema).
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     streams_per_token: int = DEFAULT_STREAMS_PER_TOKEN
     # Streams not bound to a token (health watches, reflection, every stream without
@@ -129,6 +135,11 @@ class ServerConfig:
     # More handlers on the same gRPC server, given the cache (the bench's baseline):
     # the caller owns them, so the server imports nothing of theirs.
     extra_handlers: Callable[[grpc.aio.Server, ModelCache], None] | None = None
+
+    @classmethod
+    def from_flags(cls, args: argparse.Namespace, **more: Any) -> ServerConfig:
+        """The config the parsed serve flags in ``args`` give, plus ``more`` fields."""
+        return cls(**server_config_values(args), **more)
 
 
 @dataclass

@@ -10,16 +10,15 @@ from typing import Any, Final
 import grpc
 
 from genconf import wire
-from genconf.api import convert
 from genconf.api.errors import unary
 from genconf.api.guard import current_principal
 from genconf.api.reads import await_revision, wait_limit
-from genconf.domain import model
+from genconf.domain import names
 from genconf.errors import InvalidArgument, NotFound, Unavailable
 from genconf.readside.cache import ModelCache
 from genconf.security import auth
 from genconf.security.tokenbook import TokenBook
-from genconf.store.writes import Store
+from genconf.store.store import Store
 from genconf.v1 import tokens_pb2 as pb
 from genconf.v1 import tokens_pb2_grpc, types_pb2
 
@@ -82,7 +81,7 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
         auth.check_token_name(request.name)
         unit_uid = ""
         if role is auth.Role.AGENT and request.unit:
-            model.parse_unit_name(request.unit)
+            names.parse_unit_name(request.unit)
             unit_uid = await self._unit_uid(request.unit)
         now = self.store.clock()
         caller = current_principal.get()
@@ -137,7 +136,7 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
             return record is not None and record.revoked
 
         await self._book_shows(refused, result.revision, context)
-        return convert.write_to_proto(result)
+        return wire.write_response(result)
 
     async def _book_shows(self, check: Callable[[], bool], revision: int, context: Context) -> None:
         """Wait (bounded) until this server's token book reflects the write just made.

@@ -9,8 +9,10 @@ an absolute rate that depends on the host.
 
 The agent-facing workloads run a server process (`genconf.bench.server`: genconf
 plus the baseline handlers of `genconf.bench.baseline`) and drive it from separate
-client processes (`genconf.bench.agents`); `genconf.bench.harness` holds what
-they share. Each prints its figures next to the baseline and their ratio:
+client processes (`genconf.bench.agents`). What they share: `session` (the
+processes and the model they drive), `processes` (the server and agent
+processes), `options` (the command line) and `figures` (the report). Each prints
+its figures next to the baseline and their ratio:
 
 - `fanout`: one application-wide change to S watching agents; time until the
   last has it, against one pre-encoded message sent to as many streams.

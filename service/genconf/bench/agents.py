@@ -3,7 +3,7 @@
 The bench starts a few of these (``python -m genconf.bench.agents``) so that the
 load comes from processes other than the server's and the bench's own. Each
 reads one JSON command per line on stdin and answers it with one JSON line on
-stdout, in order; the bench (`genconf.bench.harness.Worker`) sends the next
+stdout, in order; the bench (`genconf.bench.processes.Worker`) sends the next
 command only after the answer to the previous one.
 
 Times are ``time.monotonic()``: CLOCK_MONOTONIC is one clock for every process
@@ -50,7 +50,7 @@ from pymongo import AsyncMongoClient
 
 from genconf.bench import baseline
 from genconf.readside.multiwatcher import WATCHED
-from genconf.store.writes import APPLICATIONS
+from genconf.store.documents import APPLICATIONS
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 # One TCP connection per channel (channels to one target share one by default).

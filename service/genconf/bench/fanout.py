@@ -32,19 +32,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from genconf.bench.harness import (
-    Figure,
-    Options,
-    Report,
-    add_options,
-    machine,
-    ms,
-    options_from,
-    percentile,
-    run_main,
-    session,
-    turns,
-)
+from genconf.bench.figures import SIDES, Figure, Report, best_rounds, machine, ms, percentile, turns
+from genconf.bench.options import Options, add_options, options_from, run_main
+from genconf.bench.session import session
 from genconf.errors import BenchError
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_fanout"]
@@ -53,7 +43,6 @@ DEFAULT_STREAMS: Final = 10_000
 DEFAULT_REPEAT: Final = 5
 TARGET_RATIO: Final = 0.7
 TARGET_LAST_MS: Final = 1000.0
-SIDES: Final = ("baseline", "genconf")
 
 
 async def run_fanout(opts: Options) -> Report:
@@ -99,7 +88,7 @@ async def run_fanout(opts: Options) -> Report:
         raise BenchError("agents of one application disagree on a round's config hash")
 
     last = {side: [max(lat) for lat in latencies[side]] for side in SIDES}
-    best = {side: min(range(opts.repeat), key=last[side].__getitem__) for side in SIDES}
+    best = best_rounds(last)
     pick = {side: latencies[side][best[side]] for side in SIDES}
 
     def figure(name: str, of: Any, **targets: Any) -> Figure:

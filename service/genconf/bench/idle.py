@@ -33,19 +33,16 @@ import time
 from typing import Any, Final
 
 from genconf.api.agent import BOOKMARK_TICKS
-from genconf.bench.harness import (
+from genconf.bench.figures import SIDES, Figure, Report, machine
+from genconf.bench.options import (
     DEFAULT_BOOKMARK_INTERVAL,
-    Figure,
     Options,
-    Report,
-    Session,
     add_bookmark_interval,
     add_options,
-    machine,
     options_from,
     run_main,
-    session,
 )
+from genconf.bench.session import Session, session
 from genconf.v1 import agent_pb2
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_idle"]
@@ -53,7 +50,6 @@ __all__ = ["DEFAULT_STREAMS", "main", "run_idle"]
 DEFAULT_STREAMS: Final = 10_000
 TARGET_KB_PER_STREAM: Final = 30.0
 TARGET_CPU_PERCENT: Final = 2.0
-SIDES: Final = ("baseline", "genconf")
 
 
 async def _broadcast_bookmarks(s: Session, start: float, window: float, interval: float) -> None:

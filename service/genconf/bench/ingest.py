@@ -23,7 +23,7 @@ Method
    - **cache**: a fresh `ModelCache` loaded with the snapshot at T (every unit's
      effective config memoized, and by default one `ConfigWatch` per unit, as in
      a service whose agents are connected), and a `Multiwatcher` whose stream
-     starts just after T (``_start_after = T``, then its ``_follow`` loop, exactly
+     starts just after T (``resume = AfterClusterTime(T)``, then its ``_follow`` loop, exactly
      what ``run`` does after its initial load); time from opening the stream until
      ``cache.revision`` reaches the last event's revision.
 
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import io
 import json
 import pstats
@@ -61,39 +60,20 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio.to_thread
-from bson import Timestamp
-from pymongo import UpdateOne
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from genconf.bench.ingest_passes import SCHEMA, cache_pass, raw_pass, write_events
 from genconf.dev.embedded import EmbeddedMongo
 from genconf.errors import GenconfError
 from genconf.readside.cache import ModelCache
-from genconf.readside.multiwatcher import (
-    Multiwatcher,
-    Snapshot,
-    Tuning,
-    change_stream_pipeline,
-)
+from genconf.readside.multiwatcher import Multiwatcher, Tuning
 from genconf.readside.supervisor import tune_gc
-from genconf.store.writes import APPLICATIONS, Store, revision_of
+from genconf.store.store import Store
 
 __all__ = ["TARGET", "IngestResult", "main", "run_ingest"]
 
 TARGET: Final = 0.7
-WRITE_CHUNK: Final = 500
-WRITERS_IN_FLIGHT: Final = 4
 DEFAULT_REPEAT: Final = 3
-
-SCHEMA: Final[dict[str, Any]] = {
-    "replicas": {"type": "int", "default": 1, "description": "replica count"},
-    "port": {"type": "int", "default": 8080, "description": "listen port"},
-    "timeout": {"type": "int", "default": 30, "description": "seconds"},
-    "log-level": {"type": "string", "default": "info", "description": "log level"},
-    "region": {"type": "string", "default": "eu-west", "description": "placement"},
-}
-INT_KEYS: Final = tuple(k for k, v in SCHEMA.items() if v["type"] == "int")
-KEYS: Final = tuple(SCHEMA)
 
 
 @dataclass
@@ -159,127 +139,6 @@ class IngestResult:
             f"total run {self.seconds:.1f} s",
         ]
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# the two sides
-
-
-def _after(t: Timestamp) -> Timestamp:
-    """The first cluster time after ``t`` (where the multiwatcher opens its stream)."""
-    return Timestamp(t.time, t.inc + 1)
-
-
-async def _raw_pass(
-    db: AsyncDatabase[dict[str, Any]],
-    start: Timestamp,
-    events: int,
-    tuning: Tuning,
-    limit: float,
-) -> tuple[float, int, int]:
-    """Drain ``events`` events after ``start``: (seconds, events seen, last revision)."""
-    gc.collect()
-    seen = 0
-    last = 0
-    started = time.perf_counter()
-    async with asyncio.timeout(limit):
-        async with await db.watch(
-            change_stream_pipeline(tuning),
-            full_document="required",
-            max_await_time_ms=tuning.max_await_ms,
-            batch_size=tuning.stream_batch_size,
-            start_at_operation_time=_after(start),
-        ) as stream:
-            while seen < events:
-                event = await stream.try_next()
-                if event is None:
-                    continue
-                seen += 1
-                last = revision_of(event["clusterTime"])
-    return time.perf_counter() - started, seen, last
-
-
-async def _cache_pass(
-    db: AsyncDatabase[dict[str, Any]],
-    snap: Snapshot,
-    end_revision: int,
-    tuning: Tuning,
-    limit: float,
-    *,
-    watch_units: bool,
-    profiler: cProfile.Profile | None = None,
-) -> tuple[float, int, ModelCache]:
-    """Replay from the snapshot to ``end_revision``: (seconds, events seen, the cache)."""
-    cache = ModelCache()
-    cache.load(snap.applications, snap.units, snap.branches, snap.last_generation, snap.revision)
-    for unit in cache.units:
-        cache.config(unit)  # memoized, as in a service whose agents have read theirs
-        if watch_units:
-            cache.watch(unit)
-    watcher = Multiwatcher(db, cache, tuning=tuning)
-    watcher._start_after = snap.timestamp
-    gc.collect()
-    if profiler is not None:
-        profiler.enable()
-    started = time.perf_counter()
-    follow = asyncio.create_task(watcher._follow(), name="bench-multiwatcher")
-    reached = asyncio.create_task(cache.wait_for(end_revision), name="bench-wait")
-    try:
-        done, _ = await asyncio.wait(
-            {follow, reached}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
-        )
-        elapsed = time.perf_counter() - started
-        if profiler is not None:
-            profiler.disable()
-        if follow in done:
-            follow.result()  # raises what stopped the multiwatcher
-            raise RuntimeError("the multiwatcher stopped before the last event")
-        if reached not in done:
-            raise TimeoutError(
-                f"the cache reached revision {cache.revision}, not {end_revision}, "
-                f"within {limit:.0f} s"
-            )
-    finally:
-        for task in (follow, reached):
-            task.cancel()
-        await asyncio.gather(follow, reached, return_exceptions=True)
-        cache.close_all("benchmark over")
-    return elapsed, watcher.stats.events, cache
-
-
-# ---------------------------------------------------------------------------
-# setup and writes
-
-
-def _update(i: int, apps: Sequence[str]) -> UpdateOne[dict[str, Any]]:
-    app = apps[i % len(apps)]
-    key = KEYS[(i // len(apps)) % len(KEYS)]
-    value: int | str = i if key in INT_KEYS else f"v{i}"
-    return UpdateOne(
-        {"_id": app},
-        {"$set": {f"settings.{key}": value}, "$inc": {"version": 1, "revision": 1}},
-    )
-
-
-async def _write_events(db: AsyncDatabase[dict[str, Any]], apps: Sequence[str], n: int) -> float:
-    """N updates, unordered bulk chunks with several in flight; returns seconds."""
-    ops = [_update(i, apps) for i in range(n)]
-    gate = asyncio.Semaphore(WRITERS_IN_FLIGHT)
-    coll = db[APPLICATIONS]
-
-    async def chunk(part: list[UpdateOne[dict[str, Any]]]) -> int:
-        async with gate:
-            result = await coll.bulk_write(part, ordered=False)
-            return result.modified_count
-
-    started = time.perf_counter()
-    modified = await asyncio.gather(
-        *(chunk(ops[i : i + WRITE_CHUNK]) for i in range(0, n, WRITE_CHUNK))
-    )
-    elapsed = time.perf_counter() - started
-    if sum(modified) != n:
-        raise RuntimeError(f"{sum(modified)} of {n} updates modified a document")
-    return elapsed
 
 
 def _profile_text(profiler: cProfile.Profile, top: int = 30) -> str:
@@ -368,26 +227,26 @@ async def _run(
                     name, charm="bench", schema=SCHEMA, units=units_per_app
                 )
             snap = await Multiwatcher(store.db, ModelCache()).read_snapshot()
-            write_s = await _write_events(store.db, names, events)
+            write_s = await write_events(store.db, names, events)
             # Generous: a pass normally takes well under a second per 10k events.
             limit = 60.0 + events / 200
 
             # Warm-up (unmeasured): pages the oplog in, fixes the end revision.
-            _, raw_seen, end_revision = await _raw_pass(
+            _, raw_seen, end_revision = await raw_pass(
                 store.db, snap.timestamp, events, tuning, limit
             )
-            await _cache_pass(store.db, snap, end_revision, tuning, limit, watch_units=watch_units)
+            await cache_pass(store.db, snap, end_revision, tuning, limit, watch_units=watch_units)
             raw_runs: list[float] = []
             cache_runs: list[float] = []
             cache_seen = 0
             for _ in range(repeat):
-                secs, raw_seen, last = await _raw_pass(
+                secs, raw_seen, last = await raw_pass(
                     store.db, snap.timestamp, events, tuning, limit
                 )
                 if last != end_revision:
                     raise RuntimeError(f"raw pass ended at {last}, expected {end_revision}")
                 raw_runs.append(raw_seen / secs)
-                secs, cache_seen, cache = await _cache_pass(
+                secs, cache_seen, cache = await cache_pass(
                     store.db, snap, end_revision, tuning, limit, watch_units=watch_units
                 )
                 cache_runs.append(events / secs)
@@ -395,7 +254,7 @@ async def _run(
             profile_text = ""
             if profile:
                 profiler = cProfile.Profile()
-                await _cache_pass(
+                await cache_pass(
                     store.db,
                     snap,
                     end_revision,

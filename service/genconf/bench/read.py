@@ -23,18 +23,9 @@ import argparse
 import statistics
 from typing import Any, Final
 
-from genconf.bench.harness import (
-    Figure,
-    Options,
-    Report,
-    Session,
-    add_options,
-    machine,
-    options_from,
-    run_main,
-    session,
-    turns,
-)
+from genconf.bench.figures import SIDES, Figure, Report, machine, turns
+from genconf.bench.options import Options, add_options, options_from, run_main
+from genconf.bench.session import Session, session
 from genconf.errors import BenchError
 
 __all__ = ["main", "run_read"]
@@ -44,7 +35,6 @@ DEFAULT_CONCURRENCY: Final = 32
 DEFAULT_DURATION: Final = 3.0
 DEFAULT_REPEAT: Final = 5
 TARGET_RATIO: Final = 0.8
-SIDES: Final = ("baseline", "genconf")
 
 
 async def _phase(

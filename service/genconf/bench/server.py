@@ -17,17 +17,16 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Final
 
 import anyio
 
 from genconf.api.server import ServerConfig, serve
 from genconf.bench.baseline import add_baseline_handlers
-from genconf.defaults import DEFAULT_RING_SIZE
+from genconf.defaults import add_serve_flags, serve_option
 from genconf.logs import setup_logging
-from genconf.readside.multiwatcher import Tuning
 from genconf.readside.supervisor import tune_gc
+from genconf.signals import stop_signals
 
 READY_LINE: Final = "genconf bench server ready on"
 # Every bench stream comes from loopback without a token, so `serve`'s per-peer
@@ -43,27 +42,15 @@ def _term_at_stdin_eof() -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     tune_gc()
-    config = ServerConfig(
-        mongo_uri=args.mongo_uri,
-        data_dir=Path(args.data_dir),
-        listen=args.listen,
-        database=args.database,
-        bookmark_interval=args.bookmark_interval,
-        ring_size=args.ring_size,
-        tuning=Tuning(),
-        extra_handlers=add_baseline_handlers,
-        streams_per_peer=args.streams_per_peer,
-        max_streams=args.max_streams,
-    )
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    config = ServerConfig.from_flags(args, extra_handlers=add_baseline_handlers)
+    with stop_signals() as stop:
         if args.exit_with_stdin:
             threading.Thread(target=_term_at_stdin_eof, daemon=True).start()
         async with serve(config) as running:
             with anyio.fail_after(120):
                 await running.read.wait_synced()
             print(f"{READY_LINE} {running.address}", flush=True)
-            async for _ in signals:
-                break
+            await stop.wait()
     return 0
 
 
@@ -72,15 +59,21 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m genconf.bench.server",
         description="A genconf server with the bench baseline handlers.",
     )
-    parser.add_argument("--mongo-uri", default=None, help="default: embedded mongod")
-    parser.add_argument("--data-dir", default=".genconf-bench-data", help="embedded data")
-    parser.add_argument("--database", default="genconf")
-    parser.add_argument("--listen", default="127.0.0.1:0")
-    parser.add_argument("--bookmark-interval", type=float, default=ServerConfig.bookmark_interval)
-    parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE)
+    # The flags `genconf serve` has too, declared there; the bench's own defaults.
+    shared = [
+        serve_option("--mongo-uri", help="default: embedded mongod"),
+        serve_option("--data-dir", default=".genconf-bench-data", help="embedded data"),
+        serve_option("--database"),
+        serve_option("--listen", default="127.0.0.1:0"),
+        serve_option("--bookmark-interval"),
+        serve_option("--ring-size"),
+    ]
+    add_serve_flags(parser, shared)
     parser.add_argument("--log-level", default="warning")
-    parser.add_argument("--streams-per-peer", type=int, default=STREAM_LIMIT)
-    parser.add_argument("--max-streams", type=int, default=STREAM_LIMIT)
+    limits = [
+        serve_option(flag, default=STREAM_LIMIT) for flag in ("--streams-per-peer", "--max-streams")
+    ]
+    add_serve_flags(parser, limits)
     parser.add_argument(
         "--exit-with-stdin",
         action="store_true",

@@ -26,24 +26,14 @@ import statistics
 import time
 from typing import Final
 
-from genconf.bench.harness import (
-    Figure,
-    Options,
-    Report,
-    add_options,
-    machine,
-    options_from,
-    percentile,
-    run_main,
-    session,
-    turns,
-)
+from genconf.bench.figures import SIDES, Figure, Report, best_rounds, machine, percentile, turns
+from genconf.bench.options import Options, add_options, options_from, run_main
+from genconf.bench.session import session
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_storm"]
 
 DEFAULT_STREAMS: Final = 10_000
 TARGET_SECONDS: Final = 10.0
-SIDES: Final = ("baseline", "genconf")
 
 
 async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
@@ -72,7 +62,7 @@ async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
                 await s.close(group)
         mongodb = s.mongodb
 
-    best = {side: min(range(opts.repeat), key=last[side].__getitem__) for side in SIDES}
+    best = best_rounds(last)
     figures = [
         Figure(
             "all agents have their config",

@@ -28,21 +28,16 @@ import asyncio
 import time
 from typing import Any, Final
 
-from genconf.bench.harness import (
-    Figure,
+from genconf.bench.figures import Figure, Report, machine, ms, percentile
+from genconf.bench.options import (
     Options,
-    Report,
-    Session,
     add_bookmark_interval,
     add_options,
-    machine,
-    ms,
     options_from,
-    percentile,
     run_main,
-    session,
 )
-from genconf.domain import model
+from genconf.bench.session import Session, session
+from genconf.domain import config, schema, values
 from genconf.errors import BenchError
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_targeted"]
@@ -58,12 +53,12 @@ MAX_IN_FLIGHT: Final = 64
 TARGET_SCHEMA: Final[dict[str, Any]] = {
     "seq": {"type": "int", "default": 0, "description": "bumped by the bench"}
 }
-TARGET_OPTIONS: Final = model.parse_schema(TARGET_SCHEMA)
+TARGET_OPTIONS: Final = schema.parse_schema(TARGET_SCHEMA)
 
 
 def config_hash(seq: int) -> str:
     """The effective config hash of a target unit whose ``seq`` is ``seq``."""
-    return model.config_hash(model.effective_config(TARGET_OPTIONS, {"seq": seq}))
+    return values.config_hash(config.effective_config(TARGET_OPTIONS, {"seq": seq}))
 
 
 async def _commit_at_rate(

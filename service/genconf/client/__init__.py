@@ -1,9 +1,19 @@
 """The Python client: `Client` (async) and `SyncClient` (blocking), same method names.
 
+    channel.py   the channel: TLS, bearer token, replicas behind one target
+    status.py    a gRPC status -> ClientError or its typed subclass (one place)
+    requests.py  values checked and encoded for requests
+    results.py   Config (WriteResult is the domain's: genconf.domain.results)
+    aio.py       the async Client
+    sync.py      the blocking SyncClient
+
 It stands alone: importing it loads no pymongo and no server module (tests/test_layers.py).
 """
 
-from genconf.client.core import Client, Config, SyncClient, WriteResult
+from genconf.client.aio import Client
+from genconf.client.results import Config
+from genconf.client.sync import SyncClient
+from genconf.domain.results import WriteResult
 from genconf.errors import ClientError, TooOld
 
 __all__ = ["Client", "ClientError", "Config", "SyncClient", "TooOld", "WriteResult"]

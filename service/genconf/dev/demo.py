@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genconf.defaults import DEFAULT_LISTEN
 from genconf.errors import AlreadyExists
-from genconf.store.writes import Store
+from genconf.store.store import Store
 
 WEB_SCHEMA = {
     "port": {"type": "int", "default": 8080, "description": "port to listen on"},
@@ -28,7 +28,7 @@ async def load(store: Store) -> bool:
     await store.create_application("db", charm="postgres", schema=DB_SCHEMA, units=2)
     await store.set_config("web", set={"workers": 4}, reason="demo", created_by="demo")
     await store.add_branch("canary", created_by="demo")
-    await store.track("canary", units=["web/0"])
+    await store.track_branch("canary", units=["web/0"])
     await store.set_branch_config("canary", "web", set={"log-level": "debug"})
     return True
 

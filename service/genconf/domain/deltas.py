@@ -11,8 +11,8 @@ import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from genconf.domain.records import Application, Branch, Generation, Unit
 
@@ -39,13 +39,13 @@ class Delta:
     """``value`` is the object after the change, None when it was removed.
 
     ``previous`` is what a removal removed, filled in by the cache when it applies
-    the delta, slimmed to what feed filters read (`cache.retained`): an update
+    the delta, slimmed to what feed filters read (`readside.core.retained`): an update
     keeps no previous state, which would double what the admin feed's ring holds.
 
     ``size`` estimates the bytes the delta keeps alive (0: not known), so that
     what keeps deltas (the ring and each feed's queue) is bounded in memory, not
     only in count. The multiwatcher measures it once per event, walking only what
-    the event makes anew (`multiwatcher.retained_bytes`); a reload's deltas get
+    the event makes anew (`readside.events.retained_bytes`); a reload's deltas get
     `estimate_bytes` of their value.
     """
 
@@ -55,6 +55,9 @@ class Delta:
     value: Record | None
     previous: Record | None = None
     size: int = 0
+    # Memo for encoders (e.g. the admin feed's message): a delta is encoded once,
+    # however many feeds send it.
+    encoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def removed(self) -> bool:
@@ -81,7 +84,7 @@ class Delta:
 
 
 # What a delta costs besides its value: the objects around it, and a removal's slim
-# stand-in for the object it removed (`cache.retained`).
+# stand-in for the object it removed (`readside.core.retained`).
 DELTA_OVERHEAD: Final = 256
 _SCALAR: Final = 8  # a number, boolean, date or null, roughly as BSON stores it
 

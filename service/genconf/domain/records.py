@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from genconf.domain import model
-from genconf.domain.model import Change
+from genconf.domain.config import Change
+from genconf.domain.schema import OptionSpec, parse_schema
 
 _SCHEMA_MEMO_LIMIT: Final = 4096
 # Per application: the last stored schema seen and its parsed form.
-_schema_memo: dict[str, tuple[Mapping[str, Any], Mapping[str, model.OptionSpec]]] = {}
+_schema_memo: dict[str, tuple[Mapping[str, Any], Mapping[str, OptionSpec]]] = {}
 
 
-def parsed_schema(application: str, doc: Mapping[str, Any]) -> Mapping[str, model.OptionSpec]:
+def parsed_schema(application: str, doc: Mapping[str, Any]) -> Mapping[str, OptionSpec]:
     """The parsed schema, validated once per change of an application's schema.
 
     Every application event carries the schema, but it rarely changes; full
@@ -31,7 +31,7 @@ def parsed_schema(application: str, doc: Mapping[str, Any]) -> Mapping[str, mode
         return memo[1]
     if len(_schema_memo) >= _SCHEMA_MEMO_LIMIT:
         _schema_memo.clear()
-    schema = model.parse_schema(doc)
+    schema = parse_schema(doc)
     _schema_memo[application] = (doc, schema)
     return schema
 
@@ -40,11 +40,13 @@ def parsed_schema(application: str, doc: Mapping[str, Any]) -> Mapping[str, mode
 class Application:
     name: str
     charm: str
-    schema: Mapping[str, model.OptionSpec]
+    schema: Mapping[str, OptionSpec]
     settings: Mapping[str, Any]
     version: int
     next_unit: int
-    revision: int
+    # How many times the stored document was written (its `revision` field): a
+    # per-document counter, not the cluster-time revision of a change.
+    write_count: int
     # Given at creation: a re-created name is a new application ("" before uids).
     uid: str = ""
 
@@ -57,7 +59,7 @@ class Application:
             settings=dict(doc.get("settings", {})),
             version=int(doc.get("version", 1)),
             next_unit=int(doc.get("next_unit", 0)),
-            revision=int(doc.get("revision", 0)),
+            write_count=int(doc.get("revision", 0)),
             uid=doc.get("uid", ""),
         )
 
@@ -85,7 +87,9 @@ class Unit:
     number: int
     branch: str | None
     applied: AppliedReport | None
-    revision: int
+    # How many times the stored document was written (its `revision` field): a
+    # per-document counter, not the cluster-time revision of a change.
+    write_count: int
     # This incarnation of the unit (agent tokens are bound to it) and its
     # application's; "" for units created before uids were kept.
     uid: str = ""
@@ -99,7 +103,7 @@ class Unit:
             number=int(doc["number"]),
             branch=doc.get("branch"),
             applied=AppliedReport.from_doc(doc.get("applied")),
-            revision=int(doc.get("revision", 0)),
+            write_count=int(doc.get("revision", 0)),
             uid=doc.get("uid", ""),
             application_uid=doc.get("application_uid", ""),
         )
@@ -112,7 +116,9 @@ class Branch:
     created_at: dt.datetime | None
     track_applications: tuple[str, ...]
     changes: Mapping[str, Mapping[str, Change]]
-    revision: int
+    # How many times the stored document was written (its `revision` field): a
+    # per-document counter, not the cluster-time revision of a change.
+    write_count: int
     # The name the client gave when created_by is a verified token (see Version).
     on_behalf_of: str = ""
     authenticated: bool = False
@@ -128,7 +134,7 @@ class Branch:
                 app: {key: Change.from_doc(c) for key, c in changes.items()}
                 for app, changes in doc.get("changes", {}).items()
             },
-            revision=int(doc.get("revision", 0)),
+            write_count=int(doc.get("revision", 0)),
             on_behalf_of=doc.get("on_behalf_of", ""),
             authenticated=bool(doc.get("authenticated", False)),
         )

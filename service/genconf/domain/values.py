@@ -1,12 +1,16 @@
-"""The smallest vocabulary of values: "absent", and how a value reads in a message.
+"""The smallest vocabulary of values: "absent", equality, canonical JSON and its hash,
+and how a value reads in a message.
 
 A leaf module (it imports nothing of genconf), so that both the exception tree
-(`genconf.errors`) and the domain rules (`genconf.domain.model`) can use it.
+(`genconf.errors`) and the domain rules (`genconf.domain.schema`, `.config`,
+`.diff`) can use it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 
@@ -44,3 +48,21 @@ def show_value(value: Any) -> str:
     except (TypeError, ValueError, RecursionError):
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes the hash is taken over."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config)).hexdigest()
+
+
+def values_equal(a: Any, b: Any) -> bool:
+    """Equality of config values as JSON sees them (1 != 1.0 != true); ABSENT only equals itself."""
+    if a is ABSENT or b is ABSENT:
+        return a is b
+    return type(a) is type(b) and canonical_json(a) == canonical_json(b)

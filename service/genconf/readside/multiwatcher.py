@@ -6,7 +6,8 @@ after T, so each change is applied exactly once. Events of one transaction share
 a cluster time and are applied as one batch, closed when the stream's current
 batch is drained or an event with a later cluster time arrives.
 
-Resume state is data: the last resume token. Resumable errors (network, step
+Resume state is one value (`resume.ResumePoint`): the last resume token, or the
+snapshot's cluster time to open just after. Resumable errors (network, step
 down, restart) reopen the stream from it with backoff; history lost or an
 invalid token triggers a reload whose differences from the cache are applied as
 ordinary deltas, so no watcher misses a change. So does an event the server
@@ -25,13 +26,10 @@ a bench ingest pass) then hung for good in its next getMore (reproduced).
 
 from __future__ import annotations
 
-import enum
 import logging
-import random
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
@@ -41,31 +39,26 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
-from genconf.domain.deltas import (
-    COLLECTION_KINDS,
-    DELTA_OVERHEAD,
-    Batch,
-    Delta,
-    Kind,
-    Record,
-    plain_bytes,
-)
+from genconf.backoff import Backoff
+from genconf.domain.deltas import Batch, Delta, Kind
 from genconf.domain.records import Application, Branch, Generation, Unit
-from genconf.errors import GenconfError
 from genconf.readside.cache import ModelCache
+from genconf.readside.events import delta_of, readable_all
+from genconf.readside.resume import (
+    AfterClusterTime,
+    Recovery,
+    ResumePoint,
+    ResumeToken,
+    recovery_for,
+    token_revision,
+    unreadable_revision,
+)
+from genconf.readside.status import State, WatcherStats
 from genconf.security.tokenbook import TokenBook
-from genconf.store.writes import APPLICATIONS, BRANCHES, GENERATIONS, TOKENS, UNITS, revision_of
+from genconf.store.documents import APPLICATIONS, BRANCHES, GENERATIONS, TOKENS, UNITS, revision_of
 
 log = logging.getLogger("genconf.readside.multiwatcher")
 
-# Server error codes after which resuming from our token cannot work:
-# ChangeStreamHistoryLost, ChangeStreamFatalError, InvalidResumeToken, CappedPositionLost.
-HISTORY_LOST_CODES: Final = frozenset({286, 280, 260, 136})
-# Server error codes that mean the next event can never be read, however often we
-# resume: BSONObjectTooLarge (what MongoDB 6.0.5 returns for a change event over
-# 16 MB, checked by reproducing it), and the other "document too large" codes.
-EVENT_UNREADABLE_CODES: Final = frozenset({10334, 17419, 17420})
-_TOKEN_IN_MESSAGE: Final = re.compile(r'_data: "(82[0-9A-Fa-f]{16,})"')
 WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS, TOKENS)
 SNAPSHOT_BATCH: Final = 10_000
 # Closing a stream sends killCursors, which a hung primary never answers: it gets
@@ -75,15 +68,6 @@ CLOSE_TIMEOUT: Final = 1.0
 
 class StreamTimeout(NetworkTimeout):
     """MongoDB did not answer the change stream (or a snapshot read) in time."""
-
-
-class State(enum.StrEnum):
-    STARTING = "starting"
-    SYNCING = "syncing"
-    SYNCED = "synced"
-    RESYNCING = "resyncing"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"
 
 
 @dataclass
@@ -107,43 +91,6 @@ class Tuning:
     yield_interval: float = 0.005
 
 
-@dataclass
-class WatcherStats:
-    state: State = State.STARTING
-    events: int = 0
-    batches: int = 0
-    resumes: int = 0
-    resyncs: int = 0
-    # Events the server could not return (too large): each skipped by a reload.
-    unreadable_events: int = 0
-    # Documents (written by another tool) that are not records genconf can read.
-    unreadable_documents: int = 0
-    last_error: str = ""
-    lag_seconds: float = 0.0
-    # time.monotonic() when MongoDB last answered the stream (events or an empty
-    # getMore, every max_await_ms when idle): how current the cache is known to be.
-    last_heard: float = 0.0
-    # Bumped on each change of ``state``; `state_changed` waits for it (readiness).
-    state_changes: int = 0
-    _changed: anyio.Event | None = field(default=None, repr=False, compare=False)
-
-    def set_state(self, state: State) -> None:
-        if state is self.state:
-            return
-        self.state = state
-        self.state_changes += 1
-        changed, self._changed = self._changed, None
-        if changed is not None:
-            changed.set()
-
-    async def state_changed(self, seen: int) -> None:
-        """Return once ``state_changes`` is no longer ``seen`` (no polling)."""
-        while self.state_changes == seen:
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
-
-
 def change_stream_pipeline(tuning: Tuning) -> list[dict[str, Any]]:
     """What the stream asks of MongoDB: the collections it follows, and (by default)
     no ``updateDescription``, which nothing reads and which would double an event."""
@@ -151,130 +98,6 @@ def change_stream_pipeline(tuning: Tuning) -> list[dict[str, Any]]:
     if tuning.drop_update_description:
         stages.append({"$unset": "updateDescription"})
     return stages
-
-
-def token_revision(token: Mapping[str, Any] | None) -> int | None:
-    """The cluster time encoded at the start of a resume token (KeyString CTimestamp)."""
-    if not token:
-        return None
-    data = token.get("_data")
-    if not isinstance(data, str) or len(data) < 18 or not data.startswith("82"):
-        return None
-    raw = bytes.fromhex(data[2:18])
-    return int.from_bytes(raw, "big")
-
-
-def is_history_lost(exc: BaseException) -> bool:
-    """Whether resuming from our token can never work (reload instead)."""
-    if isinstance(exc, OperationFailure):
-        if exc.code in HISTORY_LOST_CODES:
-            return True
-        return "resume token" in str(exc).lower() and "not found" in str(exc).lower()
-    return False
-
-
-def is_event_unreadable(exc: BaseException) -> bool:
-    """Whether the stream failed on an event the server can never return (larger
-    than 16 MB): resuming meets it again, so reload and skip it instead."""
-    if not isinstance(exc, OperationFailure):
-        return False
-    details = exc.details if isinstance(exc.details, Mapping) else {}
-    return exc.code in EVENT_UNREADABLE_CODES or details.get("codeName") == "BSONObjectTooLarge"
-
-
-def unreadable_revision(error: BaseException | str) -> int | None:
-    """The revision of the event an `is_event_unreadable` error names, when its
-    message quotes the event's resume token (MongoDB 6.0 does)."""
-    match = _TOKEN_IN_MESSAGE.search(str(error))
-    return token_revision({"_data": match.group(1)}) if match else None
-
-
-def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
-    if kind is Kind.APPLICATION:
-        return Application.from_doc(doc)
-    if kind is Kind.UNIT:
-        return Unit.from_doc(doc)
-    if kind is Kind.BRANCH:
-        return Branch.from_doc(doc)
-    return Generation.from_doc(doc)
-
-
-def delta_of(
-    event: Mapping[str, Any],
-    schemas: dict[str, object] | None = None,
-    stats: WatcherStats | None = None,
-) -> Delta | None:
-    """A typed delta from one change event (None for events we do not model or
-    cannot read), with its size (`retained_bytes`); ``schemas``: see there."""
-    op = event.get("operationType")
-    ns = event.get("ns") or {}
-    kind = COLLECTION_KINDS.get(ns.get("coll", ""))
-    if kind is None or op not in ("insert", "update", "replace", "delete"):
-        return None
-    key = str(event["documentKey"]["_id"])
-    revision = revision_of(event["clusterTime"])
-    if op == "delete":
-        if schemas is not None and kind is Kind.APPLICATION:
-            schemas.pop(key, None)
-        return Delta(kind, key, revision, None, None, DELTA_OVERHEAD)
-    doc = event["fullDocument"]
-    record = readable(kind, doc, stats)
-    if record is None:
-        return None  # the cache keeps the last version it could read
-    return Delta(kind, key, revision, record, None, retained_bytes(record, doc, schemas))
-
-
-# What a document that genconf did not write may raise when read as a record.
-_UNREADABLE: Final = (GenconfError, ValueError, TypeError, KeyError, AttributeError)
-
-
-def readable(
-    kind: Kind, doc: Mapping[str, Any], stats: WatcherStats | None = None
-) -> Record | None:
-    """``doc`` as a record, or None (logged) when it is not one genconf can read:
-    a document another tool wrote must not stop the one change stream of every
-    replica, so it is left out (on the stream, its last readable version stays)."""
-    try:
-        return record_of(kind, doc)
-    except _UNREADABLE as exc:
-        if stats is not None:
-            stats.unreadable_documents += 1
-        log.error(
-            "%s %r is not a document genconf can read (%s: %s); left out until it is "
-            "written again as one",
-            kind.value,
-            doc.get("_id"),
-            type(exc).__name__,
-            exc,
-        )
-        return None
-
-
-def readable_all(
-    kind: Kind, docs: list[dict[str, Any]], stats: WatcherStats | None = None
-) -> list[Any]:
-    return [r for d in docs if (r := readable(kind, d, stats)) is not None]
-
-
-def retained_bytes(
-    record: Record, doc: Mapping[str, Any], schemas: dict[str, object] | None = None
-) -> int:
-    """Roughly the bytes (as BSON counts them) that keeping a delta of ``doc`` costs:
-    what each event makes anew (an application's settings, a branch's or a
-    generation's changes). Not its schema while that is the one the application's
-    previous state had: records share one parsed schema until it changes
-    (`records.parsed_schema`); ``schemas`` holds the last one seen per application.
-    A walk of plain data, ~1 us for a small document, far less than decoding it."""
-    if isinstance(record, Application):
-        size = DELTA_OVERHEAD + plain_bytes(doc.get("settings"))
-        if schemas is None or schemas.get(record.name) is not record.schema:
-            size += plain_bytes(doc.get("schema"))
-            if schemas is not None:
-                schemas[record.name] = record.schema
-        return size
-    if isinstance(record, Branch | Generation):
-        return DELTA_OVERHEAD + plain_bytes(doc.get("changes"))
-    return DELTA_OVERHEAD + plain_bytes(doc.get("applied"))
 
 
 @dataclass
@@ -309,12 +132,17 @@ class Multiwatcher:
         self.stats = WatcherStats()
         # Per application, the parsed schema its last delta carried (`retained_bytes`).
         self._schemas: dict[str, object] = {}
-        self.resume_token: Mapping[str, Any] | None = None
-        self._start_after: Timestamp | None = None
-        # Delay before the next resume; back to the initial value once a stream works.
-        self._backoff = self.tuning.backoff_initial
-        # Test seam: a token to resume from on the first open (e.g. an invalid one).
-        self.force_resume_token: Mapping[str, Any] | None = None
+        # Where the next open starts (None: load a snapshot first). Tests may set it
+        # (e.g. to an invalid token) before a run.
+        self.resume: ResumePoint | None = None
+        # Delays before resuming; the schedule starts over once a stream works.
+        self._backoff = Backoff(self.tuning.backoff_initial, self.tuning.backoff_max)
+        self._delays = self._backoff.delays()
+        self.retries = 0  # resumes since the stream last worked
+
+    def _stream_works(self) -> None:
+        self._delays = self._backoff.delays()
+        self.retries = 0
 
     @property
     def state(self) -> State:
@@ -322,19 +150,19 @@ class Multiwatcher:
 
     async def run(self) -> None:
         """Load, then follow the stream until cancelled."""
-        self._backoff = self.tuning.backoff_initial
+        self._stream_works()
         self.stats.set_state(State.SYNCING)
         try:
             while True:
                 try:
-                    if self._start_after is None and self.resume_token is None:
+                    if self.resume is None:
                         await self._load()
                     await self._follow()
                 except PyMongoError as exc:
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                    unreadable = is_event_unreadable(exc)
-                    if unreadable or is_history_lost(exc):
-                        if unreadable:
+                    recovery = recovery_for(exc)
+                    if recovery is not Recovery.RESUME:
+                        if recovery is Recovery.SKIP_UNREADABLE:
                             self.stats.unreadable_events += 1
                             log.warning(
                                 "the change stream cannot return its next event (revision "
@@ -347,17 +175,15 @@ class Multiwatcher:
                         else:
                             log.warning("change stream history lost (%s); reloading", exc)
                         self.stats.set_state(State.RESYNCING)
-                        self.resume_token = None
-                        self._start_after = None
-                        self.force_resume_token = None
-                        self._backoff = self.tuning.backoff_initial
+                        self.resume = None
+                        self._stream_works()
                         continue
                     self.stats.set_state(State.RECONNECTING)
                     self.stats.resumes += 1
-                    delay = self._backoff * (0.5 + random.random() / 2)
+                    delay = next(self._delays)
+                    self.retries += 1
                     log.warning("change stream error (%s); resuming in %.2fs", exc, delay)
                     await anyio.sleep(delay)
-                    self._backoff = min(self._backoff * 2, self.tuning.backoff_max)
         finally:
             self.stats.set_state(State.STOPPED)
 
@@ -439,7 +265,7 @@ class Multiwatcher:
             self.stats.resyncs += 1
             log.info("resync at revision %d: %d difference(s)", snap.revision, len(batch.deltas))
             self.cache.apply_resync(batch)
-        self._start_after = snap.timestamp
+        self.resume = AfterClusterTime(snap.timestamp)
 
     async def _generations_after(self, last: int, at: Timestamp) -> list[Generation]:
         docs, _ = await self._find_at(GENERATIONS, {"_id": {"$gt": last}}, at, sort={"_id": 1})
@@ -453,15 +279,8 @@ class Multiwatcher:
         return change_stream_pipeline(self.tuning)
 
     async def _open(self) -> AsyncChangeStream[dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        token = self.force_resume_token or self.resume_token
-        self.force_resume_token = None
-        if token is not None:
-            kwargs["resume_after"] = token
-        else:
-            assert self._start_after is not None
-            t = self._start_after
-            kwargs["start_at_operation_time"] = Timestamp(t.time, t.inc + 1)
+        assert self.resume is not None, "load a snapshot before opening the stream"
+        kwargs = self.resume.open_options()
         seconds = self._stream_timeout
         with anyio.move_on_after(seconds):
             return await self.db.watch(
@@ -508,7 +327,8 @@ class Multiwatcher:
         while True:
             event = await self._next(stream)
             # The stream works again: the next failure starts from a short delay.
-            self._backoff = self.tuning.backoff_initial
+            if self.retries:
+                self._stream_works()
             if event is None:
                 self._flush(pending, pending_rev, pending_token)
                 pending, pending_token = [], None
@@ -555,14 +375,14 @@ class Multiwatcher:
             # applied all the same: a read waiting for it must not wait for idle.
             self.cache.advance(revision)
         if token is not None:
-            self.resume_token = token
+            self.resume = ResumeToken(token)
             self.stats.last_heard = time.monotonic()
 
     def _note_idle(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
         """An empty getMore: everything up to the post-batch token has been seen."""
         token = stream.resume_token
         if token is not None:
-            self.resume_token = token
+            self.resume = ResumeToken(token)
         rev = token_revision(token)
         if rev is not None:
             self.cache.advance(rev)

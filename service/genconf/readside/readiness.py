@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
 from genconf.defaults import DEFAULT_STALE_AFTER
-from genconf.readside.multiwatcher import State, WatcherStats
+from genconf.readside.status import State, WatcherStats
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from genconf.domain import model
+from genconf.domain import names
 from genconf.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 TOKEN_RE: Final = re.compile(r"^gct_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
@@ -108,7 +108,7 @@ def mint(
     if role is Role.AGENT:
         if not unit:
             raise InvalidArgument("an agent token needs --unit APP/N: it is bound to one unit")
-        model.parse_unit_name(unit)
+        names.parse_unit_name(unit)
     elif unit:
         raise InvalidArgument(f"only agent tokens are bound to a unit, not {role.value} tokens")
     if expires_at is not None and expires_at <= now:

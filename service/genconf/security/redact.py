@@ -9,7 +9,7 @@ config: with every other value in view, a redacted 4-digit PIN is one of 10,000
 candidates, and hashing them all takes milliseconds. So every hash an observer
 gets (`HASHED`: configs, bookmarks, applied reports, branch applied views) is
 replaced by ``HMAC-SHA256(server key, hash)``, the key being a secret kept in
-MongoDB and shared by every replica (`genconf.store.writes.Store.observer_key`). That
+MongoDB and shared by every replica (`genconf.store.store.Store.observer_key`). That
 keyed hash cannot be tested against guesses without the key, yet an observer can
 still tell that a config changed (a rotated secret changes it too) and that two
 units, or a unit's applied report and its config, hold the same config. A hash
@@ -39,7 +39,7 @@ from typing import Any, Final
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
-from genconf.domain import model
+from genconf.domain import values
 from genconf.v1 import agent_pb2, controller_pb2, history_pb2, types_pb2
 
 REDACTED: Final = "<redacted>"
@@ -168,7 +168,7 @@ def _walk(message: Message, policy: _Policy) -> None:
             config = json.loads(message.config_json or "{}")
             for key in keys:
                 config[key] = REDACTED
-            message.config_json = model.canonical_json(config).decode()
+            message.config_json = values.canonical_json(config).decode()
         return
     if isinstance(message, types_pb2.Version):
         _struct(message.settings, policy.hidden(message.application, message.secret_keys))

@@ -3,7 +3,7 @@
 Versions and generations are immutable (only a version's labels grow), so they
 need no cache: a read from the primary sees every acknowledged write, and the
 model cache stays bounded by the live model instead of growing with history.
-Writes to history (rollback, revert, labels) live in `genconf.store.writes`.
+Writes to history (rollback, revert, labels) live in `genconf.store.history_writes`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure
 
-from genconf.domain import model
-from genconf.errors import InvalidArgument, NotFound, Unavailable
-from genconf.store.writes import APPLICATIONS, GENERATIONS, VERSIONS, schema_of, version_id
+from genconf.domain import config, diff, names, semver, values
+from genconf.domain.schema import OptionSpec, require_key
+from genconf.errors import InvalidArgument, NotFound
+from genconf.store.documents import APPLICATIONS, GENERATIONS, VERSIONS, schema_of, version_id
+from genconf.store.mongo import mongo_errors
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
@@ -64,7 +65,7 @@ class Latest:
 
 @dataclass(frozen=True)
 class KeyHistoryEntry:
-    value: model.KeyValueAt
+    value: config.KeyValueAt
     version_doc: Mapping[str, Any]
 
 
@@ -75,17 +76,15 @@ class History:
         self.db = db
 
     async def application(self, name: str) -> dict[str, Any]:
-        model.validate_app_name(name)
+        names.validate_app_name(name)
         doc = await self._find_one(APPLICATIONS, {"_id": name})
         if doc is None:
             raise NotFound(f"application {name!r} not found")
         return doc
 
     async def _find_one(self, collection: str, query: Mapping[str, Any]) -> dict[str, Any] | None:
-        try:
+        with mongo_errors():
             return await self.db[collection].find_one(query)
-        except ConnectionFailure as exc:
-            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
 
     async def _find(
         self,
@@ -96,11 +95,9 @@ class History:
         limit: int = 0,
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        try:
+        with mongo_errors():
             cursor = self.db[collection].find(query, projection, sort=sort, limit=limit)
             return [doc async for doc in cursor]
-        except ConnectionFailure as exc:
-            raise Unavailable(f"MongoDB is unreachable: {exc}") from exc
 
     # -- versions ------------------------------------------------------------
 
@@ -142,10 +139,10 @@ class History:
             sort=[("version", ASCENDING)],
             projection={"version": 1, "tags": 1},
         )
-        best: tuple[model.SemVer, int] | None = None
+        best: tuple[semver.SemVer, int] | None = None
         for doc in labelled:
             for tag in doc["tags"]:
-                label = model.SemVer.parse(tag)
+                label = semver.SemVer.parse(tag)
                 if best is None or best[0] < label:
                     best = (label, int(doc["version"]))
         if best is None:
@@ -154,7 +151,7 @@ class History:
 
     async def diff_versions(
         self, application: str, from_version: int, to_version: int = 0
-    ) -> tuple[int, int, model.Diff, list[str]]:
+    ) -> tuple[int, int, diff.Diff, list[str]]:
         """Effective config of one version against another's, under the current schema;
         and the keys secret when either was written (redacted for observers)."""
         if from_version < 1:
@@ -166,9 +163,9 @@ class History:
         return (
             int(before["version"]),
             int(after["version"]),
-            model.diff(
-                model.effective_config(schema, before["settings"]),
-                model.effective_config(schema, after["settings"]),
+            diff.diff(
+                config.effective_config(schema, before["settings"]),
+                config.effective_config(schema, after["settings"]),
             ),
             sorted({*before.get("secret_keys", ()), *after.get("secret_keys", ())}),
         )
@@ -195,7 +192,7 @@ class History:
         # versions before it, never on later ones, so the bound is a plain filter.
         between(0, before_version)
         app = await self.application(application)
-        spec = model.require_key(schema_of(app), key)
+        spec = require_key(schema_of(app), key)
         projection = {f"settings.{key}": 1, **{f: 1 for f in _VERSION_FIELDS}}
         found: list[KeyHistoryEntry] = []
         # The oldest version read so far of the newest stretch not yet closed.
@@ -211,7 +208,7 @@ class History:
             )
             for doc in docs:
                 at = _key_value_at(spec, doc, key)
-                if opening is not None and not model.values_equal(opening.value.value, at.value):
+                if opening is not None and not values.values_equal(opening.value.value, at.value):
                     found.append(opening)
                     if len(found) == size:
                         return found, True  # ``doc`` opens another entry: there is more
@@ -233,7 +230,7 @@ class History:
         size = page_size(limit)
         query: dict[str, Any] = {"_id": between(since, before)}
         if application:
-            model.validate_app_name(application)
+            names.validate_app_name(application)
             query[f"versions.{application}"] = {"$exists": True}
         docs = await self._find(GENERATIONS, query, sort=[("_id", DESCENDING)], limit=size + 1)
         return Page(docs[:size], len(docs) > size)
@@ -249,11 +246,11 @@ class History:
 _MAX_BATCH: Final = 1000
 
 
-def _key_value_at(spec: model.OptionSpec, doc: Mapping[str, Any], key: str) -> model.KeyValueAt:
-    """The key's effective value in one version (as `model.key_history` judges it)."""
+def _key_value_at(spec: OptionSpec, doc: Mapping[str, Any], key: str) -> config.KeyValueAt:
+    """The key's effective value in one version (as `config.key_history` judges it)."""
     settings = doc.get("settings", {})
     is_default = key not in settings
-    return model.KeyValueAt(
+    return config.KeyValueAt(
         int(doc["version"]), spec.default if is_default else settings[key], is_default
     )
 

@@ -1,7 +1,7 @@
 """The model's invariants, checked over MongoDB's documents.
 
 They must hold after any interleaving of legal requests (the store fences what
-each transaction depends on: see `genconf.store.writes`). Tests, the soak and
+each transaction depends on: see `genconf.store.mongo`). Tests, the soak and
 `genconf bench soak` run this checker over the documents themselves, never the
 cache, so a bug in the read side cannot hide one in the write side.
 """
@@ -13,9 +13,11 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from genconf.domain import limits, model
+from genconf.domain import names
+from genconf.domain.schema import OptionSpec, Schema, coerce_value, parse_schema, require_key
 from genconf.errors import InvalidArgument
-from genconf.store.writes import APPLICATIONS, BRANCHES, UNITS
+from genconf.store import limits
+from genconf.store.documents import APPLICATIONS, BRANCHES, UNITS
 
 Docs = Mapping[str, Mapping[str, Any]]
 
@@ -23,13 +25,13 @@ Docs = Mapping[str, Mapping[str, Any]]
 def violations(apps: Docs, units: Docs, branches: Docs) -> list[str]:
     """Every broken invariant, one line each (empty when the model is sound)."""
     out: list[str] = []
-    schemas: dict[str, dict[str, model.OptionSpec]] = {}
+    schemas: dict[str, dict[str, OptionSpec]] = {}
     for name, app in apps.items():
         size = limits.bson_size(app)
         if size > limits.MAX_APPLICATION_BYTES:
             out.append(f"application {name!r} is {size} bytes, over the limit")
         try:
-            schemas[name] = model.parse_schema(app.get("schema", {}))
+            schemas[name] = parse_schema(app.get("schema", {}))
         except InvalidArgument as exc:
             out.append(f"application {name!r} has an invalid schema: {exc.message}")
             continue
@@ -65,7 +67,7 @@ def violations(apps: Docs, units: Docs, branches: Docs) -> list[str]:
             out.append(f"unit {name!r} belongs to missing application {app_name!r}")
             continue
         try:
-            parsed = model.parse_unit_name(name)
+            parsed = names.parse_unit_name(name)
         except InvalidArgument:
             out.append(f"unit {name!r} has a name no call can address")
         else:
@@ -88,7 +90,7 @@ def violations(apps: Docs, units: Docs, branches: Docs) -> list[str]:
 
 def _unfit(
     where: str,
-    schema: model.Schema,
+    schema: Schema,
     values: Mapping[str, Any],
     unset: list[str] | None = None,
 ) -> list[str]:
@@ -99,7 +101,7 @@ def _unfit(
     ]
     for key, value in values.items():
         try:
-            model.coerce_value(key, model.require_key(schema, key), value)
+            coerce_value(key, require_key(schema, key), value)
         except InvalidArgument as exc:
             out.append(f"{where}: {exc.message}")
     return out

@@ -1,31 +1,32 @@
-"""The Python client: `Client` (async) and `SyncClient` (blocking), same method names.
+"""The async `Client`: one method per RPC, over one channel.
 
-Errors arrive as `ClientError`, carrying the gRPC status code, the server's
-actionable message and its structured details (expected/actual version,
-conflicting keys). `watch_config` survives server restarts: it reconnects with
-backoff and resumes with the last hash it saw, so a caller sees every distinct
-config exactly once and never an older one after a newer one.
+Errors arrive as `ClientError` (or its typed subclass, such as `TooOld`),
+carrying the gRPC status code, the server's actionable message and its
+structured details (expected/actual version, conflicting keys). `watch_config`
+survives server restarts: it reconnects with backoff and resumes with the last
+hash it saw, so a caller sees every distinct config exactly once and never an
+older one after a newer one.
+
+Over 450 lines: one method per RPC of the six services, which belong on the one
+class a caller holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
-import logging
-import random
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from genconf.addresses import target_is_local
-from genconf.domain import model
-from genconf.errors import ClientError, GenconfError, InvalidArgument
+from genconf import wire
+from genconf.backoff import Backoff
+from genconf.client.channel import open_channel
+from genconf.client.requests import metadata_struct, schema_to_proto, values_struct
+from genconf.client.results import Config
+from genconf.client.status import RETRYABLE, from_rpc_error
+from genconf.domain.results import WriteResult
 from genconf.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -39,209 +40,8 @@ from genconf.v1 import (
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
 from genconf.v1 import tokens_pb2 as tpb
-from genconf.wire import DETAIL_KEY, MAX_MESSAGE_BYTES, from_struct, to_struct, to_value
 
-log = logging.getLogger("genconf.client.core")
-
-RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 T = TypeVar("T")
-
-
-def _client_error(exc: grpc.aio.AioRpcError) -> ClientError:
-    detail = types_pb2.ErrorDetail()
-    for key, value in exc.trailing_metadata() or ():
-        if key == DETAIL_KEY and isinstance(value, bytes):
-            detail.ParseFromString(value)
-    return ClientError(exc.code(), exc.details() or "", detail)
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    revision: int
-    generation: int = 0
-    versions: Mapping[str, int] = field(default_factory=dict)
-    units: Sequence[str] = ()
-
-    @classmethod
-    def from_proto(cls, msg: types_pb2.WriteResponse) -> WriteResult:
-        return cls(msg.revision, msg.generation, dict(msg.versions), list(msg.units))
-
-
-@dataclass(frozen=True)
-class Config:
-    """A unit's effective config with exact JSON types."""
-
-    unit: str
-    application: str
-    branch: str
-    config: Mapping[str, Any]
-    hash: str
-    app_version: int
-    revision: int
-
-    @classmethod
-    def from_proto(cls, msg: types_pb2.Config) -> Config:
-        return cls(
-            unit=msg.unit,
-            application=msg.application,
-            branch=msg.branch,
-            config=json.loads(msg.config_json) if msg.config_json else from_struct(msg.config),
-            hash=msg.hash,
-            app_version=msg.app_version,
-            revision=msg.revision,
-        )
-
-
-def _exact(key: str, value: Any) -> None:
-    """Refuse here what protobuf would round on the way (an integer past
-    ±`model.MAX_EXACT_INT`) and the server then refuse or, worse, store rounded."""
-    try:
-        model.check_wire_numbers(key, value)
-    except InvalidArgument as exc:
-        raise ClientError(
-            grpc.StatusCode.INVALID_ARGUMENT, exc.message, types_pb2.ErrorDetail()
-        ) from None
-
-
-def _values(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
-    """Config values as a Struct, each checked by `_exact`."""
-    for key, value in (values or {}).items():
-        _exact(key, value)
-    return to_struct(values or {})
-
-
-def _metadata(metadata: Mapping[str, Any] | None) -> struct_pb2.Struct:
-    """Metadata as a Struct; checked as one object value, as the server checks it."""
-    _exact("metadata", dict(metadata or {}))
-    return to_struct(metadata or {})
-
-
-def schema_to_proto(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, types_pb2.OptionSchema]:
-    out = {}
-    for key, option in schema.items():
-        msg = types_pb2.OptionSchema(
-            type=str(option.get("type", "")),
-            description=str(option.get("description", "")),
-            secret=bool(option.get("secret", False)),
-        )
-        if option.get("default") is not None:
-            _exact(key, option["default"])
-            msg.default.CopyFrom(to_value(option["default"]))
-        out[key] = msg
-    return out
-
-
-@dataclass
-class Backoff:
-    initial: float = 0.1
-    maximum: float = 5.0
-    factor: float = 2.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay * (0.5 + random.random() / 2)
-            delay = min(delay * self.factor, self.maximum)
-
-
-class _BearerUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    """Adds ``authorization: Bearer <token>`` to every unary call's metadata."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self.token), request)
-
-
-class _BearerUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    """The same for server streams (watches); grpc.aio files an interceptor under one
-    call shape only, hence one class per shape the API uses."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self.token), request)
-
-
-def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    metadata.add("authorization", f"Bearer {token}")
-    return grpc.aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-    )
-
-
-def check_token_transport(
-    target: str, *, token: str | None, tls_ca: str | None, insecure_plaintext: bool
-) -> None:
-    """Refuse to send a bearer token in clear off this machine, before any call.
-
-    The bearer interceptors add the token themselves, which bypasses gRPC's own
-    refusal of call credentials on an insecure channel: this check stands in for it.
-    With ``insecure_plaintext`` (the network is trusted) it warns instead."""
-    if not token or tls_ca or target_is_local(target):
-        return
-    if not insecure_plaintext:
-        raise GenconfError(
-            f"refusing to send a token in clear to {target}: use --tls-ca, or "
-            "--insecure-plaintext if the network is trusted"
-        )
-    log.warning("sending the token in clear to %s (--insecure-plaintext)", target)
-
-
-def open_channel(
-    target: str,
-    *,
-    token: str | None = None,
-    tls_ca: str | None = None,
-    insecure_plaintext: bool = False,
-) -> grpc.aio.Channel:
-    """A channel to ``target``: TLS verified against the CA file ``tls_ca`` when given,
-    and a bearer ``token`` on every call when given (over plaintext only to a
-    loopback address, unless ``insecure_plaintext``: `check_token_transport`).
-
-    ``target`` may list several replicas, ``IP:PORT,IP:PORT``: calls are spread
-    over them (round robin), and a replica that goes away is skipped, so a
-    reconnecting watch lands on one that is up."""
-    check_token_transport(target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext)
-    target, options = balanced_target(target)
-    # The server sends replies up to this size (a large config, twice): see there.
-    options = [*options, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-    interceptors: list[grpc.aio.ClientInterceptor] | None = None
-    if token:
-        interceptors = [_BearerUnaryUnary(token), _BearerUnaryStream(token)]
-    if tls_ca:
-        try:
-            with open(tls_ca, "rb") as f:
-                root = f.read()
-        except OSError as exc:
-            raise GenconfError(f"cannot read the TLS CA file {tls_ca}: {exc.strerror}") from None
-        credentials = grpc.ssl_channel_credentials(root_certificates=root)
-        return grpc.aio.secure_channel(
-            target, credentials, options=options, interceptors=interceptors
-        )
-    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
-
-
-def balanced_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
-    """gRPC's target and channel options for one address or a comma-separated list."""
-    addresses = [a.strip() for a in target.split(",") if a.strip()]
-    if len(addresses) <= 1:
-        return target, []
-    hosts = [a.rpartition(":")[0].strip("[]") for a in addresses]
-    try:
-        families = {ipaddress.ip_address(h).version for h in hosts}
-    except ValueError:
-        raise GenconfError(
-            f"several server addresses must each be IP:PORT (got {target!r}); "
-            "for host names, put the replicas behind one DNS name or load balancer"
-        ) from None
-    if len(families) != 1:
-        raise GenconfError(f"mix of IPv4 and IPv6 addresses in {target!r}; use one family")
-    scheme = "ipv4" if families == {4} else "ipv6"
-    return f"{scheme}:{','.join(addresses)}", [("grpc.lb_policy_name", "round_robin")]
 
 
 class Client:
@@ -284,10 +84,10 @@ class Client:
         try:
             return await method(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
-            raise _client_error(exc) from None
+            raise from_rpc_error(exc) from None
 
     async def _write(self, method: Callable[..., Awaitable[Any]], request: Any) -> WriteResult:
-        return WriteResult.from_proto(await self._call(method, request))
+        return wire.write_result(await self._call(method, request))
 
     # -- health -------------------------------------------------------------
 
@@ -385,11 +185,11 @@ class Client:
     ) -> WriteResult:
         request = cpb.SetConfigRequest(
             application=application,
-            set=_values(set),
+            set=values_struct(set),
             unset=list(unset),
             reason=reason,
             created_by=created_by,
-            metadata=_metadata(metadata),
+            metadata=metadata_struct(metadata),
         )
         if expected_version is not None:
             request.expected_version = expected_version
@@ -443,7 +243,7 @@ class Client:
         return await self._write(
             self._controller.SetBranchConfig,
             cpb.SetBranchConfigRequest(
-                branch=branch, application=application, set=_values(set), unset=list(unset)
+                branch=branch, application=application, set=values_struct(set), unset=list(unset)
             ),
         )
 
@@ -471,7 +271,7 @@ class Client:
                 require_applied=require_applied,
                 created_by=created_by,
                 reason=reason,
-                metadata=_metadata(metadata),
+                metadata=metadata_struct(metadata),
             ),
         )
 
@@ -550,7 +350,7 @@ class Client:
                     return
             except grpc.aio.AioRpcError as exc:
                 if not reconnect or exc.code() not in RETRYABLE:
-                    raise _client_error(exc) from None
+                    raise from_rpc_error(exc) from None
             finally:
                 call.cancel()
             await asyncio.sleep(next(delays))
@@ -575,7 +375,7 @@ class Client:
             async for batch in call:
                 yield batch
         except grpc.aio.AioRpcError as exc:
-            raise _client_error(exc) from None
+            raise from_rpc_error(exc) from None
         finally:
             call.cancel()
 
@@ -685,11 +485,13 @@ class Client:
         return await self._call(self._history.GetGeneration, hpb.GetGenerationRequest(id=id))
 
     async def revert_generation(
-        self, id: int, *, force: bool = False, reason: str = "", created_by: str = ""
+        self, generation: int, *, force: bool = False, reason: str = "", created_by: str = ""
     ) -> WriteResult:
         return await self._write(
             self._history.RevertGeneration,
-            hpb.RevertGenerationRequest(id=id, force=force, reason=reason, created_by=created_by),
+            hpb.RevertGenerationRequest(
+                id=generation, force=force, reason=reason, created_by=created_by
+            ),
         )
 
     # -- tokens (admin) --------------------------------------------------------
@@ -722,64 +524,5 @@ class Client:
         )
         return list(response.tokens)
 
-    async def revoke_token(self, id: str) -> WriteResult:
-        return await self._write(self._tokens.RevokeToken, tpb.RevokeTokenRequest(id=id))
-
-
-class SyncClient:
-    """Blocking facade over `Client`: the same methods, run on a private event loop
-    in a background thread (so it works from any thread, inside or outside asyncio)."""
-
-    def __init__(self, target: str = "127.0.0.1:50051", **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._client: Client = self._run(self._make(target, kwargs))
-
-    @staticmethod
-    async def _make(target: str, kwargs: dict[str, Any]) -> Client:
-        return Client(target, **kwargs)
-
-    def _run(self, coro: Awaitable[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        if self._loop.is_running():
-            self._run(self._client.aclose())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
-
-    def __enter__(self) -> SyncClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
-        try:
-            while True:
-                try:
-                    yield self._run(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._run(agen.aclose())  # type: ignore[attr-defined]
-
-    def watch_config(self, unit: str, **kwargs: Any) -> Iterator[Config]:
-        return self._iterate(self._client.watch_config(unit, **kwargs))
-
-    def watch_deltas(self, **kwargs: Any) -> Iterator[admin_pb2.DeltaBatch]:
-        return self._iterate(self._client.watch_deltas(**kwargs))
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._client, name)
-        if not callable(method) or name.startswith("_"):
-            raise AttributeError(name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._run(method(*args, **kwargs))
-
-        call.__name__ = name
-        call.__doc__ = method.__doc__
-        return call
+    async def revoke_token(self, token_id: str) -> WriteResult:
+        return await self._write(self._tokens.RevokeToken, tpb.RevokeTokenRequest(id=token_id))

@@ -1,0 +1,174 @@
+"""What every `genconf` command is built from: the context a handler gets, the
+parser building blocks (common options, `Commands`, argument types) and the
+helpers the command groups share.
+
+Adding a command: write ``async def handler(ctx: Ctx, args) -> int | None`` that
+uses ``ctx.client`` and prints through ``ctx.out.emit(data, render)`` (data from
+`genconf.cli.shapes`, drawn by `genconf.cli.render`), then register it with
+``commands.add(...)`` in the ``register`` function of its group's module
+(`genconf.cli.app`, ...), which `genconf.cli.main.build_parser` calls. Settings,
+output format, colour and error mapping are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from genconf.cli import render, shapes
+from genconf.cli.output import ColorMode, Format, Output
+from genconf.cli.settings import Settings
+from genconf.client import Client, WriteResult
+
+
+@dataclass
+class Ctx:
+    """What a command handler gets: settings, output, and a client made on first use."""
+
+    settings: Settings
+    out: Output
+    _client: Client | None = field(default=None, repr=False)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            s = self.settings
+            self._client = Client(
+                s.server, token=s.token, tls_ca=s.tls_ca, insecure_plaintext=s.insecure_plaintext
+            )
+        return self._client
+
+    async def settled(self, written: WriteResult) -> WriteResult:
+        """Return once the server has applied ``written`` to its cache, so the next
+        command (another process) reads it: read-your-writes across commands."""
+        await self.client.list_branches(min_revision=written.revision)
+        return written
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+Handler = Callable[[Ctx, argparse.Namespace], Awaitable[int | None]]
+
+
+def user() -> str:
+    """Who is writing, as the client says (``created_by``): with authentication on,
+    the server records the caller's token instead and keeps this as on_behalf_of."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+# -- parser building blocks ------------------------------------------------------
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the subcommand. Defaults are
+    SUPPRESS so a value given before the subcommand is not reset after it; the real
+    defaults come from `genconf.cli.settings.resolve`."""
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("connection and output")
+    s = argparse.SUPPRESS
+    g.add_argument("--server", default=s, help="server host:port (env GENCONF_SERVER)")
+    g.add_argument("--token", default=s, help="bearer token sent on every call (GENCONF_TOKEN)")
+    g.add_argument("--tls-ca", default=s, help="CA file: connect with TLS (GENCONF_TLS_CA)")
+    g.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        default=s,
+        help="trusted network only: send the token without TLS to a non-loopback server "
+        "(GENCONF_INSECURE_PLAINTEXT); for serve, accept tokens without TLS off loopback",
+    )
+    g.add_argument(
+        "-o", "--output", default=s, choices=[f.value for f in Format], help="output format"
+    )
+    g.add_argument(
+        "--color", default=s, choices=[c.value for c in ColorMode], help="colour (auto: on a TTY)"
+    )
+    g.add_argument("--config", default=s, help="config file (GENCONF_CONFIG)")
+    g.add_argument("--log-level", default=s, help="debug, info, warning, error")
+    return common
+
+
+class Commands:
+    """Adds subcommands that all take the common options and show examples in --help."""
+
+    def __init__(self, sub: Any, common: argparse.ArgumentParser, prefix: str = "genconf") -> None:
+        self.sub = sub
+        self.common = common
+        self.prefix = prefix
+
+    def add(
+        self,
+        name: str,
+        handler: Handler | None,
+        *,
+        help: str,
+        description: str | None = None,
+        examples: Sequence[str] = (),
+        arguments: Sequence[str] = (),
+    ) -> argparse.ArgumentParser:
+        """A subcommand; ``arguments`` names its plain positional arguments, in order."""
+        epilog = None
+        if examples:
+            lines = (f"  {self.prefix} {name} {e}".rstrip() for e in examples)
+            epilog = "Examples:\n" + "\n".join(lines)
+        parser: argparse.ArgumentParser = self.sub.add_parser(
+            name,
+            help=help,
+            description=description or help[0].upper() + help[1:] + ".",
+            epilog=epilog,
+            parents=[self.common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(func=handler)
+        for argument in arguments:
+            parser.add_argument(argument)
+        return parser
+
+    def group(self, name: str, *, help: str, examples: Sequence[str] = ()) -> Commands:
+        """A command whose subcommands (its actions) are added to what it returns."""
+        parser = self.add(name, None, help=help, examples=examples)
+        sub = parser.add_subparsers(dest=f"{name}_action", required=True, metavar="ACTION")
+        return Commands(sub, self.common, f"{self.prefix} {name}")
+
+
+def assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+DURATION_RE: Final = re.compile(r"^(\d+)([smhdw])$")
+SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(text: str) -> int:
+    """``90s``, ``15m``, ``12h``, ``30d``, ``2w`` -> seconds."""
+    match = DURATION_RE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 12h or 30d, got {text!r}")
+    return int(match[1]) * SECONDS[match[2]]
+
+
+# -- shared helpers ------------------------------------------------------------------
+
+
+def written(ctx: Ctx, w: WriteResult, text: str) -> None:
+    """A write's result: the WriteResult for machines, one sentence for people."""
+    ctx.out.emit(shapes.write_view(w), render.render_text(text))
+
+
+def versions_text(w: WriteResult) -> str:
+    """`` (web is at version 4, generation 9)``: where a write left master."""
+    parts = [f"{app} is at version {v}" for app, v in sorted(w.versions.items())]
+    if w.generation:
+        parts.append(f"generation {w.generation}")
+    return f" ({', '.join(parts)})" if parts else ""

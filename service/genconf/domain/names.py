@@ -1,0 +1,77 @@
+"""Names of applications, branches, units and config keys: what each may look like.
+
+Every name is checked where it enters (the API, the CLI), so the store and the
+cache only ever hold names these rules accept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from genconf.errors import InvalidArgument
+
+APP_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
+BRANCH_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+KEY_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
+# The largest unit number: nine digits, so a unit name stays short and its number
+# fits every integer type a client may parse it into. `parse_unit_name` and
+# `check_unit_numbers` both follow it.
+MAX_UNIT_NUMBER: Final = 999_999_999
+UNIT_NAME_RE: Final = re.compile(
+    rf"^([a-z][a-z0-9-]{{0,62}})/(0|[1-9][0-9]{{0,{len(str(MAX_UNIT_NUMBER)) - 1}}})\Z"
+)
+
+
+def validate_app_name(name: str) -> str:
+    if not isinstance(name, str) or not APP_NAME_RE.match(name):
+        raise InvalidArgument(
+            f"invalid application name {name!r}: use 1-63 characters, a lowercase letter "
+            "first, then lowercase letters, digits or '-'"
+        )
+    return name
+
+
+def validate_branch_name(name: str) -> str:
+    if not isinstance(name, str) or not BRANCH_NAME_RE.match(name):
+        raise InvalidArgument(
+            f"invalid branch name {name!r}: use 1-63 characters: lowercase letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def validate_key(key: str) -> str:
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise InvalidArgument(
+            f"invalid config key {key!r}: use 1-128 characters: letters, digits, '_' or "
+            "'-', not starting with a digit or '-'"
+        )
+    return key
+
+
+def parse_unit_name(name: str) -> tuple[str, int]:
+    """Split ``app/N`` into its application and number."""
+    match = UNIT_NAME_RE.match(name) if isinstance(name, str) else None
+    if match is None:
+        raise InvalidArgument(
+            f"invalid unit name {name!r}: use <application>/<number>, e.g. 'web/0'"
+        )
+    return match.group(1), int(match.group(2))
+
+
+def unit_name(application: str, number: int) -> str:
+    return f"{application}/{number}"
+
+
+def check_unit_numbers(application: str, numbers: Iterable[int]) -> None:
+    """Refuse unit numbers `parse_unit_name` would not accept, before any unit is
+    made: a unit no call could address afterwards is worse than a refused add."""
+    too_large = sorted(n for n in numbers if not 0 <= n <= MAX_UNIT_NUMBER)
+    if too_large:
+        raise InvalidArgument(
+            f"unit number {too_large[-1]} of {application!r} is out of range: unit numbers "
+            f"go from 0 to {MAX_UNIT_NUMBER} ({application}/{MAX_UNIT_NUMBER} is the last unit "
+            "an application can have)"
+        )
