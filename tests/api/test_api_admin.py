@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from support.servers import (
     apply_batch,
     assert_code,
+    collect_until,
     running_server,
     snapshot_model,
 )
@@ -31,19 +31,6 @@ SCHEMA: dict[str, Any] = {
     "s": {"type": "string", "default": "x"},
 }
 HASH = "ab" * 32
-
-
-async def collect_until(
-    feed: AsyncIterator[admin_pb2.DeltaBatch], revision: int, limit: float = 10
-) -> list[admin_pb2.DeltaBatch]:
-    """Batches from ``feed`` up to and including the one at ``revision``."""
-    out = []
-    with anyio.fail_after(limit):
-        async for batch in feed:
-            out.append(batch)
-            if batch.revision >= revision:
-                return out
-    raise AssertionError("the feed ended early")
 
 
 async def test_snapshot_is_the_whole_model_at_one_revision(client: Client) -> None:
@@ -76,6 +63,19 @@ async def test_snapshot_is_the_whole_model_at_one_revision(client: Client) -> No
     assert (branch.name, branch.created_by, list(branch.units)) == ("canary", "alice", ["web/1"])
     assert [c.application for c in branch.changes] == ["web"]
     assert snap.last_generation == 1
+
+
+async def watched_deltas(
+    client: Client, since: int, until: int, **filters: Any
+) -> list[tuple[str, str]]:
+    """The (kind, key) of every delta a filtered WatchDeltas feed sends from ``since``
+    up to the batch at ``until``; the feed is closed after."""
+    feed = client.watch_deltas(since_revision=since, **filters)
+    try:
+        batches = await collect_until(feed, until)
+    finally:
+        await feed.aclose()  # type: ignore[attr-defined]
+    return [(d.kind, d.key) for b in batches for d in b.deltas]
 
 
 async def test_watch_deltas_replays_then_follows(client: Client) -> None:
@@ -124,20 +124,10 @@ async def test_watch_deltas_filters_by_kind_and_application(client: Client) -> N
     await client.set_config("web", {"k": 4})
     marker = await client.add_units("db", count=1)  # the last write, a unit (and app) one
 
-    units = client.watch_deltas(since_revision=start.revision, kinds=["unit"])
-    try:
-        batches = await collect_until(units, marker.revision)
-    finally:
-        await units.aclose()  # type: ignore[attr-defined]
-    seen = [(d.kind, d.key) for b in batches for d in b.deltas]
+    seen = await watched_deltas(client, start.revision, marker.revision, kinds=["unit"])
     assert seen == [("unit", "web/0"), ("unit", "db/0"), ("unit", "web/1"), ("unit", "db/1")]
 
-    db_only = client.watch_deltas(since_revision=start.revision, applications=["db"])
-    try:
-        batches = await collect_until(db_only, marker.revision)
-    finally:
-        await db_only.aclose()  # type: ignore[attr-defined]
-    seen = [(d.kind, d.key) for b in batches for d in b.deltas]
+    seen = await watched_deltas(client, start.revision, marker.revision, applications=["db"])
     assert ("application", "web") not in seen and ("unit", "web/0") not in seen
     assert ("branch", "for-web") not in seen
     assert ("branch", "for-db") in seen

@@ -25,8 +25,9 @@ from pymongo import MongoClient
 from support.fleet import AGENTS, Fleet
 from support.model_check import expected_hashes
 from support.servers import running_server
+from support.writer import Writer
 
-from genconf.client import Client, WriteResult
+from genconf.client import Client
 from genconf.dev.replicaset import EmbeddedReplicaSet
 from genconf.errors import ClientError
 from genconf.readside.multiwatcher import Tuning
@@ -56,39 +57,18 @@ def rs_db(replica_set: EmbeddedReplicaSet) -> Iterator[tuple[str, MongoClient[An
             client.close()
 
 
-class Writer:
-    """set_config through the API at a steady pace; refusals while there is no
-    primary (UNAVAILABLE, or a deadline) are counted and retried."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.acked: list[tuple[int, WriteResult]] = []
-        self.refused = 0
-        self.stopping = False
-        self._progress = anyio.Condition()
-
-    async def run(self) -> None:
-        k = 0
-        while not self.stopping:
-            k += 1
-            try:
-                result = await self.client.set_config("web", {"k": k})
-            except ClientError as exc:
-                if exc.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    raise
-                self.refused += 1
-            else:
-                async with self._progress:
-                    self.acked.append((k, result))
-                    self._progress.notify_all()
-            await anyio.sleep(WRITE_PACE)  # pacing, not synchronisation
-
-    async def ack(self, count: int) -> tuple[int, WriteResult]:
-        """The ``count``-th acknowledged write, waiting for it."""
-        async with self._progress:
-            while len(self.acked) < count:
-                await self._progress.wait()
-        return self.acked[count - 1]
+def api_writer(client: Client) -> Writer:
+    """set_config through the API at a steady pace; refusals while there is no primary
+    (UNAVAILABLE, or a deadline) are counted and retried."""
+    return Writer(
+        lambda k: client.set_config("web", {"k": k}),
+        lambda exc: (
+            isinstance(exc, ClientError)
+            and exc.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        ),
+        pace=WRITE_PACE,
+        retry_pace=WRITE_PACE,
+    )
 
 
 class HealthLog:
@@ -139,7 +119,7 @@ async def test_agents_hold_their_config_after_the_primary_is_killed(
         clients = [Client(srv.address, timeout=None) for _ in range(CLIENTS)]
         fleet = Fleet()
         health = HealthLog(admin.channel)
-        writer = Writer(admin)
+        writer = api_writer(admin)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(health.run)

@@ -12,10 +12,11 @@ import anyio
 from pymongo import MongoClient
 from support.fleet import AGENTS, Fleet
 from support.model_check import expected_hashes
-from support.servers import background_server
+from support.servers import background_server, collect_until
 
 from genconf.backoff import Backoff
 from genconf.client import Client
+from genconf.v1 import admin_pb2
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}, "s": {"type": "string"}}
 CLIENTS = 4  # balanced channels the fleet's streams are spread over
@@ -30,6 +31,13 @@ async def seed(client: Client) -> int:
     return done.revision
 
 
+def keys_by_revision(
+    batches: list[admin_pb2.DeltaBatch],
+) -> list[tuple[int, list[tuple[str, str]]]]:
+    """Each batch's revision with the (kind, key) of its deltas."""
+    return [(b.revision, [(d.kind, d.key) for d in b.deltas]) for b in batches]
+
+
 async def test_both_replicas_serve_the_same_configs_and_feed(
     mongo_uri: str, db_name: str, mongo_client: MongoClient[dict[str, Any]]
 ) -> None:
@@ -42,7 +50,6 @@ async def test_both_replicas_serve_the_same_configs_and_feed(
 
         # The admin feed on A, live from now; writes go through A and B alike.
         feed_a = ca.watch_deltas(since_revision=seeded)
-        seen_a: list[tuple[int, list[tuple[str, str]]]] = []
         try:
             writes = [
                 await ca.set_config("web", {"k": 1}),
@@ -51,11 +58,7 @@ async def test_both_replicas_serve_the_same_configs_and_feed(
                 await cb.commit_branch("canary", force=True),
                 await ca.set_config("db", {"k": 2}),
             ]
-            with anyio.fail_after(20):
-                async for batch in feed_a:
-                    seen_a.append((batch.revision, [(d.kind, d.key) for d in batch.deltas]))
-                    if batch.revision >= writes[-1].revision:
-                        break
+            seen_a = keys_by_revision(await collect_until(feed_a, writes[-1].revision, limit=20))
         finally:
             await feed_a.aclose()
         assert [r for r, _ in seen_a] == sorted({r for r, _ in seen_a})
@@ -63,14 +66,9 @@ async def test_both_replicas_serve_the_same_configs_and_feed(
         # Resume on B from the revision of the second batch A delivered: B continues
         # with exactly the batches A had after it.
         resume_from = seen_a[1][0]
-        seen_b: list[tuple[int, list[tuple[str, str]]]] = []
         feed_b = cb.watch_deltas(since_revision=resume_from)
         try:
-            with anyio.fail_after(20):
-                async for batch in feed_b:
-                    seen_b.append((batch.revision, [(d.kind, d.key) for d in batch.deltas]))
-                    if batch.revision >= writes[-1].revision:
-                        break
+            seen_b = keys_by_revision(await collect_until(feed_b, writes[-1].revision, limit=20))
         finally:
             await feed_b.aclose()
         assert seen_b == [entry for entry in seen_a if entry[0] > resume_from]

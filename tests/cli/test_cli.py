@@ -24,13 +24,13 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2
 from support.cli_runner import Genconf, clean_env
+from support.procs import ready_serve
 from support.servers import free_port, running_server
 from support.tls_certs import CertificateAuthority
 
 from genconf.api.errors import abort_with
 from genconf.api.server import RunningServer
 from genconf.cli import main as cli
-from genconf.cli import serve
 from genconf.cli.output import CELL_WIDTH_ON_TTY, ColorMode, Format, Output, visible_len
 from genconf.client import Client
 from genconf.errors import OutOfRange, RevisionTooOld
@@ -643,17 +643,25 @@ class Recorder(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-@pytest.fixture
-async def recorder() -> AsyncIterator[tuple[str, Recorder]]:
-    handler = Recorder()
+@asynccontextmanager
+async def generic_server(handler: grpc.GenericRpcHandler) -> AsyncIterator[str]:
+    """A plaintext loopback gRPC server that answers every call with ``handler``:
+    yields its address."""
     server = grpc.aio.server()
     server.add_generic_rpc_handlers([handler])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        yield f"127.0.0.1:{port}", handler
+        yield f"127.0.0.1:{port}"
     finally:
         await server.stop(None)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[str, Recorder]]:
+    handler = Recorder()
+    async with generic_server(handler) as address:
+        yield address, handler
 
 
 async def test_token_is_sent_as_a_bearer_on_every_call(
@@ -697,10 +705,6 @@ async def test_tls_ca_connects_over_tls(tmp_path: Path) -> None:
 TOKEN = "bootstrap-admin-token-0123456789"  # >= 16 characters, no spaces
 
 
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:]
-
-
 @asynccontextmanager
 async def serve_process(
     mongo_uri: str, db_name: str, log: Path, env: dict[str, str]
@@ -710,23 +714,8 @@ async def serve_process(
     with exit 0. Its stderr (the log) goes to ``log``."""
     argv = ["serve", "--mongo-uri", mongo_uri, "--database", db_name]
     argv += ["--listen", "127.0.0.1:0", "--bookmark-interval", "0.2"]
-    with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "genconf.cli.main", *argv,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
-        )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        with anyio.fail_after(60):
-            line = (await proc.stdout.readline()).decode()
-        assert line.startswith(serve.READY_LINE), f"{line!r}: {tail(log)}"
-        yield line.removeprefix(serve.READY_LINE).strip()
-        proc.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0, tail(log)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    async with ready_serve(argv, env, log) as (address, _):
+        yield address
 
 
 async def test_serve_without_auth_is_open_on_loopback_and_logs_that(
@@ -922,14 +911,8 @@ class RestartingServer(grpc.GenericRpcHandler):
 
 async def test_a_reconnecting_watch_waits_until_the_server_is_serving(tmp_path: Path) -> None:
     handler = RestartingServer()
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        done = await Genconf(f"127.0.0.1:{port}", clean_env(tmp_path))("watch", "--since", "7")
-    finally:
-        await server.stop(None)
+    async with generic_server(handler) as address:
+        done = await Genconf(address, clean_env(tmp_path))("watch", "--since", "7")
     assert handler.calls == [
         "SERVING", "WatchDeltas", "NOT_SERVING", "NOT_SERVING", "SERVING", "WatchDeltas"
     ]  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -600,13 +601,19 @@ async def test_a_resync_too_large_for_one_batch_ends_feeds_out_of_range() -> Non
 # -- read-your-writes -----------------------------------------------------------------
 
 
-async def test_wait_for_wakes_on_advance_in_revision_order(cache: ModelCache) -> None:
-    woke: list[int] = []
+def recording_waiter(cache: ModelCache, woke: list[int]) -> Callable[[int], Awaitable[None]]:
+    """A task that waits for ``revision`` in ``cache``, then appends it to ``woke``."""
 
     async def waiter(revision: int) -> None:
         await cache.wait_for(revision)
         woke.append(revision)
 
+    return waiter
+
+
+async def test_wait_for_wakes_on_advance_in_revision_order(cache: ModelCache) -> None:
+    woke: list[int] = []
+    waiter = recording_waiter(cache, woke)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             for rev in (START + 30, START + 10, START + 20):
@@ -643,11 +650,7 @@ async def test_cancelled_wait_for_leaves_no_waiter(cache: ModelCache) -> None:
 async def test_load_wakes_waiters_it_satisfies() -> None:
     cache = ModelCache()
     woke: list[int] = []
-
-    async def waiter(revision: int) -> None:
-        await cache.wait_for(revision)
-        woke.append(revision)
-
+    waiter = recording_waiter(cache, woke)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(waiter, START)

@@ -17,21 +17,15 @@ import anyio.to_thread
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
+from support.model_check import stored_configs, with_hashes
+from support.writer import Writer
 
 from genconf.dev.replicaset import EmbeddedReplicaSet
-from genconf.domain.results import WriteResult
-from genconf.domain.values import config_hash
 from genconf.errors import Unavailable
 from genconf.readside.cache import ModelCache
 from genconf.readside.multiwatcher import Tuning
 from genconf.readside.supervisor import read_side
 from genconf.readside.watch import ConfigWatch
-from genconf.store.documents import (
-    APPLICATIONS,
-    BRANCHES,
-    UNITS,
-    effective_by_unit,
-)
 from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {"k": {"type": "int", "default": 0}, "s": {"type": "string"}}
@@ -45,45 +39,18 @@ def store(replica_store: Store) -> Store:
 
 
 async def cache_equals_mongodb(store: Store, cache: ModelCache) -> None:
-    state = await store.load()
-    configs = effective_by_unit(state[APPLICATIONS], state[BRANCHES], state[UNITS].values())
-    expected = {name: (config, config_hash(config)) for name, config in configs.items()}
+    expected = with_hashes(await stored_configs(store))
     got = {name: (dict(cache.config(name).config), cache.config(name).hash) for name in cache.units}
     assert got == expected
 
 
-class Writer:
+def store_writer(store: Store) -> Writer:
     """set_config in a loop; Unavailable (no primary for a moment) is retried."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.acked: list[WriteResult] = []
-        self.values: list[int] = []
-        self.failures = 0
-        self.stopping = False
-        self.progress = anyio.Condition()
-
-    async def run(self) -> None:
-        k = 0
-        while not self.stopping:
-            k += 1
-            try:
-                result = await self.store.set_config("app", set={"k": k})
-            except (Unavailable, PyMongoError):
-                self.failures += 1
-                await anyio.sleep(0.05)  # retry pacing, not synchronisation
-                continue
-            async with self.progress:
-                self.acked.append(result)
-                self.values.append(k)
-                self.progress.notify_all()
-
-    async def ack(self, count: int) -> WriteResult:
-        """The ``count``-th acknowledged write (waiting for it)."""
-        async with self.progress:
-            while len(self.acked) < count:
-                await self.progress.wait()
-        return self.acked[count - 1]
+    return Writer(
+        lambda k: store.set_config("app", set={"k": k}),
+        lambda exc: isinstance(exc, (Unavailable, PyMongoError)),
+        retry_pace=0.05,
+    )
 
 
 async def record(w: ConfigWatch, seen: list[int], until: int) -> None:
@@ -104,7 +71,7 @@ async def test_read_side_survives_primary_crash_and_step_down(
     await store.add_branch("canary")
     await store.track_branch("canary", units=["app/2"])
     setup = await store.set_branch_config("canary", "app", set={"s": "canary"})
-    writer = Writer(store)
+    writer = store_writer(store)
     recovery: dict[str, float] = {}
     final = 1_000_000
     own_client = reader == "impatient"
@@ -129,7 +96,7 @@ async def test_read_side_survives_primary_crash_and_step_down(
                 with anyio.fail_after(60):
                     # Write after+1 may have been committed before the fault took effect;
                     # write after+2 was issued after after+1 was acknowledged.
-                    fresh = await writer.ack(after + 2)
+                    fresh = (await writer.ack(after + 2)).result
                     acked = time.monotonic() - started
                     await cache.wait_for(fresh.revision)
                 recovery[name] = time.monotonic() - started
@@ -147,7 +114,7 @@ async def test_read_side_survives_primary_crash_and_step_down(
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(writer.run)
                         with anyio.fail_after(20):
-                            await cache.wait_for((await writer.ack(20)).revision)
+                            await cache.wait_for((await writer.ack(20)).result.revision)
 
                         # The change stream runs on the primary: killing it breaks the
                         # stream. Restarted even if the test fails on the way: the replica
@@ -161,7 +128,7 @@ async def test_read_side_survives_primary_crash_and_step_down(
                         await anyio.to_thread.run_sync(rs.wait_healthy, 60)
                         with anyio.fail_after(20):
                             await cache.wait_for(
-                                (await writer.ack(len(writer.acked) + 20)).revision
+                                (await writer.ack(len(writer.acked) + 20)).result.revision
                             )
 
                         # A stepped-down primary keeps its open cursors (as a secondary,
@@ -170,7 +137,7 @@ async def test_read_side_survives_primary_crash_and_step_down(
                         await fault("step down", lambda: rs.step_down(old, seconds=10))
                         with anyio.fail_after(20):
                             await cache.wait_for(
-                                (await writer.ack(len(writer.acked) + 20)).revision
+                                (await writer.ack(len(writer.acked) + 20)).result.revision
                             )
 
                         # Not cancelled: a transaction cut off mid-way could hold the
@@ -188,7 +155,7 @@ async def test_read_side_survives_primary_crash_and_step_down(
             stats = side.watcher.stats
             print(
                 f"{reader}: writes acknowledged {len(writer.acked)}, refused while failing over "
-                f"{writer.failures}; multiwatcher resumes {stats.resumes}, "
+                f"{writer.refused}; multiwatcher resumes {stats.resumes}, "
                 f"resyncs {stats.resyncs}, last error {stats.last_error[:100]!r}"
             )
     finally:

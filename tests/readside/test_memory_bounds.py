@@ -8,11 +8,7 @@ Figures are printed (``pytest tests/readside/test_memory_bounds.py -s``).
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,9 +17,9 @@ import anyio
 import grpc
 import pytest
 from support.cli_runner import clean_env
+from support.procs import ready_serve
 
 from genconf.cli import main as cli
-from genconf.cli.serve import READY_LINE
 from genconf.client import Client, ClientError
 
 MIB = 1024 * 1024
@@ -45,26 +41,10 @@ async def serve(
     mongo_uri: str, db_name: str, tmp_path: Path, *options: str
 ) -> AsyncIterator[tuple[str, int]]:
     """`genconf serve` as a child process: (address, pid); SIGINT stops it after."""
-    log = tmp_path / "serve.log"
     argv = ["serve", "--mongo-uri", mongo_uri, "--database", db_name, "--listen", "127.0.0.1:0"]
-    with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "genconf.cli.main", *argv, *options,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-            env=clean_env(tmp_path),
-        )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        with anyio.fail_after(60):
-            line = (await proc.stdout.readline()).decode()
-        assert line.startswith(READY_LINE), f"{line!r}: {log.read_text()[-3000:]}"
-        yield line.removeprefix(READY_LINE).strip(), proc.pid
-        proc.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    log = tmp_path / "serve.log"
+    async with ready_serve([*argv, *options], clean_env(tmp_path), log) as (address, proc):
+        yield address, proc.pid
 
 
 async def test_rss_stays_within_the_byte_budgets_under_writes_to_a_large_application(

@@ -2,7 +2,7 @@
 
 The oracle is MongoDB itself: at a quiescent point (``cache.wait_for`` the last
 write's revision) every unit's cached effective config and hash must equal a
-from-scratch recomputation from the stored documents (`effective_by_unit`).
+from-scratch recomputation from the stored documents (`model_check.expected_configs`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import anyio
 import pytest
 from pymongo import UpdateOne
+from support.model_check import expected_configs, with_hashes
 
-from genconf.domain import values
 from genconf.domain.deltas import Kind
 from genconf.domain.results import WriteResult
 from genconf.errors import AlreadyExists, GenconfError, Unavailable, WatchClosed
@@ -29,13 +29,7 @@ from genconf.readside.multiwatcher import Multiwatcher, Snapshot, State, Tuning
 from genconf.readside.resume import ResumeToken
 from genconf.readside.supervisor import ReadSide, read_side
 from genconf.readside.watch import ConfigWatch
-from genconf.store.documents import (
-    APPLICATIONS,
-    BRANCHES,
-    GENERATIONS,
-    UNITS,
-    effective_by_unit,
-)
+from genconf.store.documents import APPLICATIONS, BRANCHES, GENERATIONS, UNITS
 from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {
@@ -70,11 +64,8 @@ async def settle(rs: ReadSide | ModelCache, revision: int) -> None:
 async def truth(store: Store) -> dict[str, tuple[str | None, dict[str, Any], str]]:
     """Every unit's (branch, effective config, hash), recomputed from MongoDB."""
     state = await store.load()
-    configs = effective_by_unit(state[APPLICATIONS], state[BRANCHES], state[UNITS].values())
-    return {
-        name: (doc["branch"], configs[name], values.config_hash(configs[name]))
-        for name, doc in state[UNITS].items()
-    }
+    configs = with_hashes(expected_configs(state[APPLICATIONS], state[UNITS], state[BRANCHES]))
+    return {name: (doc["branch"], *configs[name]) for name, doc in state[UNITS].items()}
 
 
 def cached(cache: ModelCache) -> dict[str, tuple[str | None, dict[str, Any], str]]:

@@ -29,6 +29,7 @@ from bson.binary import Binary
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.errors import OperationFailure
 from support.cli_runner import clean_env
+from support.procs import first_line, tail
 from support.servers import free_port, wait_serving
 
 from genconf.client import Client
@@ -80,10 +81,6 @@ async def transaction_open(client: AsyncMongoClient[dict[str, Any]], session_id:
         ]
     )
     return bool(await cursor.to_list())
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:]
 
 
 def kill(proc: asyncio.subprocess.Process) -> None:
@@ -146,9 +143,7 @@ async def test_restart_after_kill_9_mid_write_is_fast(
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             )  # fmt: skip
             try:
-                assert writer.stdout is not None
-                with anyio.fail_after(30):
-                    line = (await writer.stdout.readline()).decode()
+                line = await first_line(writer, 30)
                 assert line.startswith(IN_TRANSACTION), f"the writer said {line!r}"
                 session_id = UUID(line.split()[-1])
                 opened = time.monotonic()  # just after the transaction began

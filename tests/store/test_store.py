@@ -16,6 +16,7 @@ import bson
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from support.model_check import stored_configs
 
 from genconf.domain import names, schema
 from genconf.domain.results import WriteResult
@@ -38,7 +39,6 @@ from genconf.store.documents import (
     GENERATIONS,
     UNITS,
     VERSIONS,
-    effective_from_docs,
 )
 from genconf.store.history import History
 from genconf.store.store import Store
@@ -62,11 +62,7 @@ async def digest(db: AsyncDatabase[dict[str, Any]]) -> str:
 
 async def effective(store: Store, unit: str) -> dict[str, Any]:
     """A unit's effective config computed straight from the stored documents."""
-    state = await store.load()
-    doc = state[UNITS][unit]
-    app = state[APPLICATIONS][doc["application"]]
-    branch = state[BRANCHES][doc["branch"]] if doc["branch"] is not None else None
-    return effective_from_docs(app, branch)
+    return (await stored_configs(store))[unit]
 
 
 async def branch_of(store: Store, unit: str) -> str | None:

@@ -19,6 +19,7 @@ from genconf.client import Client
 from genconf.domain.values import config_hash
 from genconf.store import invariants
 from genconf.store.documents import APPLICATIONS, BRANCHES, UNITS, effective_by_unit
+from genconf.store.store import Store
 from support.servers import settled_model
 
 Documents = dict[str, dict[str, Any]]
@@ -41,6 +42,17 @@ def expected_configs(
     """Every unit's effective config, recomputed from scratch from the documents: the
     answer a server's memoized, incrementally updated cache must agree with."""
     return effective_by_unit(applications, branches, units.values())
+
+
+async def stored_configs(store: Store) -> dict[str, dict[str, Any]]:
+    """`expected_configs` over the documents an async `Store` reads back."""
+    state = await store.load()
+    return expected_configs(state[APPLICATIONS], state[UNITS], state[BRANCHES])
+
+
+def with_hashes(configs: dict[str, dict[str, Any]]) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each unit's (config, hash): what a cache holds for it."""
+    return {unit: (config, config_hash(config)) for unit, config in configs.items()}
 
 
 def expected_hashes(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> dict[str, str]:

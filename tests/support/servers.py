@@ -208,6 +208,19 @@ def apply_batch(state: dict[str, Any], batch: admin_pb2.DeltaBatch) -> None:
 BARRIER_BRANCH = "zz-test-barrier"
 
 
+async def collect_until(
+    feed: AsyncIterator[admin_pb2.DeltaBatch], revision: int, limit: float = 10
+) -> list[admin_pb2.DeltaBatch]:
+    """Batches from ``feed`` up to and including the one at ``revision``."""
+    out = []
+    with anyio.fail_after(limit):
+        async for batch in feed:
+            out.append(batch)
+            if batch.revision >= revision:
+                return out
+    raise AssertionError("the feed ended early")
+
+
 async def settled_model(client: Client) -> dict[str, Any]:
     """The model (`snapshot_model`) once the cache has seen every write made so far.
 

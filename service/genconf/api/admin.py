@@ -21,8 +21,7 @@ from genconf.errors import (
     Unavailable,
 )
 from genconf.readside.cache import ModelCache
-from genconf.v1 import admin_pb2, admin_pb2_grpc, types_pb2
-from genconf.wire import to_struct
+from genconf.v1 import admin_pb2, admin_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -43,15 +42,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.SnapshotResponse:
         cache = self.cache  # read with no await: one consistent revision
         return admin_pb2.SnapshotResponse(
-            applications=[
-                self._application(a, [u.name for u in cache.units_of(a.name)])
-                for a in sorted(cache.applications.values(), key=lambda a: a.name)
-            ],
+            # The cache's memoized effective configs, not computed again for each message.
+            applications=convert.applications_to_proto(cache, cache.master_config),
             units=[convert.unit_to_proto(u) for _, u in sorted(cache.units.items())],
-            branches=[
-                convert.branch_to_proto(b, [u.name for u in cache.tracking(b.name)])
-                for _, b in sorted(cache.branches.items())
-            ],
+            branches=convert.branches_to_proto(cache),
             last_generation=cache.last_generation,
             revision=cache.revision,
         )
@@ -111,22 +105,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             value = delta.value
             if isinstance(value, Application):
                 shared = admin_pb2.Delta(kind=delta.kind.value, key=delta.key, removed=False)
-                shared.application.CopyFrom(self._application(value, []))
+                shared.application.CopyFrom(
+                    convert.application_to_proto(value, [], self.cache.master_config(value))
+                )
             else:
                 shared = convert.delta_to_proto(delta)
             delta.encoded[_FEED_KEY] = shared
         return shared
-
-    def _application(self, app: Application, units: list[str]) -> types_pb2.Application:
-        """`convert.application_to_proto` with the cache's memoized effective config
-        (the same config, not computed again for each message)."""
-        return types_pb2.Application(
-            name=app.name,
-            charm=app.charm,
-            schema={k: convert.option_to_proto(s) for k, s in app.schema.items()},
-            settings=to_struct(app.settings),
-            effective=to_struct(self.cache.master_config(app)),
-            version=app.version,
-            units=units,
-            uid=app.uid,
-        )

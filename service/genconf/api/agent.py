@@ -11,12 +11,12 @@ from typing import Any, Final
 
 import grpc
 
-from genconf import wire
 from genconf.api import convert
-from genconf.api.errors import abort_with, unary
+from genconf.api.errors import abort_with, unary, write
 from genconf.api.guard import current_principal, sees_secrets
-from genconf.api.reads import await_revision
+from genconf.api.reads import CacheServicer, await_revision, read
 from genconf.domain import names
+from genconf.domain.results import WriteResult
 from genconf.errors import GenconfError, InvalidArgument, NotFound, Unavailable, WatchClosed
 from genconf.readside.cache import ModelCache
 from genconf.readside.core import EffectiveConfig
@@ -162,20 +162,16 @@ class BookmarkClock:
         return due
 
 
-class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, store: Store, cache: ModelCache, *, bookmark_interval: float) -> None:
-        self.store = store
-        self.cache = cache
+        super().__init__(store, cache)
         self.bookmarks = BookmarkClock(bookmark_interval)
         self._bookmarks_at = -1  # the revision _bookmark_memo holds bookmarks of
         self._bookmark_memo: dict[str, agent_pb2.WatchConfigResponse] = {}
 
     @unary
-    async def GetConfig(
-        self, request: agent_pb2.GetConfigRequest, context: Context
-    ) -> types_pb2.Config:
-        names.parse_unit_name(request.unit)
-        await await_revision(self.cache, request.min_revision, context)
+    @read(lambda request: names.parse_unit_name(request.unit))
+    def GetConfig(self, request: agent_pb2.GetConfigRequest, context: Context) -> types_pb2.Config:
         current = self.cache.config(request.unit)
         return self._config(current.unit, current.effective)
 
@@ -276,14 +272,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             self._bookmark_memo[hash_] = message
         return message
 
-    @unary
+    @write
     async def ReportApplied(
         self, request: agent_pb2.ReportAppliedRequest, context: Context
-    ) -> types_pb2.WriteResponse:
+    ) -> WriteResult:
         names.parse_unit_name(request.unit)
         if len(request.hash) != 64 or any(c not in "0123456789abcdef" for c in request.hash):
             raise InvalidArgument("hash must be the 64-character sha256 hex of the config")
-        result = await self.store.set_applied(
+        return await self.store.set_applied(
             request.unit, hash=request.hash, ok=request.ok, message=request.message
         )
-        return wire.write_response(result)

@@ -12,111 +12,82 @@ import grpc
 
 from genconf import wire
 from genconf.api import convert
-from genconf.api.errors import unary
+from genconf.api.errors import unary, write
 from genconf.api.guard import author
-from genconf.api.reads import await_revision
+from genconf.api.reads import CacheServicer, listing, read
 from genconf.domain import config, diff, names
+from genconf.domain.results import WriteResult
 from genconf.errors import InvalidArgument, NotFound
-from genconf.readside.cache import ModelCache
-from genconf.store.store import Store
 from genconf.v1 import controller_pb2 as pb
 from genconf.v1 import controller_pb2_grpc, types_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _expected(request: pb.SetConfigRequest) -> int | None:
-    return request.expected_version if request.HasField("expected_version") else None
-
-
-class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
-    def __init__(self, store: Store, cache: ModelCache) -> None:
-        self.store = store
-        self.cache = cache
-
+class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceServicer):
     # -- applications -------------------------------------------------------
 
-    @unary
+    @write
     async def CreateApplication(
         self, request: pb.CreateApplicationRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.create_application(
+    ) -> WriteResult:
+        return await self.store.create_application(
             request.name,
             charm=request.charm,
             schema=wire.schema_from_proto(request.schema),
             units=request.units,
             **author(request.created_by),
         )
-        return wire.write_response(result)
 
-    @unary
+    @write
     async def UpdateApplication(
         self, request: pb.UpdateApplicationRequest, context: Context
-    ) -> types_pb2.WriteResponse:
+    ) -> WriteResult:
         if not request.HasField("charm") and not request.replace_schema:
             raise InvalidArgument(
                 "nothing to update: give a charm, or a schema with replace_schema"
             )
-        result = await self.store.update_application(
+        return await self.store.update_application(
             request.name,
             charm=request.charm if request.HasField("charm") else None,
             schema=wire.schema_from_proto(request.schema) if request.replace_schema else None,
         )
-        return wire.write_response(result)
 
-    @unary
+    @write
     async def RemoveApplication(
         self, request: pb.RemoveApplicationRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        return wire.write_response(await self.store.remove_application(request.name))
+    ) -> WriteResult:
+        return await self.store.remove_application(request.name)
 
     @unary
-    async def GetApplication(
+    @read(lambda request: names.validate_app_name(request.name))
+    def GetApplication(
         self, request: pb.GetApplicationRequest, context: Context
     ) -> types_pb2.Application:
-        names.validate_app_name(request.name)
-        await await_revision(self.cache, request.min_revision, context)
         app = self.cache.applications.get(request.name)
         if app is None:
             raise NotFound(f"application {request.name!r} not found")
         return convert.application_to_proto(app, [u.name for u in self.cache.units_of(app.name)])
 
-    @unary
-    async def ListApplications(
-        self, request: pb.ListApplicationsRequest, context: Context
-    ) -> pb.ListApplicationsResponse:
-        await await_revision(self.cache, request.min_revision, context)
-        cache = self.cache
-        return pb.ListApplicationsResponse(
-            applications=[
-                convert.application_to_proto(a, [u.name for u in cache.units_of(a.name)])
-                for _, a in sorted(cache.applications.items())
-            ],
-            revision=cache.revision,
-        )
+    ListApplications = listing(
+        pb.ListApplicationsResponse, applications=convert.applications_to_proto
+    )
 
     # -- units ----------------------------------------------------------------
 
-    @unary
-    async def AddUnits(
-        self, request: pb.AddUnitsRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.add_units(
+    @write
+    async def AddUnits(self, request: pb.AddUnitsRequest, context: Context) -> WriteResult:
+        return await self.store.add_units(
             request.application, count=request.count, names=list(request.names)
         )
-        return wire.write_response(result)
+
+    @write
+    async def RemoveUnit(self, request: pb.RemoveUnitRequest, context: Context) -> WriteResult:
+        return await self.store.remove_unit(request.name)
 
     @unary
-    async def RemoveUnit(
-        self, request: pb.RemoveUnitRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        return wire.write_response(await self.store.remove_unit(request.name))
-
-    @unary
-    async def ListUnits(
-        self, request: pb.ListUnitsRequest, context: Context
-    ) -> pb.ListUnitsResponse:
-        await await_revision(self.cache, request.min_revision, context)
+    @read()
+    def ListUnits(self, request: pb.ListUnitsRequest, context: Context) -> pb.ListUnitsResponse:
         cache = self.cache
         if request.application:
             names.validate_app_name(request.application)
@@ -131,70 +102,56 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
 
     # -- master config --------------------------------------------------------
 
-    @unary
-    async def SetConfig(
-        self, request: pb.SetConfigRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.set_config(
+    @write
+    async def SetConfig(self, request: pb.SetConfigRequest, context: Context) -> WriteResult:
+        return await self.store.set_config(
             request.application,
             set=wire.from_struct(request.set),
             unset=list(request.unset),
-            expected_version=_expected(request),
+            expected_version=convert.expected_version(request),
             reason=request.reason,
             metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
-        return wire.write_response(result)
 
     # -- branches -------------------------------------------------------------
 
-    @unary
-    async def AddBranch(
-        self, request: pb.AddBranchRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.add_branch(request.name, **author(request.created_by))
-        return wire.write_response(result)
+    @write
+    async def AddBranch(self, request: pb.AddBranchRequest, context: Context) -> WriteResult:
+        return await self.store.add_branch(request.name, **author(request.created_by))
 
-    @unary
-    async def TrackBranch(
-        self, request: pb.TrackBranchRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.track_branch(
+    @write
+    async def TrackBranch(self, request: pb.TrackBranchRequest, context: Context) -> WriteResult:
+        return await self.store.track_branch(
             request.branch,
             units=list(request.units),
             applications=list(request.applications),
             count=request.count,
             application=request.application or None,
         )
-        return wire.write_response(result)
 
-    @unary
+    @write
     async def UntrackBranch(
         self, request: pb.UntrackBranchRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.untrack_branch(
+    ) -> WriteResult:
+        return await self.store.untrack_branch(
             request.branch, units=list(request.units), applications=list(request.applications)
         )
-        return wire.write_response(result)
 
-    @unary
+    @write
     async def SetBranchConfig(
         self, request: pb.SetBranchConfigRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.set_branch_config(
+    ) -> WriteResult:
+        return await self.store.set_branch_config(
             request.branch,
             request.application,
             set=wire.from_struct(request.set),
             unset=list(request.unset),
         )
-        return wire.write_response(result)
 
     @unary
-    async def DiffBranch(
-        self, request: pb.DiffBranchRequest, context: Context
-    ) -> pb.DiffBranchResponse:
-        names.validate_branch_name(request.branch)
-        await await_revision(self.cache, request.min_revision, context)
+    @read(lambda request: names.validate_branch_name(request.branch))
+    def DiffBranch(self, request: pb.DiffBranchRequest, context: Context) -> pb.DiffBranchResponse:
         branch = self.cache.branches.get(request.branch)
         if branch is None:
             raise NotFound(f"branch {request.branch!r} not found")
@@ -216,11 +173,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             )
         return out
 
-    @unary
-    async def CommitBranch(
-        self, request: pb.CommitBranchRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.commit_branch(
+    @write
+    async def CommitBranch(self, request: pb.CommitBranchRequest, context: Context) -> WriteResult:
+        return await self.store.commit_branch(
             request.branch,
             force=request.force,
             require_applied=request.require_applied,
@@ -228,34 +183,16 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
-        return wire.write_response(result)
+
+    @write
+    async def AbortBranch(self, request: pb.AbortBranchRequest, context: Context) -> WriteResult:
+        return await self.store.abort_branch(request.branch, force=request.force)
+
+    ListBranches = listing(pb.ListBranchesResponse, branches=convert.branches_to_proto)
 
     @unary
-    async def AbortBranch(
-        self, request: pb.AbortBranchRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        return wire.write_response(
-            await self.store.abort_branch(request.branch, force=request.force)
-        )
-
-    @unary
-    async def ListBranches(
-        self, request: pb.ListBranchesRequest, context: Context
-    ) -> pb.ListBranchesResponse:
-        await await_revision(self.cache, request.min_revision, context)
-        cache = self.cache
-        return pb.ListBranchesResponse(
-            branches=[
-                convert.branch_to_proto(b, [u.name for u in cache.tracking(b.name)])
-                for _, b in sorted(cache.branches.items())
-            ],
-            revision=cache.revision,
-        )
-
-    @unary
-    async def GetBranch(self, request: pb.GetBranchRequest, context: Context) -> types_pb2.Branch:
-        names.validate_branch_name(request.name)
-        await await_revision(self.cache, request.min_revision, context)
+    @read(lambda request: names.validate_branch_name(request.name))
+    def GetBranch(self, request: pb.GetBranchRequest, context: Context) -> types_pb2.Branch:
         branch = self.cache.branches.get(request.name)
         if branch is None:
             raise NotFound(f"branch {request.name!r} not found (committed or aborted?)")

@@ -10,7 +10,7 @@ anywhere but in a `float` option (a rounded integer must not pass for a value).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from genconf.domain import diff, schema, values
@@ -19,9 +19,15 @@ from genconf.domain.deltas import Delta
 from genconf.domain.records import Application, AppliedReport, Branch, Generation, Unit
 from genconf.domain.values import ABSENT
 from genconf.errors import ConflictedKey
+from genconf.readside.cache import ModelCache
 from genconf.readside.core import EffectiveConfig, UnitConfig
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.wire import to_struct, to_timestamp, to_value
+
+
+def expected_version(request: Any) -> int | None:
+    """A write request's optional ``expected_version`` (None: not given)."""
+    return request.expected_version if request.HasField("expected_version") else None
 
 
 def option_to_proto(spec: schema.OptionSpec) -> types_pb2.OptionSchema:
@@ -33,17 +39,38 @@ def option_to_proto(spec: schema.OptionSpec) -> types_pb2.OptionSchema:
     return out
 
 
-def application_to_proto(app: Application, units: list[str]) -> types_pb2.Application:
+def application_to_proto(
+    app: Application, units: list[str], effective: Mapping[str, Any] | None = None
+) -> types_pb2.Application:
+    """``effective``: the application's effective config where the caller holds it
+    already (the cache's memoized one), else computed here."""
+    if effective is None:
+        effective = effective_config(app.schema, app.settings)
     return types_pb2.Application(
         name=app.name,
         charm=app.charm,
         schema={k: option_to_proto(s) for k, s in app.schema.items()},
         settings=to_struct(app.settings),
-        effective=to_struct(effective_config(app.schema, app.settings)),
+        effective=to_struct(effective),
         version=app.version,
         units=units,
         uid=app.uid,
     )
+
+
+def applications_to_proto(
+    cache: ModelCache, effective: Callable[[Application], Mapping[str, Any]] | None = None
+) -> list[types_pb2.Application]:
+    """Every application of ``cache`` in name order, with its units (``effective``:
+    where each one's effective config comes from, see `application_to_proto`)."""
+    return [
+        application_to_proto(
+            app,
+            [u.name for u in cache.units_of(app.name)],
+            None if effective is None else effective(app),
+        )
+        for _, app in sorted(cache.applications.items())
+    ]
 
 
 def applied_to_proto(report: AppliedReport | None) -> types_pb2.AppliedReport | None:
@@ -89,6 +116,14 @@ def branch_to_proto(branch: Branch, units: list[str]) -> types_pb2.Branch:
         changes=changes,
         units=units,
     )
+
+
+def branches_to_proto(cache: ModelCache) -> list[types_pb2.Branch]:
+    """Every branch of ``cache`` in name order, with the units tracking it."""
+    return [
+        branch_to_proto(branch, [u.name for u in cache.tracking(branch.name)])
+        for _, branch in sorted(cache.branches.items())
+    ]
 
 
 def generation_to_proto(gen: Generation) -> types_pb2.Generation:

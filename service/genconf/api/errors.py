@@ -17,7 +17,7 @@ import grpc
 from genconf import errors
 from genconf.api.convert import conflict_to_proto
 from genconf.v1 import types_pb2
-from genconf.wire import DETAIL_KEY
+from genconf.wire import DETAIL_KEY, write_response
 
 log = logging.getLogger("genconf.api")
 
@@ -76,6 +76,31 @@ def unary(method: F) -> F:
             await abort_with(context, exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+R = TypeVar("R")
+
+
+def replies(
+    encode: Callable[[R], Any],
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[Any]]]:
+    """A unary handler (errors mapped as by `unary`) whose result goes out as
+    ``encode`` makes it a message."""
+
+    def decorate(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)
+        async def wrapper(
+            self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> Any:
+            return encode(await method(self, request, context))
+
+        return unary(wrapper)
+
+    return decorate
+
+
+# A write handler: the store's `WriteResult` it returns goes out as a WriteResponse.
+write = replies(write_response)
 
 
 def streaming(

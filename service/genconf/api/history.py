@@ -8,9 +8,10 @@ import grpc
 
 from genconf import wire
 from genconf.api import convert
-from genconf.api.errors import unary
+from genconf.api.errors import replies, unary, write
 from genconf.api.guard import author
 from genconf.domain.records import Generation
+from genconf.domain.results import WriteResult
 from genconf.domain.values import ABSENT
 from genconf.store.core import LabelResult
 from genconf.store.history import History
@@ -91,37 +92,26 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             secret_keys=secret,
         )
 
-    @unary
-    async def Rollback(
-        self, request: pb.RollbackRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.rollback(
+    @write
+    async def Rollback(self, request: pb.RollbackRequest, context: Context) -> WriteResult:
+        return await self.store.rollback(
             request.application,
             request.to_version,
-            expected_version=(
-                request.expected_version if request.HasField("expected_version") else None
-            ),
+            expected_version=convert.expected_version(request),
             reason=request.reason,
             **author(request.created_by),
         )
-        return wire.write_response(result)
 
-    @unary
-    async def TagVersion(self, request: pb.TagVersionRequest, context: Context) -> pb.LabelResponse:
-        return _label(
-            await self.store.tag_version(
-                request.application, request.label, version=request.version
-            )
+    @replies(_label)
+    async def TagVersion(self, request: pb.TagVersionRequest, context: Context) -> LabelResult:
+        return await self.store.tag_version(
+            request.application, request.label, version=request.version
         )
 
-    @unary
-    async def BumpVersion(
-        self, request: pb.BumpVersionRequest, context: Context
-    ) -> pb.LabelResponse:
-        return _label(
-            await self.store.bump_version(
-                request.application, request.part, version=request.version
-            )
+    @replies(_label)
+    async def BumpVersion(self, request: pb.BumpVersionRequest, context: Context) -> LabelResult:
+        return await self.store.bump_version(
+            request.application, request.part, version=request.version
         )
 
     @unary
@@ -174,11 +164,10 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     ) -> types_pb2.Generation:
         return _generation(await self.history.get_generation(request.id))
 
-    @unary
+    @write
     async def RevertGeneration(
         self, request: pb.RevertGenerationRequest, context: Context
-    ) -> types_pb2.WriteResponse:
-        result = await self.store.revert_generation(
+    ) -> WriteResult:
+        return await self.store.revert_generation(
             request.id, force=request.force, reason=request.reason, **author(request.created_by)
         )
-        return wire.write_response(result)

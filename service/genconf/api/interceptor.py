@@ -1,7 +1,7 @@
 """The server interceptor every RPC passes: decoding, authentication, authorization,
 stream limits, and what the caller may see of the reply.
 
-It wraps each handler once per call (`GuardInterceptor.intercept_service`):
+It wraps each handler once per call (`GuardInterceptor.wrap`):
 undecodable requests become INVALID_ARGUMENT (`genconf.api.decoding`); with
 authentication on, the token is checked by the `Guard`, the method against
 `auth.RULES`, and a stream whose token stops being usable ends UNAUTHENTICATED;
@@ -25,9 +25,9 @@ from genconf.errors import GenconfError, InvalidArgument, Unauthenticated
 from genconf.security import auth
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, guard: Guard) -> None:
-        self.guard = guard
+class HandlerInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps the handler of each method the server has
+    (`wrap`); a call to a method it does not have passes untouched."""
 
     async def intercept_service(
         self,
@@ -37,7 +37,21 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        method: str = details.method  # type: ignore[attr-defined]
+        return self.wrap(handler, details.method, details)  # type: ignore[attr-defined]
+
+    def wrap(
+        self, handler: grpc.RpcMethodHandler, method: str, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+
+class GuardInterceptor(HandlerInterceptor):
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    def wrap(
+        self, handler: grpc.RpcMethodHandler, method: str, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
         metadata = details.invocation_metadata  # type: ignore[attr-defined]
         access = auth.RULES.get(method)
         if not self.guard.enabled or (access is not None and access.public):

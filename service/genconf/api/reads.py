@@ -8,16 +8,20 @@ revision no write can have returned is refused at once instead of parked.
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
 import grpc
 
+from genconf.api.errors import unary
 from genconf.api.guard import current_principal
 from genconf.errors import InvalidArgument, ResourceExhausted, Unavailable
 from genconf.readside.cache import ModelCache
+from genconf.store.store import Store
 
 DEFAULT_MAX_WAIT: Final = 30.0
 DEFAULT_WAITS_PER_CALLER: Final = 1000
@@ -156,3 +160,46 @@ async def await_revision(
             f"this server has applied revision {cache.revision}, not yet {revision}; "
             "retry, or read from another replica"
         )
+
+
+class CacheServicer:
+    """The wiring of a servicer that writes through the store and reads the cache
+    (what `read` handlers wait on)."""
+
+    def __init__(self, store: Store, cache: ModelCache) -> None:
+        self.store = store
+        self.cache = cache
+
+
+def read(
+    check: Callable[[Any], object] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
+    """A read handler of a servicer holding ``self.cache``: ``check`` the request
+    first (its names: a malformed one fails at once, not after the wait), then wait
+    for its ``min_revision`` (read-your-writes), then build the response, with no
+    await, from the cache at one revision."""
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)
+        async def handler(self: Any, request: Any, context: Context) -> Any:
+            if check is not None:
+                check(request)
+            await await_revision(self.cache, request.min_revision, context)
+            return method(self, request, context)
+
+        return handler
+
+    return decorate
+
+
+def listing(
+    response: Callable[..., Any], **fields: Callable[[ModelCache], Any]
+) -> Callable[..., Awaitable[Any]]:
+    """A `read` handler listing the cache: a ``response`` whose each of ``fields``
+    is what its function makes of the cache, with the revision they were read at."""
+
+    def handler(self: Any, request: Any, context: Context) -> Any:
+        cache = self.cache
+        return response(revision=cache.revision, **{k: of(cache) for k, of in fields.items()})
+
+    return unary(read()(handler))

@@ -10,17 +10,18 @@ from typing import Any, Final
 import grpc
 
 from genconf import wire
-from genconf.api.errors import unary
+from genconf.api.errors import unary, write
 from genconf.api.guard import current_principal
-from genconf.api.reads import await_revision, wait_limit
+from genconf.api.reads import CacheServicer, await_revision, read, wait_limit
 from genconf.domain import names
+from genconf.domain.results import WriteResult
 from genconf.errors import InvalidArgument, NotFound, Unavailable
 from genconf.readside.cache import ModelCache
 from genconf.security import auth
 from genconf.security.tokenbook import TokenBook
 from genconf.store.store import Store
 from genconf.v1 import tokens_pb2 as pb
-from genconf.v1 import tokens_pb2_grpc, types_pb2
+from genconf.v1 import tokens_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -46,10 +47,9 @@ def token_info(record: auth.TokenRecord) -> pb.TokenInfo:
     )
 
 
-class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
+class TokenServicer(CacheServicer, tokens_pb2_grpc.TokenServiceServicer):
     def __init__(self, store: Store, cache: ModelCache, tokens: TokenBook) -> None:
-        self.store = store
-        self.cache = cache
+        super().__init__(store, cache)
         self.tokens = tokens
 
     async def _unit_uid(self, unit: str) -> str:
@@ -107,10 +107,8 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
         )
 
     @unary
-    async def ListTokens(
-        self, request: pb.ListTokensRequest, context: Context
-    ) -> pb.ListTokensResponse:
-        await await_revision(self.cache, request.min_revision, context)
+    @read()
+    def ListTokens(self, request: pb.ListTokensRequest, context: Context) -> pb.ListTokensResponse:
         records = sorted(
             self.tokens.records.values(),
             key=lambda r: (r.created_at.timestamp() if r.created_at else 0.0, r.id),
@@ -119,10 +117,8 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
             tokens=[token_info(r) for r in records], revision=self.cache.revision
         )
 
-    @unary
-    async def RevokeToken(
-        self, request: pb.RevokeTokenRequest, context: Context
-    ) -> types_pb2.WriteResponse:
+    @write
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> WriteResult:
         if not auth.TOKEN_ID_RE.match(request.id):
             raise InvalidArgument(
                 f"{request.id!r} is not a token id (16 hex digits, see `genconf token list`)"
@@ -136,7 +132,7 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
             return record is not None and record.revoked
 
         await self._book_shows(refused, result.revision, context)
-        return wire.write_response(result)
+        return result
 
     async def _book_shows(self, check: Callable[[], bool], revision: int, context: Context) -> None:
         """Wait (bounded) until this server's token book reflects the write just made.

@@ -43,7 +43,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import grpc
 from pymongo import AsyncMongoClient
@@ -100,6 +100,18 @@ class Group:
 
 class Agents:
     """The state of this process: channels, stream groups, a raw change stream."""
+
+    # The commands (``op``) it answers, each by the method of that name.
+    COMMANDS: ClassVar[tuple[str, ...]] = (
+        "connect",
+        "subscribe",
+        "wait",
+        "records",
+        "close",
+        "call",
+        "raw_watch",
+        "raw_records",
+    )
 
     def __init__(self) -> None:
         self.channels: list[grpc.aio.Channel] = []
@@ -196,7 +208,7 @@ class Agents:
                     await group.changed.wait()
         return {"configs": group.configs, "errors": group.errors}
 
-    def records(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def records(self, cmd: dict[str, Any]) -> dict[str, Any]:
         group = self.groups[cmd["group"]]
         return {
             "units": [s.unit for s in group.streams],
@@ -281,7 +293,7 @@ class Agents:
         self.raw_task = asyncio.create_task(follow())
         return {}
 
-    async def raw_records(self) -> dict[str, Any]:
+    async def raw_records(self, cmd: dict[str, Any] | None = None) -> dict[str, Any]:
         if self.raw_task is not None:
             self.raw_task.cancel()
             await asyncio.gather(self.raw_task, return_exceptions=True)
@@ -294,30 +306,20 @@ class Agents:
 
     # -- the command loop ----------------------------------------------------------
 
+    async def connect(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        for channel in self.channels:  # a restarted server: drop the old connections
+            await channel.close()
+        self.channels = open_channels(cmd["address"], cmd["channels"])
+        async with asyncio.timeout(cmd.get("timeout", 30)):
+            await asyncio.gather(*(c.channel_ready() for c in self.channels))
+        return {"pid": os.getpid()}
+
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd["op"]
-        if op == "connect":
-            for channel in self.channels:  # a restarted server: drop the old connections
-                await channel.close()
-            self.channels = open_channels(cmd["address"], cmd["channels"])
-            async with asyncio.timeout(cmd.get("timeout", 30)):
-                await asyncio.gather(*(c.channel_ready() for c in self.channels))
-            return {"pid": os.getpid()}
-        if op == "subscribe":
-            return await self.subscribe(cmd)
-        if op == "wait":
-            return await self.wait(cmd)
-        if op == "records":
-            return self.records(cmd)
-        if op == "close":
-            return await self.close(cmd)
-        if op == "call":
-            return await self.call(cmd)
-        if op == "raw_watch":
-            return await self.raw_watch(cmd)
-        if op == "raw_records":
-            return await self.raw_records()
-        raise ValueError(f"unknown command {op!r}")
+        if op not in self.COMMANDS:
+            raise ValueError(f"unknown command {op!r}")
+        answer: dict[str, Any] = await getattr(self, op)(cmd)
+        return answer
 
     async def aclose(self) -> None:
         for name in list(self.groups):

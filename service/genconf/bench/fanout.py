@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from genconf.bench.figures import SIDES, Figure, Report, best_rounds, machine, ms, percentile, turns
-from genconf.bench.options import Options, add_options, options_from, run_main
+from genconf.bench.options import Options, workload_main, workload_parser
 from genconf.bench.session import session
 from genconf.errors import BenchError
 
@@ -158,23 +158,18 @@ def _params(opts: Options) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genconf bench fanout",
-        description="Time until S subscribed agents have one application-wide change, "
+    return workload_parser(
+        "fanout",
+        "Time until S subscribed agents have one application-wide change, "
         "against the same server sending one pre-encoded message to as many streams "
         f"(target ratio >= {TARGET_RATIO}, all within {TARGET_LAST_MS:g} ms).",
+        streams=DEFAULT_STREAMS,
+        repeat=DEFAULT_REPEAT,
     )
-    add_options(parser, streams=DEFAULT_STREAMS, repeat=DEFAULT_REPEAT)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    async def run(args: argparse.Namespace) -> Report:
-        return await run_fanout(options_from(args))
-
-    return run_main(parser, argv, run)
+    return workload_main(build_parser(), argv, run_fanout)
 
 
 if __name__ == "__main__":

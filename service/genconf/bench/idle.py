@@ -38,9 +38,8 @@ from genconf.bench.options import (
     DEFAULT_BOOKMARK_INTERVAL,
     Options,
     add_bookmark_interval,
-    add_options,
-    options_from,
-    run_main,
+    workload_main,
+    workload_parser,
 )
 from genconf.bench.session import Session, session
 from genconf.v1 import agent_pb2
@@ -152,9 +151,7 @@ async def run_idle(
             "streams": opts.streams,
             "window_s": window,
             "bookmark_interval_s": interval,
-            "workers": opts.workers,
-            "channels": opts.channels,
-            "server": opts.server or "started (fresh per side)",
+            **opts.run_params("started (fresh per side)"),
         },
         machine=machine(mongodb),
         figures=figures,
@@ -166,13 +163,14 @@ async def run_idle(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genconf bench idle",
-        description="Server memory per idle stream and server CPU while idle, with bookmarks "
+    parser = workload_parser(
+        "idle",
+        "Server memory per idle stream and server CPU while idle, with bookmarks "
         f"on (targets <= {TARGET_KB_PER_STREAM:g} KB per stream, <= {TARGET_CPU_PERCENT:g} % "
         "of one core).",
+        streams=DEFAULT_STREAMS,
+        repeat=1,
     )
-    add_options(parser, streams=DEFAULT_STREAMS, repeat=1)
     add_bookmark_interval(parser, help="the server's bookmark interval (s)")
     parser.add_argument(
         "--window", type=float, default=None, help="idle seconds measured (default: one interval)"
@@ -181,14 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    async def run(args: argparse.Namespace) -> Report:
-        return await run_idle(
-            options_from(args), window=args.window, interval=args.bookmark_interval
-        )
-
-    return run_main(parser, argv, run)
+    return workload_main(build_parser(), argv, run_idle, "window", interval="bookmark_interval")
 
 
 if __name__ == "__main__":

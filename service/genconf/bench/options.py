@@ -58,6 +58,20 @@ class Options:
         if self.timeout <= 0:
             raise ValueError("--timeout must be > 0")
 
+    def run_params(self, server: str = "started") -> dict[str, Any]:
+        """The last params of a report: the client processes, their channels, the server
+        (``server`` when the bench starts it)."""
+        return {"workers": self.workers, "channels": self.channels, "server": self.server or server}
+
+
+def workload_parser(
+    workload: str, description: str, *, streams: int | None, repeat: int
+) -> argparse.ArgumentParser:
+    """The command line of ``genconf bench WORKLOAD``, with the common options."""
+    parser = argparse.ArgumentParser(prog=f"genconf bench {workload}", description=description)
+    add_options(parser, streams=streams, repeat=repeat)
+    return parser
+
 
 def add_options(parser: argparse.ArgumentParser, *, streams: int | None, repeat: int = 3) -> None:
     """The common options; no ``--streams`` when ``streams`` is None (read)."""
@@ -88,6 +102,8 @@ def add_bookmark_interval(
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> Options:
+    if "bookmark_interval" in vars(args):  # --bookmark-interval: the started server's
+        extra.setdefault("bookmark_interval", args.bookmark_interval)
     opts = Options(
         streams=getattr(args, "streams", 1),
         workers=args.workers,
@@ -123,3 +139,22 @@ def run_main(
     else:
         print(report.format_table())
     return 1 if args.check and not report.passed else 0
+
+
+def workload_main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    run: Callable[..., Awaitable[Report]],
+    *arguments: str,
+    **renamed: str,
+) -> int:
+    """`run_main` of ``run(options, **keywords)``: the options from the common arguments,
+    each of ``arguments`` passed under its own name, each ``keyword=argument`` of
+    ``renamed`` under the keyword."""
+
+    def start(args: argparse.Namespace) -> Awaitable[Report]:
+        keywords = {name: getattr(args, name) for name in arguments}
+        keywords.update((key, getattr(args, name)) for key, name in renamed.items())
+        return run(options_from(args), **keywords)
+
+    return run_main(parser, argv, start)

@@ -24,7 +24,7 @@ import statistics
 from typing import Any, Final
 
 from genconf.bench.figures import SIDES, Figure, Report, machine, turns
-from genconf.bench.options import Options, add_options, options_from, run_main
+from genconf.bench.options import Options, workload_main, workload_parser
 from genconf.bench.session import Session, session
 from genconf.errors import BenchError
 
@@ -133,9 +133,7 @@ async def run_read(
             "concurrency": concurrency,
             "duration_s": duration,
             "repeat": opts.repeat,
-            "workers": opts.workers,
-            "channels": opts.channels,
-            "server": opts.server or "started",
+            **opts.run_params(),
         },
         machine=machine(mongodb),
         figures=figures,
@@ -144,12 +142,13 @@ async def run_read(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genconf bench read",
-        description="GetConfig throughput against an empty unary handler on the same server "
+    parser = workload_parser(
+        "read",
+        "GetConfig throughput against an empty unary handler on the same server "
         f"(target ratio >= {TARGET_RATIO}).",
+        streams=None,
+        repeat=DEFAULT_REPEAT,
     )
-    add_options(parser, streams=None, repeat=DEFAULT_REPEAT)
     parser.add_argument("--units", type=int, default=DEFAULT_UNITS, help="units to read")
     parser.add_argument(
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="callers per process"
@@ -161,17 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    async def run(args: argparse.Namespace) -> Report:
-        return await run_read(
-            options_from(args),
-            units=args.units,
-            concurrency=args.concurrency,
-            duration=args.duration,
-        )
-
-    return run_main(parser, argv, run)
+    return workload_main(build_parser(), argv, run_read, "units", "concurrency", "duration")
 
 
 if __name__ == "__main__":

@@ -46,9 +46,9 @@ from genconf.bench.figures import Figure, Report, machine
 from genconf.bench.options import (
     Options,
     add_bookmark_interval,
-    add_options,
     options_from,
     run_main,
+    workload_parser,
 )
 from genconf.bench.session import session
 from genconf.bench.soak_activity import Plan, Soak, slope_per_minute
@@ -216,13 +216,14 @@ def _report(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genconf bench soak",
-        description="Writes, branch lifecycles and agents joining and leaving, all at once "
+    parser = workload_parser(
+        "soak",
+        "Writes, branch lifecycles and agents joining and leaving, all at once "
         "for --minutes; the server's memory over time, and a final check that every agent "
         "and every GetConfig matches MongoDB (exit 1 when not).",
+        streams=DEFAULT_STREAMS,
+        repeat=1,
     )
-    add_options(parser, streams=DEFAULT_STREAMS, repeat=1)
     d = Plan()
     parser.add_argument("--minutes", type=float, default=d.minutes, help="length of the run")
     parser.add_argument("--apps", type=int, default=d.apps, help="applications")
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             ring_size=args.ring_size,
         )
-        return await run_soak(options_from(args, bookmark_interval=args.bookmark_interval), plan)
+        return await run_soak(options_from(args), plan)
 
     return run_main(parser, argv, run)
 

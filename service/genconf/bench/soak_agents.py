@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import grpc
 
@@ -56,6 +56,8 @@ class Agent:
 
 class SoakAgents(Agents):
     """`Agents` plus agents that join and leave one by one."""
+
+    COMMANDS: ClassVar[tuple[str, ...]] = (*Agents.COMMANDS, "join", "leave", "converge", "counts")
 
     def __init__(self) -> None:
         super().__init__()
@@ -186,24 +188,12 @@ class SoakAgents(Agents):
             "mismatches": mismatches[:MISMATCH_SAMPLE],
         }
 
-    def counts(self) -> dict[str, Any]:
+    async def counts(self, cmd: dict[str, Any]) -> dict[str, Any]:
         return {
             "configs": self.configs,
             "bookmarks": self.bookmarks,
             "reconnects": self.reconnects,
         }
-
-    async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        op = cmd["op"]
-        if op == "join":
-            return await self.join(cmd)
-        if op == "leave":
-            return await self.leave(cmd)
-        if op == "converge":
-            return await self.converge(cmd)
-        if op == "counts":
-            return self.counts()
-        return await super().handle(cmd)
 
     async def aclose(self) -> None:
         await self.leave({"units": list(self.agents)})

@@ -27,7 +27,7 @@ import time
 from typing import Final
 
 from genconf.bench.figures import SIDES, Figure, Report, best_rounds, machine, percentile, turns
-from genconf.bench.options import Options, add_options, options_from, run_main
+from genconf.bench.options import Options, workload_main, workload_parser
 from genconf.bench.session import session
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_storm"]
@@ -110,12 +110,13 @@ async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genconf bench storm",
-        description="Time until S agents that reconnect at once all have their config, "
+    parser = workload_parser(
+        "storm",
+        "Time until S agents that reconnect at once all have their config, "
         f"against the same storm on a baseline stream (target <= {TARGET_SECONDS:g} s).",
+        streams=DEFAULT_STREAMS,
+        repeat=2,
     )
-    add_options(parser, streams=DEFAULT_STREAMS, repeat=2)
     parser.add_argument(
         "--known-hash",
         action="store_true",
@@ -125,12 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    async def run(args: argparse.Namespace) -> Report:
-        return await run_storm(options_from(args), known_hash=args.known_hash)
-
-    return run_main(parser, argv, run)
+    return workload_main(build_parser(), argv, run_storm, "known_hash")
 
 
 if __name__ == "__main__":

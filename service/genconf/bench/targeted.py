@@ -29,13 +29,7 @@ import time
 from typing import Any, Final
 
 from genconf.bench.figures import Figure, Report, machine, ms, percentile
-from genconf.bench.options import (
-    Options,
-    add_bookmark_interval,
-    add_options,
-    options_from,
-    run_main,
-)
+from genconf.bench.options import Options, add_bookmark_interval, workload_main, workload_parser
 from genconf.bench.session import Session, session
 from genconf.domain import config, schema, values
 from genconf.errors import BenchError
@@ -174,9 +168,7 @@ async def run_targeted(
             "rate_per_s": rate,
             "duration_s": duration,
             "commits": count,
-            "workers": opts.workers,
-            "channels": opts.channels,
-            "server": opts.server or "started",
+            **opts.run_params(),
         },
         machine=machine(mongodb),
         figures=figures,
@@ -199,13 +191,14 @@ def _arrivals(records: dict[str, Any]) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genconf bench targeted",
-        description="Commit-to-notified latency of commits that each change one unit's "
+    parser = workload_parser(
+        "targeted",
+        "Commit-to-notified latency of commits that each change one unit's "
         "config, at a steady rate, with S agents subscribed; against a plain change "
         f"stream (target p99 <= {TARGET_P99_MS:g} ms).",
+        streams=DEFAULT_STREAMS,
+        repeat=1,
     )
-    add_options(parser, streams=DEFAULT_STREAMS, repeat=1)
     parser.add_argument("--targets", type=int, default=DEFAULT_TARGETS, help="target units")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="commits per second")
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="seconds")
@@ -214,17 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    async def run(args: argparse.Namespace) -> Report:
-        return await run_targeted(
-            options_from(args, bookmark_interval=args.bookmark_interval),
-            targets=args.targets,
-            rate=args.rate,
-            duration=args.duration,
-        )
-
-    return run_main(parser, argv, run)
+    return workload_main(build_parser(), argv, run_targeted, "targets", "rate", "duration")
 
 
 if __name__ == "__main__":

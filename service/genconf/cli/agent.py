@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from genconf.backoff import Backoff
-from genconf.cli.framework import Commands, Ctx
+from genconf.cli.framework import Command, Commands, Ctx, arg
 from genconf.client import Client
 from genconf.errors import GenconfError
 
@@ -42,33 +42,39 @@ async def _agent(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    p = commands.add(
-        "agent",
-        _agent,
-        help="a reference unit agent: keep a file in sync with a unit's config",
-        description="Watch a unit's effective config and write it to PATH on every "
-        "change (atomically: temp file + rename, mode 0600), run CMD after each "
-        "write (with GENCONF_UNIT, GENCONF_FILE, GENCONF_HASH, GENCONF_BRANCH and "
-        "GENCONF_APP_VERSION set) and report applied ok or failed (exit code and "
-        "stderr tail) to the server. Survives server restarts; a restarted agent "
-        "resumes from the config the file holds. Stops on Ctrl-C or SIGTERM.",
-        examples=[
-            "--unit web/0 --write /etc/web/config.json",
-            "--unit web/0 --write web.env --format env --exec 'systemctl reload web'",
-        ],
-    )
-    p.add_argument("--unit", required=True, help="the unit, APP/N")
-    p.add_argument("--write", required=True, metavar="PATH", help="the file to keep current")
-    p.add_argument(
-        "--format",
-        choices=["json", "yaml", "env"],
-        help="file format (default: from PATH's suffix, else json)",
-    )
-    p.add_argument("--exec", metavar="CMD", help="shell command to run after each write")
-    p.add_argument("--exec-timeout", type=float, default=300.0, help="seconds before CMD is killed")
-    p.add_argument(
-        "--max-backoff",
-        type=float,
-        default=5.0,
-        help="longest wait in seconds between reconnects (jittered, doubling from 0.1)",
+    commands.add_all(
+        Command(
+            "agent",
+            _agent,
+            "a reference unit agent: keep a file in sync with a unit's config",
+            [
+                "--unit web/0 --write /etc/web/config.json",
+                "--unit web/0 --write web.env --format env --exec 'systemctl reload web'",
+            ],
+            [
+                arg("--unit", required=True, help="the unit, APP/N"),
+                arg("--write", required=True, metavar="PATH", help="the file to keep current"),
+                arg(
+                    "--format",
+                    choices=["json", "yaml", "env"],
+                    help="file format (default: from PATH's suffix, else json)",
+                ),
+                arg("--exec", metavar="CMD", help="shell command to run after each write"),
+                arg(
+                    "--exec-timeout", type=float, default=300.0, help="seconds before CMD is killed"
+                ),
+                arg(
+                    "--max-backoff",
+                    type=float,
+                    default=5.0,
+                    help="longest wait in seconds between reconnects (jittered, doubling from 0.1)",
+                ),
+            ],
+            description="Watch a unit's effective config and write it to PATH on every "
+            "change (atomically: temp file + rename, mode 0600), run CMD after each "
+            "write (with GENCONF_UNIT, GENCONF_FILE, GENCONF_HASH, GENCONF_BRANCH and "
+            "GENCONF_APP_VERSION set) and report applied ok or failed (exit code and "
+            "stderr tail) to the server. Survives server restarts; a restarted agent "
+            "resumes from the config the file holds. Stops on Ctrl-C or SIGTERM.",
+        )
     )

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx, user, written
+from genconf.cli.framework import Command, Commands, Ctx, arg, user, written
 from genconf.defaults import non_negative
 from genconf.domain.schema import parse_schema, schema_to_doc
 from genconf.errors import GenconfError, InvalidArgument
@@ -77,38 +77,30 @@ def register(commands: Commands) -> None:
     app = commands.group(
         "app", help="applications: create, show, list, remove, set-charm", examples=["list"]
     )
-    p = app.add(
-        "create",
-        _app_create,
-        help="create an application, with a config schema and units",
-        description="Create an application. --schema reads a charm-style config.yaml "
-        "(options: {key: {type, default, description}}), in YAML or JSON; types are "
-        "string, int, float, boolean, object, list.",
-        examples=["web --schema config.yaml --units 3", "db --charm postgres --units 2"],
-    )
-    p.add_argument("name", help="application name (lowercase letters, digits, '-')")
-    p.add_argument("--charm", default="", help="charm name (default: the application's name)")
-    p.add_argument("--schema", help="schema file: a charm-style config.yaml, or JSON")
-    p.add_argument("--units", type=non_negative, default=0, help="number of units to add")
-    app.add(
-        "show",
-        _app_show,
-        help="an application's schema and values",
-        examples=["web"],
-        arguments=["name"],
-    )
-    app.add("list", _app_list, help="every application", examples=["", "-o json"])
-    app.add(
-        "remove",
-        _app_remove,
-        help="remove an application and its units",
-        examples=["web"],
-        arguments=["name"],
-    )
-    app.add(
-        "set-charm",
-        _app_set_charm,
-        help="change an application's charm",
-        examples=["web web-v2"],
-        arguments=["name", "charm"],
+    app.add_all(
+        Command(
+            "create",
+            _app_create,
+            "create an application, with a config schema and units",
+            ["web --schema config.yaml --units 3", "db --charm postgres --units 2"],
+            [
+                arg("name", help="application name (lowercase letters, digits, '-')"),
+                arg("--charm", default="", help="charm name (default: the application's name)"),
+                arg("--schema", help="schema file: a charm-style config.yaml, or JSON"),
+                arg("--units", type=non_negative, default=0, help="number of units to add"),
+            ],
+            description="Create an application. --schema reads a charm-style config.yaml "
+            "(options: {key: {type, default, description}}), in YAML or JSON; types are "
+            "string, int, float, boolean, object, list.",
+        ),
+        Command("show", _app_show, "an application's schema and values", ["web"], ["name"]),
+        Command("list", _app_list, "every application", ["", "-o json"]),
+        Command("remove", _app_remove, "remove an application and its units", ["web"], ["name"]),
+        Command(
+            "set-charm",
+            _app_set_charm,
+            "change an application's charm",
+            ["web web-v2"],
+            ["name", "charm"],
+        ),
     )

@@ -6,7 +6,18 @@ from __future__ import annotations
 import argparse
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx, user, versions_text, written
+from genconf.cli.framework import (
+    Command,
+    Commands,
+    Ctx,
+    apps,
+    arg,
+    force,
+    reason,
+    user,
+    versions_text,
+    written,
+)
 from genconf.defaults import non_negative
 from genconf.errors import UsageError
 
@@ -91,64 +102,66 @@ def register(commands: Commands) -> None:
         help="branches: stage changes for some units, then commit or abort",
         examples=["list", "diff canary"],
     )
-    branch.add("add", _branch_add, help="start a branch", examples=["canary"], arguments=["name"])
-    p = branch.add(
-        "track",
-        _branch_track,
-        help="make units see a branch's changes",
-        examples=["canary web/0", "canary --app web", "canary --count 2 --of web"],
-        arguments=["name"],
-    )
-    p.add_argument("units", nargs="*", metavar="UNIT", help="units (APP/N)")
-    p.add_argument("--app", action="append", help="every unit of APP, also later ones")
-    p.add_argument("--count", type=non_negative, help="with --of: this many units of APP")
-    p.add_argument("--of", metavar="APP", help="the application --count picks units from")
-    p = branch.add(
-        "untrack",
-        _branch_untrack,
-        help="put units back on master",
-        examples=["canary web/0", "canary --app web"],
-        arguments=["name"],
-    )
-    p.add_argument("units", nargs="*", metavar="UNIT")
-    p.add_argument("--app", action="append", help="stop tracking the whole application")
-    branch.add(
-        "diff",
-        _branch_diff,
-        help="what a branch changes, and what a commit would conflict on",
-        examples=["canary"],
-        arguments=["name"],
-    )
-    p = branch.add(
-        "commit",
-        _branch_commit,
-        help="apply a branch's changes to master for every unit",
-        description="Commit a branch: its changes become master in one transaction, "
-        "each touched application gets a new version. Refused when master changed "
-        "under the branch (every conflicting key is listed) unless --force.",
-        examples=["canary --reason 'debug logging everywhere'", "canary --force"],
-        arguments=["name"],
-    )
-    p.add_argument("--force", action="store_true", help="overwrite conflicts (last write wins)")
-    p.add_argument(
-        "--require-applied",
-        action="store_true",
-        help="refuse unless every tracking unit reported the branch's config applied and ok",
-    )
-    p.add_argument("--reason", help="why: recorded in the new versions")
-    p = branch.add(
-        "abort",
-        _branch_abort,
-        help="drop a branch (refused while units track it, unless --force)",
-        examples=["canary", "canary --force"],
-        arguments=["name"],
-    )
-    p.add_argument("--force", action="store_true", help="abort; tracking units go back to master")
-    branch.add("list", _branch_list, help="active branches", examples=["", "-o yaml"])
-    branch.add(
-        "show",
-        _branch_show,
-        help="a branch's changes and units",
-        examples=["canary"],
-        arguments=["name"],
+    branch.add_all(
+        Command("add", _branch_add, "start a branch", ["canary"], ["name"]),
+        Command(
+            "track",
+            _branch_track,
+            "make units see a branch's changes",
+            ["canary web/0", "canary --app web", "canary --count 2 --of web"],
+            [
+                "name",
+                arg("units", nargs="*", metavar="UNIT", help="units (APP/N)"),
+                apps("every unit of APP, also later ones"),
+                arg("--count", type=non_negative, help="with --of: this many units of APP"),
+                arg("--of", metavar="APP", help="the application --count picks units from"),
+            ],
+        ),
+        Command(
+            "untrack",
+            _branch_untrack,
+            "put units back on master",
+            ["canary web/0", "canary --app web"],
+            [
+                "name",
+                arg("units", nargs="*", metavar="UNIT"),
+                apps("stop tracking the whole application"),
+            ],
+        ),
+        Command(
+            "diff",
+            _branch_diff,
+            "what a branch changes, and what a commit would conflict on",
+            ["canary"],
+            ["name"],
+        ),
+        Command(
+            "commit",
+            _branch_commit,
+            "apply a branch's changes to master for every unit",
+            ["canary --reason 'debug logging everywhere'", "canary --force"],
+            [
+                "name",
+                force("overwrite conflicts (last write wins)"),
+                arg(
+                    "--require-applied",
+                    action="store_true",
+                    help="refuse unless every tracking unit reported the branch's config applied "
+                    "and ok",
+                ),
+                reason("why: recorded in the new versions"),
+            ],
+            description="Commit a branch: its changes become master in one transaction, "
+            "each touched application gets a new version. Refused when master changed "
+            "under the branch (every conflicting key is listed) unless --force.",
+        ),
+        Command(
+            "abort",
+            _branch_abort,
+            "drop a branch (refused while units track it, unless --force)",
+            ["canary", "canary --force"],
+            ["name", force("abort; tracking units go back to master")],
+        ),
+        Command("list", _branch_list, "active branches", ["", "-o yaml"]),
+        Command("show", _branch_show, "a branch's changes and units", ["canary"], ["name"]),
     )

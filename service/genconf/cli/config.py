@@ -8,7 +8,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx, assignment, user, versions_text, written
+from genconf.cli.framework import (
+    Command,
+    Commands,
+    Ctx,
+    arg,
+    assignment,
+    expected_version,
+    reason,
+    user,
+    versions_text,
+    written,
+)
 from genconf.cli.output import show
 from genconf.client import Client
 from genconf.domain.schema import OptionSpec, parse_schema, parse_text_value, require_key
@@ -114,48 +125,48 @@ async def _config_unset(ctx: Ctx, args: argparse.Namespace) -> None:
     await _write_config(ctx, args, f"unset {' '.join(args.keys)}", unset=args.keys)
 
 
-def _add_write_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--branch", help="stage the change on this branch instead of master")
-    p.add_argument(
-        "--expected-version",
-        type=int,
-        help="fail (writing nothing) unless the application is at this version",
-    )
-    p.add_argument("--reason", help="why: recorded in the new version")
+# Where a write goes and what guards it, for set and unset.
+WRITE_FLAGS = (
+    arg("--branch", help="stage the change on this branch instead of master"),
+    expected_version("fail (writing nothing) unless the application is at this version"),
+    reason("why: recorded in the new version"),
+)
 
 
 def register(commands: Commands) -> None:
     config = commands.group("config", help="read and write configuration", examples=["get web/0"])
-    p = config.add(
-        "get",
-        _config_get,
-        help="an application's config (APP) or a unit's effective config (APP/N)",
-        examples=["web", "web/0", "web/0 -o json"],
+    config.add_all(
+        Command(
+            "get",
+            _config_get,
+            "an application's config (APP) or a unit's effective config (APP/N)",
+            ["web", "web/0", "web/0 -o json"],
+            [arg("target", help="APP or APP/N")],
+        ),
+        Command(
+            "set",
+            _config_set,
+            "set keys on master (or on a branch); values are typed by the schema",
+            [
+                "web port=9090 log-level=debug --reason 'move port'",
+                "web workers=8 --expected-version 3",
+                "web log-level=debug --branch canary",
+                """web features='{"search": true}'""",
+            ],
+            [
+                "application",
+                arg("values", nargs="+", type=assignment, metavar="KEY=VALUE"),
+                *WRITE_FLAGS,
+            ],
+            description="Set config keys. Each VALUE is read as the key's schema type: "
+            "port=9090 is the int 9090 when the schema says int; object and list values "
+            "are JSON. Without --branch this writes master: a new version.",
+        ),
+        Command(
+            "unset",
+            _config_unset,
+            "unset keys (back to the charm default) on master or a branch",
+            ["web port", "web log-level --branch canary"],
+            ["application", arg("keys", nargs="+", metavar="KEY"), *WRITE_FLAGS],
+        ),
     )
-    p.add_argument("target", help="APP or APP/N")
-    p = config.add(
-        "set",
-        _config_set,
-        help="set keys on master (or on a branch); values are typed by the schema",
-        description="Set config keys. Each VALUE is read as the key's schema type: "
-        "port=9090 is the int 9090 when the schema says int; object and list values "
-        "are JSON. Without --branch this writes master: a new version.",
-        examples=[
-            "web port=9090 log-level=debug --reason 'move port'",
-            "web workers=8 --expected-version 3",
-            "web log-level=debug --branch canary",
-            """web features='{"search": true}'""",
-        ],
-        arguments=["application"],
-    )
-    p.add_argument("values", nargs="+", type=assignment, metavar="KEY=VALUE")
-    _add_write_flags(p)
-    p = config.add(
-        "unset",
-        _config_unset,
-        help="unset keys (back to the charm default) on master or a branch",
-        examples=["web port", "web log-level --branch canary"],
-        arguments=["application"],
-    )
-    p.add_argument("keys", nargs="+", metavar="KEY")
-    _add_write_flags(p)

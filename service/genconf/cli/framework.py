@@ -4,10 +4,12 @@ helpers the command groups share.
 
 Adding a command: write ``async def handler(ctx: Ctx, args) -> int | None`` that
 uses ``ctx.client`` and prints through ``ctx.out.emit(data, render)`` (data from
-`genconf.cli.shapes`, drawn by `genconf.cli.render`), then register it with
-``commands.add(...)`` in the ``register`` function of its group's module
-(`genconf.cli.app`, ...), which `genconf.cli.main.build_parser` calls. Settings,
-output format, colour and error mapping are shared.
+`genconf.cli.shapes`, drawn by `genconf.cli.render`), then declare it as a
+``Command(...)`` (its arguments as data: plain names, `arg(...)` and the shared
+options such as `force`) in ``commands.add_all(...)`` in the ``register`` function
+of its group's module (`genconf.cli.app`, ...), which
+`genconf.cli.main.build_parser` calls. Settings, output format, colour and error
+mapping are shared.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -96,6 +98,51 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a command, declared as data: what ``add_argument`` takes."""
+
+    names: tuple[str, ...]
+    options: Mapping[str, Any]
+
+
+def arg(*names: str, **options: Any) -> Arg:
+    return Arg(names, options)
+
+
+# The options several commands share; their help says what they do for that command.
+
+
+def force(help: str) -> Arg:
+    return arg("--force", action="store_true", help=help)
+
+
+def reason(help: str | None = None, default: str | None = None) -> Arg:
+    return arg("--reason", default=default, help=help)
+
+
+def expected_version(help: str | None = None) -> Arg:
+    return arg("--expected-version", type=int, default=None, help=help)
+
+
+def apps(help: str) -> Arg:
+    """``--app``, repeatable."""
+    return arg("--app", action="append", help=help)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand declared as data, for `Commands.add_all`; the fields are those
+    of `Commands.add`."""
+
+    name: str
+    handler: Handler | None
+    help: str
+    examples: Sequence[str] = ()
+    arguments: Sequence[str | Arg] = ()
+    description: str | None = None
+
+
 class Commands:
     """Adds subcommands that all take the common options and show examples in --help."""
 
@@ -112,9 +159,10 @@ class Commands:
         help: str,
         description: str | None = None,
         examples: Sequence[str] = (),
-        arguments: Sequence[str] = (),
+        arguments: Sequence[str | Arg] = (),
     ) -> argparse.ArgumentParser:
-        """A subcommand; ``arguments`` names its plain positional arguments, in order."""
+        """A subcommand; ``arguments`` are its arguments in order: a name (a plain
+        positional argument) or an `arg`."""
         epilog = None
         if examples:
             lines = (f"  {self.prefix} {name} {e}".rstrip() for e in examples)
@@ -129,8 +177,20 @@ class Commands:
         )
         parser.set_defaults(func=handler)
         for argument in arguments:
-            parser.add_argument(argument)
+            a = arg(argument) if isinstance(argument, str) else argument
+            parser.add_argument(*a.names, **a.options)
         return parser
+
+    def add_all(self, *commands: Command) -> None:
+        for c in commands:
+            self.add(
+                c.name,
+                c.handler,
+                help=c.help,
+                description=c.description,
+                examples=c.examples,
+                arguments=c.arguments,
+            )
 
     def group(self, name: str, *, help: str, examples: Sequence[str] = ()) -> Commands:
         """A command whose subcommands (its actions) are added to what it returns."""

@@ -11,7 +11,18 @@ from __future__ import annotations
 import argparse
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx, user, written
+from genconf.cli.framework import (
+    Arg,
+    Command,
+    Commands,
+    Ctx,
+    arg,
+    expected_version,
+    force,
+    reason,
+    user,
+    written,
+)
 from genconf.client import Client, WriteResult
 
 
@@ -124,117 +135,115 @@ async def _generation_revert(ctx: Ctx, args: argparse.Namespace) -> None:
     written(ctx, w, _new_versions(f"reverted generation {args.id}", w))
 
 
-def _add_paging(p: argparse.ArgumentParser, since: str | None = None) -> None:
+def _paging(since: str | None = None) -> list[Arg]:
     """--limit, --since (when ``since`` says what it skips) and --before."""
-    p.add_argument("--limit", type=int, default=0, help="at most this many (default 100)")
-    if since is not None:
-        p.add_argument("--since", type=int, default=0, help=since)
-    p.add_argument(
-        "--before",
-        type=int,
-        default=0,
-        metavar="N",
-        help="only entries older than N; page back with the last entry's number",
-    )
+    since_flag = [arg("--since", type=int, default=0, help=since)] if since is not None else []
+    return [
+        arg("--limit", type=int, default=0, help="at most this many (default 100)"),
+        *since_flag,
+        arg(
+            "--before",
+            type=int,
+            default=0,
+            metavar="N",
+            help="only entries older than N; page back with the last entry's number",
+        ),
+    ]
+
+
+# The version a label goes on, for tag and bump.
+LABELLED_VERSION = arg("--version", type=int, default=0, help="default: the current version")
 
 
 def register(commands: Commands) -> None:
-    p = commands.add(
-        "versions",
-        _versions,
-        help="an application's versions, newest first",
-        examples=["web", "web --limit 5", "web --since 12", "web --limit 5 --before 40"],
-        arguments=["application"],
+    commands.add_all(
+        Command(
+            "versions",
+            _versions,
+            "an application's versions, newest first",
+            ["web", "web --limit 5", "web --since 12", "web --limit 5 --before 40"],
+            ["application", *_paging(since="only versions after this one")],
+        )
     )
-    _add_paging(p, since="only versions after this one")
-
     version = commands.group(
         "version",
         help="one version: show, diff, rollback, tag, bump, latest",
         examples=["show web 3", "diff web 2 5", "rollback web 2", "bump web minor"],
     )
-    p = version.add(
-        "show",
-        _version_show,
-        help="a version (0: current)",
-        examples=["web 3"],
-        arguments=["application"],
+    version.add_all(
+        Command(
+            "show",
+            _version_show,
+            "a version (0: current)",
+            ["web 3"],
+            ["application", arg("version", type=int, nargs="?", default=0)],
+        ),
+        Command(
+            "diff",
+            _version_diff,
+            "effective config of one version against another (default: current)",
+            ["web 2", "web 2 5"],
+            [
+                "application",
+                arg("from_version", type=int),
+                arg("to_version", type=int, nargs="?", default=0),
+            ],
+        ),
+        Command(
+            "rollback",
+            _version_rollback,
+            "a new version with an older version's settings",
+            ["web 2", "web 2 --expected-version 7 --reason 'bad deploy'"],
+            ["application", arg("version", type=int), expected_version(), reason(default="")],
+        ),
+        Command(
+            "tag",
+            _version_tag,
+            "label a version with a semantic version",
+            ["web 1.4.0", "web 1.4.0 --version 3"],
+            ["application", "label", LABELLED_VERSION],
+        ),
+        Command(
+            "bump",
+            _version_bump,
+            "label a version one major|minor|patch above the highest label",
+            ["web patch", "web minor --version 3"],
+            ["application", arg("part", choices=["major", "minor", "patch"]), LABELLED_VERSION],
+        ),
+        Command(
+            "latest", _version_latest, "current version and highest label", ["web"], ["application"]
+        ),
     )
-    p.add_argument("version", type=int, nargs="?", default=0)
-    p = version.add(
-        "diff",
-        _version_diff,
-        help="effective config of one version against another (default: current)",
-        examples=["web 2", "web 2 5"],
-        arguments=["application"],
+    commands.add_all(
+        Command(
+            "key-history",
+            _key_history,
+            "each version where one key's effective value changed",
+            ["web port", "web port --limit 5 --before 40"],
+            ["application", "key", *_paging()],
+        ),
+        Command(
+            "generations",
+            _generations,
+            "model-wide change records, newest first",
+            ["", "--application web --limit 10", "--limit 10 --before 31"],
+            [
+                *_paging(since="only generations after this id"),
+                arg("--application", default="", help="only those that touched it"),
+            ],
+        ),
     )
-    p.add_argument("from_version", type=int)
-    p.add_argument("to_version", type=int, nargs="?", default=0)
-    p = version.add(
-        "rollback",
-        _version_rollback,
-        help="a new version with an older version's settings",
-        examples=["web 2", "web 2 --expected-version 7 --reason 'bad deploy'"],
-        arguments=["application"],
-    )
-    p.add_argument("version", type=int)
-    p.add_argument("--expected-version", type=int, default=None)
-    p.add_argument("--reason", default="")
-    p = version.add(
-        "tag",
-        _version_tag,
-        help="label a version with a semantic version",
-        examples=["web 1.4.0", "web 1.4.0 --version 3"],
-        arguments=["application"],
-    )
-    p.add_argument("label")
-    p.add_argument("--version", type=int, default=0, help="default: the current version")
-    p = version.add(
-        "bump",
-        _version_bump,
-        help="label a version one major|minor|patch above the highest label",
-        examples=["web patch", "web minor --version 3"],
-        arguments=["application"],
-    )
-    p.add_argument("part", choices=["major", "minor", "patch"])
-    p.add_argument("--version", type=int, default=0, help="default: the current version")
-    version.add(
-        "latest",
-        _version_latest,
-        help="current version and highest label",
-        examples=["web"],
-        arguments=["application"],
-    )
-
-    p = commands.add(
-        "key-history",
-        _key_history,
-        help="each version where one key's effective value changed",
-        examples=["web port", "web port --limit 5 --before 40"],
-        arguments=["application"],
-    )
-    p.add_argument("key")
-    _add_paging(p)
-
-    p = commands.add(
-        "generations",
-        _generations,
-        help="model-wide change records, newest first",
-        examples=["", "--application web --limit 10", "--limit 10 --before 31"],
-    )
-    _add_paging(p, since="only generations after this id")
-    p.add_argument("--application", default="", help="only those that touched it")
     generation = commands.group(
         "generation", help="one generation: show, revert", examples=["show 4", "revert 4"]
     )
-    p = generation.add("show", _generation_show, help="a generation", examples=["4"])
-    p.add_argument("id", type=int)
-    p = generation.add(
-        "revert",
-        _generation_revert,
-        help="apply the inverse of a generation (conflict-checked)",
-        examples=["4", "4 --force"],
+    generation_id = arg("id", type=int)
+    generation.add_all(
+        Command("show", _generation_show, "a generation", ["4"], [generation_id]),
+        Command(
+            "revert",
+            _generation_revert,
+            "apply the inverse of a generation (conflict-checked)",
+            ["4", "4 --force"],
+            [generation_id, force("overwrite keys changed since"), reason(default="")],
+        ),
     )
-    p.add_argument("id", type=int)
-    p.add_argument("--force", action="store_true", help="overwrite keys changed since")
-    p.add_argument("--reason", default="")

@@ -53,32 +53,27 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+def _sgr(code: str) -> Callable[[Style, str], str]:
+    """A `Style` method: ``text`` in the ANSI SGR ``code`` when colour is on."""
+
+    def styled(self: Style, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color and text else text
+
+    return styled
+
+
 @dataclass
 class Style:
     """ANSI styling that turns into plain text when colour is off."""
 
     color: bool = False
 
-    def _sgr(self, code: str, text: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color and text else text
-
-    def bold(self, text: str) -> str:
-        return self._sgr("1", text)
-
-    def dim(self, text: str) -> str:
-        return self._sgr("2", text)
-
-    def red(self, text: str) -> str:
-        return self._sgr("31", text)
-
-    def green(self, text: str) -> str:
-        return self._sgr("32", text)
-
-    def yellow(self, text: str) -> str:
-        return self._sgr("33", text)
-
-    def cyan(self, text: str) -> str:
-        return self._sgr("36", text)
+    bold = _sgr("1")
+    dim = _sgr("2")
+    red = _sgr("31")
+    green = _sgr("32")
+    yellow = _sgr("33")
+    cyan = _sgr("36")
 
 
 def visible_len(text: str) -> int:

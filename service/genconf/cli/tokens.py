@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx, duration
+from genconf.cli.framework import Command, Commands, Ctx, arg, duration
 
 
 async def _tokens_settled(ctx: Ctx, revision: int) -> None:
@@ -43,27 +43,30 @@ def register(commands: Commands) -> None:
         help="bearer tokens (admin): create, list, revoke",
         examples=["create --role observer", "create --role agent --unit web/0 --expires 30d"],
     )
-    p = token.add(
-        "create",
-        _token_create,
-        help="mint a token; it is printed once",
-        examples=["--role controller --name ci-deploy --expires 12h", "--role agent --unit web/0"],
+    token.add_all(
+        Command(
+            "create",
+            _token_create,
+            "mint a token; it is printed once",
+            ["--role controller --name ci-deploy --expires 12h", "--role agent --unit web/0"],
+            [
+                arg("--role", required=True, choices=["admin", "controller", "observer", "agent"]),
+                arg(
+                    "--unit",
+                    default="",
+                    help="APP/N: the unit an agent token is bound to (it must exist; a re-created "
+                    "unit of that name needs a new token)",
+                ),
+                arg("--expires", type=duration, default=None, help="e.g. 12h, 30d (default never)"),
+                arg("--description", default=""),
+                arg(
+                    "--name",
+                    default="",
+                    help="who the token stands for (e.g. ci-deploy): writes made with it record "
+                    "'NAME (token ID)' as their author",
+                ),
+            ],
+        ),
+        Command("list", _token_list, "tokens (never their secrets)", [""]),
+        Command("revoke", _token_revoke, "revoke a token by id", ["3f2a..."], ["id"]),
     )
-    p.add_argument("--role", required=True, choices=["admin", "controller", "observer", "agent"])
-    p.add_argument(
-        "--unit",
-        default="",
-        help="APP/N: the unit an agent token is bound to (it must exist; a re-created "
-        "unit of that name needs a new token)",
-    )
-    p.add_argument("--expires", type=duration, default=None, help="e.g. 12h, 30d (default never)")
-    p.add_argument("--description", default="")
-    p.add_argument(
-        "--name",
-        default="",
-        help="who the token stands for (e.g. ci-deploy): writes made with it record "
-        "'NAME (token ID)' as their author",
-    )
-    token.add("list", _token_list, help="tokens (never their secrets)", examples=[""])
-    p = token.add("revoke", _token_revoke, help="revoke a token by id", examples=["3f2a..."])
-    p.add_argument("id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx, written
+from genconf.cli.framework import Command, Commands, Ctx, arg, written
 from genconf.defaults import non_negative
 
 
@@ -29,21 +29,24 @@ async def _unit_list(ctx: Ctx, args: argparse.Namespace) -> None:
 
 def register(commands: Commands) -> None:
     unit = commands.group("unit", help="units: add, remove, list", examples=["list web"])
-    p = unit.add(
-        "add",
-        _unit_add,
-        help="add units to an application (one unless --count or --name)",
-        examples=["web", "web --count 3", "web --name web/7"],
-        arguments=["application"],
+    unit.add_all(
+        Command(
+            "add",
+            _unit_add,
+            "add units to an application (one unless --count or --name)",
+            ["web", "web --count 3", "web --name web/7"],
+            [
+                "application",
+                arg("--count", type=non_negative, help="how many units to add"),
+                arg("--name", action="append", help="a unit name to add (repeatable)"),
+            ],
+        ),
+        Command("remove", _unit_remove, "remove a unit", ["web/2"], [arg("unit", help="APP/N")]),
+        Command(
+            "list",
+            _unit_list,
+            "units with their branch and last applied report",
+            ["", "web"],
+            [arg("application", nargs="?", help="only this application's units")],
+        ),
     )
-    p.add_argument("--count", type=non_negative, help="how many units to add")
-    p.add_argument("--name", action="append", help="a unit name to add (repeatable)")
-    p = unit.add("remove", _unit_remove, help="remove a unit", examples=["web/2"])
-    p.add_argument("unit", help="APP/N")
-    p = unit.add(
-        "list",
-        _unit_list,
-        help="units with their branch and last applied report",
-        examples=["", "web"],
-    )
-    p.add_argument("application", nargs="?", help="only this application's units")

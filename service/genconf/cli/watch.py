@@ -10,7 +10,7 @@ import anyio
 import grpc
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Commands, Ctx
+from genconf.cli.framework import Command, Commands, Ctx, apps, arg
 from genconf.defaults import non_negative
 from genconf.errors import ClientError, GenconfError, TooOld
 from genconf.signals import run_until_signal
@@ -72,24 +72,28 @@ async def _watch(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    p = commands.add(
-        "watch",
-        _watch,
-        help="follow every change to the model (the admin feed), one line per delta",
-        description="Print every delta of the model as it happens: one line per delta, "
-        "starting with its revision. --since REV replays what followed REV first (a "
-        "watch that stopped resumes with the last revision it printed). When the "
-        "server goes away it reconnects and resumes the same way; if the server no "
-        "longer holds that revision (say it restarted), it exits 1 rather than skip "
-        "changes. -o json prints JSON Lines. Ctrl-C stops it (exit 0).",
-        examples=["", "--since 7301946349218856961", "--kind unit --app web -o json"],
+    commands.add_all(
+        Command(
+            "watch",
+            _watch,
+            "follow every change to the model (the admin feed), one line per delta",
+            ["", "--since 7301946349218856961", "--kind unit --app web -o json"],
+            [
+                arg("--since", type=int, help="replay the deltas after this revision first"),
+                arg(
+                    "--kind",
+                    action="append",
+                    choices=["application", "unit", "branch", "generation"],
+                    help="only this kind (repeatable)",
+                ),
+                apps("only this application (repeatable)"),
+                arg("--count", type=non_negative, help="exit after this many deltas"),
+            ],
+            description="Print every delta of the model as it happens: one line per delta, "
+            "starting with its revision. --since REV replays what followed REV first (a "
+            "watch that stopped resumes with the last revision it printed). When the "
+            "server goes away it reconnects and resumes the same way; if the server no "
+            "longer holds that revision (say it restarted), it exits 1 rather than skip "
+            "changes. -o json prints JSON Lines. Ctrl-C stops it (exit 0).",
+        )
     )
-    p.add_argument("--since", type=int, help="replay the deltas after this revision first")
-    p.add_argument(
-        "--kind",
-        action="append",
-        choices=["application", "unit", "branch", "generation"],
-        help="only this kind (repeatable)",
-    )
-    p.add_argument("--app", action="append", help="only this application (repeatable)")
-    p.add_argument("--count", type=non_negative, help="exit after this many deltas")

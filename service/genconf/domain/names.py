@@ -24,31 +24,25 @@ UNIT_NAME_RE: Final = re.compile(
 )
 
 
-def validate_app_name(name: str) -> str:
-    if not isinstance(name, str) or not APP_NAME_RE.match(name):
-        raise InvalidArgument(
-            f"invalid application name {name!r}: use 1-63 characters, a lowercase letter "
-            "first, then lowercase letters, digits or '-'"
-        )
+def _checked(name: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    if not isinstance(name, str) or not pattern.match(name):
+        raise InvalidArgument(f"invalid {what} {name!r}: {rule}")
     return name
+
+
+def validate_app_name(name: str) -> str:
+    rule = "use 1-63 characters, a lowercase letter first, then lowercase letters, digits or '-'"
+    return _checked(name, APP_NAME_RE, "application name", rule)
 
 
 def validate_branch_name(name: str) -> str:
-    if not isinstance(name, str) or not BRANCH_NAME_RE.match(name):
-        raise InvalidArgument(
-            f"invalid branch name {name!r}: use 1-63 characters: lowercase letters, "
-            "digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
+    rule = "use 1-63 characters: lowercase letters, digits, '.', '_' or '-', starting with a "
+    return _checked(name, BRANCH_NAME_RE, "branch name", rule + "letter or digit")
 
 
 def validate_key(key: str) -> str:
-    if not isinstance(key, str) or not KEY_RE.match(key):
-        raise InvalidArgument(
-            f"invalid config key {key!r}: use 1-128 characters: letters, digits, '_' or "
-            "'-', not starting with a digit or '-'"
-        )
-    return key
+    rule = "use 1-128 characters: letters, digits, '_' or '-', not starting with a digit or '-'"
+    return _checked(key, KEY_RE, "config key", rule)
 
 
 def parse_unit_name(name: str) -> tuple[str, int]:

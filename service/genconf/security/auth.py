@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from genconf.domain import names
+from genconf.domain.authorship import Authorship
 from genconf.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 TOKEN_RE: Final = re.compile(r"^gct_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
@@ -192,23 +193,6 @@ class Principal:
     def label(self) -> str:
         """How writes record this caller: the token's id is the identity, its name a hint."""
         return f"{self.name} (token {self.token_id})" if self.name else f"token {self.token_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Authorship:
-    """Who a write records: ``created_by`` is verified only when ``authenticated``."""
-
-    created_by: str
-    on_behalf_of: str = ""
-    authenticated: bool = False
-
-    def fields(self) -> dict[str, Any]:
-        """As keyword arguments of the store's writes."""
-        return {
-            "created_by": self.created_by,
-            "on_behalf_of": self.on_behalf_of,
-            "authenticated": self.authenticated,
-        }
 
 
 def authorship(principal: Principal | None, claimed: str) -> Authorship:

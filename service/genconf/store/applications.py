@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from genconf.domain.authorship import Authorship
 from genconf.domain.names import check_unit_numbers, parse_unit_name, unit_name, validate_app_name
 from genconf.domain.results import WriteResult
 from genconf.domain.schema import coerce_value, require_key, schema_to_doc
@@ -25,7 +26,6 @@ from genconf.store.documents import (
     BRANCHES,
     UNITS,
     VERSIONS,
-    Author,
     new_uid,
     secret_keys,
     unit_doc,
@@ -52,7 +52,7 @@ class ApplicationWrites(StoreCore):
         validate_app_name(name)
         parsed = parse_bounded_schema(schema or {})
         check_count(units)
-        author = Author(created_by, on_behalf_of, authenticated)
+        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author)
         charm = limits.check_text("charm", charm or name, limits.MAX_NAME_CHARS)
         now = self.clock()

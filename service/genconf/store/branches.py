@@ -9,6 +9,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from genconf.domain import config
+from genconf.domain.authorship import Authorship
 from genconf.domain.config import Op
 from genconf.domain.names import parse_unit_name, validate_app_name, validate_branch_name
 from genconf.domain.results import WriteResult
@@ -26,7 +27,6 @@ from genconf.store.core import StoreCore
 from genconf.store.documents import (
     BRANCHES,
     UNITS,
-    Author,
     changes_of,
     effective_from_docs,
     schema_of,
@@ -45,11 +45,11 @@ class BranchWrites(StoreCore):
         authenticated: bool = False,
     ) -> WriteResult:
         validate_branch_name(name)
-        author = Author(created_by, on_behalf_of, authenticated)
+        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author)
         doc = {
             "_id": name,
-            **author.to_doc(),
+            **author.fields(),
             "created_at": self.clock(),
             "track_applications": [],
             "changes": {},
@@ -133,14 +133,8 @@ class BranchWrites(StoreCore):
                     + ". Untrack them from their branch first"
                 )
             if applications:
-                await self.db[BRANCHES].update_one(
-                    {"_id": branch},
-                    {
-                        "$addToSet": {"track_applications": {"$each": list(applications)}},
-                        "$inc": {"revision": 1},
-                    },
-                    session=s,
-                )
+                track = {"$addToSet": {"track_applications": {"$each": list(applications)}}}
+                await self._update_branch(s, branch, track)
             fresh = sorted(set(chosen))
             await self.db[UNITS].update_many(
                 {"_id": {"$in": fresh}, "branch": None},
@@ -190,14 +184,8 @@ class BranchWrites(StoreCore):
                 ):
                     names.append(unit["_id"])
             if applications:
-                await self.db[BRANCHES].update_one(
-                    {"_id": branch},
-                    {
-                        "$pull": {"track_applications": {"$in": list(applications)}},
-                        "$inc": {"revision": 1},
-                    },
-                    session=s,
-                )
+                untrack = {"$pull": {"track_applications": {"$in": list(applications)}}}
+                await self._update_branch(s, branch, untrack)
             await self.db[UNITS].update_many(
                 {"_id": {"$in": names}},
                 {"$set": {"branch": None}, "$inc": {"revision": 1}},
@@ -263,7 +251,7 @@ class BranchWrites(StoreCore):
         checks that every tracking unit reported the branch's config applied and ok.
         """
         meta = check_metadata(metadata)
-        author = Author(created_by, on_behalf_of, authenticated)
+        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author, reason)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int], list[str]]:
@@ -358,3 +346,11 @@ class BranchWrites(StoreCore):
         return [
             u["_id"] async for u in self.db[UNITS].find({"branch": branch}, {"_id": 1}, session=s)
         ]
+
+    async def _update_branch(
+        self, s: AsyncClientSession, branch: str, update: dict[str, Any]
+    ) -> None:
+        """Apply ``update`` to the branch document, counting the write."""
+        await self.db[BRANCHES].update_one(
+            {"_id": branch}, {**update, "$inc": {"revision": 1}}, session=s
+        )

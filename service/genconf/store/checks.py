@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from genconf.domain import schema
+from genconf.domain.authorship import Authorship
 from genconf.errors import FailedPrecondition, InvalidArgument, VersionMismatch
 from genconf.store import limits
-from genconf.store.documents import Author, schema_of
+from genconf.store.documents import schema_of
 
 MAX_UNITS_PER_CALL: Final = 1000
 
@@ -57,7 +58,7 @@ def check_branch_size(doc: Mapping[str, Any]) -> None:
     )
 
 
-def check_free_text(author: Author, reason: str = "") -> None:
+def check_free_text(author: Authorship, reason: str = "") -> None:
     limits.check_text("reason", reason, limits.MAX_REASON_CHARS)
     limits.check_text("created_by", author.created_by, limits.MAX_NAME_CHARS)
     limits.check_text(

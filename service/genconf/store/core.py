@@ -18,6 +18,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from genconf.domain import names
+from genconf.domain.authorship import Authorship
 from genconf.errors import AlreadyExists, NotFound
 from genconf.store import limits, mongo
 from genconf.store.checks import check_application_size, check_retention
@@ -27,7 +28,6 @@ from genconf.store.documents import (
     GENERATIONS,
     UNITS,
     VERSIONS,
-    Author,
     secret_keys,
     settings_changes,
     version_doc,
@@ -165,7 +165,7 @@ class StoreCore:
         *,
         branch: str | None,
         reason: str,
-        author: Author,
+        author: Authorship,
         metadata: Mapping[str, Any],
     ) -> tuple[int, dict[str, int]]:
         """Update master, add one version per application and one generation record.
@@ -185,7 +185,7 @@ class StoreCore:
             "branch": branch,
             "changes": changes,
             "secret_keys": {name: secret_keys(apps[name]) for name in new_settings},
-            **author.to_doc(),
+            **author.fields(),
             "created_at": now,
             "reason": reason,
             "versions": versions,

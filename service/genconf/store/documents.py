@@ -33,13 +33,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from bson import Timestamp
 from pymongo import ASCENDING, IndexModel
 
 from genconf.domain import config, names, schema, values
+from genconf.domain.authorship import Authorship
 from genconf.domain.config import Change
 from genconf.domain.values import ABSENT
 
@@ -87,23 +87,6 @@ INDEXES: Final[dict[str, tuple[IndexModel, ...]]] = {
         ),
     ),
 }
-
-
-@dataclass(frozen=True)
-class Author:
-    """Who made a write, as its branch, versions and generation record it."""
-
-    created_by: str = ""
-    # What the client sent as created_by, when the server records the token instead.
-    on_behalf_of: str = ""
-    authenticated: bool = False
-
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "created_by": self.created_by,
-            "on_behalf_of": self.on_behalf_of,
-            "authenticated": self.authenticated,
-        }
 
 
 def revision_of(ts: Timestamp) -> int:
@@ -182,7 +165,7 @@ def version_doc(
     secret: list[str],
     timestamp: dt.datetime,
     reason: str,
-    author: Author,
+    author: Authorship,
     metadata: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Version ``version`` of ``application``, holding ``settings``: the one place a
@@ -194,7 +177,7 @@ def version_doc(
         "settings": settings,
         "timestamp": timestamp,
         "reason": reason,
-        **author.to_doc(),
+        **author.fields(),
         "metadata": dict(metadata),
         "previous_version": previous_version,
         "generation": generation,

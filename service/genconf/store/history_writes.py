@@ -11,11 +11,12 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from genconf.domain import config, diff, semver
+from genconf.domain.authorship import Authorship
 from genconf.domain.results import WriteResult
 from genconf.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from genconf.store.checks import check_expected, check_free_text, fit_schema
 from genconf.store.core import LabelResult, StoreCore
-from genconf.store.documents import APPLICATIONS, GENERATIONS, VERSIONS, Author
+from genconf.store.documents import APPLICATIONS, GENERATIONS, VERSIONS
 
 
 class HistoryWrites(StoreCore):
@@ -41,7 +42,7 @@ class HistoryWrites(StoreCore):
             raise InvalidArgument(
                 f"to_version must be a version number (1 or more), not {to_version}"
             )
-        author = Author(created_by, on_behalf_of, authenticated)
+        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author, reason)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:
@@ -80,7 +81,7 @@ class HistoryWrites(StoreCore):
         what the generation wrote) is a conflict unless ``force``. Applications
         where the inverse changes nothing get no new version.
         """
-        author = Author(created_by, on_behalf_of, authenticated)
+        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author, reason)
 
         async def body(s: AsyncClientSession) -> tuple[int, dict[str, int]]:

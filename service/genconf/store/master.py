@@ -8,11 +8,12 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from genconf.domain import diff
+from genconf.domain.authorship import Authorship
 from genconf.domain.results import WriteResult
 from genconf.domain.schema import validate_settings
 from genconf.store.checks import check_expected, check_free_text, check_metadata, set_and_unset
 from genconf.store.core import StoreCore
-from genconf.store.documents import Author, schema_of
+from genconf.store.documents import schema_of
 
 
 class MasterWrites(StoreCore):
@@ -37,7 +38,7 @@ class MasterWrites(StoreCore):
         """
         to_set, to_unset = set_and_unset(set, unset)
         meta = check_metadata(metadata)
-        author = Author(created_by, on_behalf_of, authenticated)
+        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author, reason)
 
         async def body(s: AsyncClientSession) -> tuple[int | None, dict[str, int]]:
