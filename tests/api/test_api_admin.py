@@ -20,10 +20,11 @@ from support.servers import (
 from genconf.api.admin import AdminServicer
 from genconf.client import Client
 from genconf.domain import schema as domain_schema
-from genconf.domain.deltas import Delta, Kind
+from genconf.domain.deltas import Batch, Delta, Kind
 from genconf.domain.records import Application
 from genconf.errors import ClientError
 from genconf.readside.cache import ModelCache
+from genconf.readside.feed import FeedFilter
 from genconf.v1 import admin_pb2
 
 SCHEMA: dict[str, Any] = {
@@ -309,3 +310,24 @@ def test_a_feed_delta_is_encoded_once_with_the_memoized_effective_config() -> No
     assert cache.statistics().groups_recomputed == recomputed  # the cache's memo, not again
     older = Application("web", "web", schema, {}, 0, 0, 0)  # not the cached state
     assert admin._delta(Delta(Kind.APPLICATION, "web", 90, older)).application.effective["k"] == 1
+
+
+def test_feeds_with_one_filter_share_one_batch_message() -> None:
+    """The feed's hot path: a batch is encoded once for every feed with the same
+    filter; a narrower filter gets its own batch of the same delta messages."""
+    schema = domain_schema.parse_schema({"k": {"type": "int", "default": 1}})
+    web = Application("web", "web", schema, {"k": 2}, 1, 0, 1)
+    db = Application("db", "db", schema, {}, 1, 0, 1)
+    cache = ModelCache()
+    cache.load([web, db], [], [], last_generation=0, revision=100)
+    admin = AdminServicer(cache)
+    batch = Batch(
+        101, (Delta(Kind.APPLICATION, "web", 101, web), Delta(Kind.APPLICATION, "db", 101, db))
+    )
+    everything, only_web = FeedFilter(), FeedFilter(applications=frozenset({"web"}))
+    first = admin._encode(everything.view(batch))  # type: ignore[arg-type]
+    assert admin._encode(everything.view(batch)) is first  # type: ignore[arg-type]
+    assert [d.key for d in first.deltas] == ["web", "db"] and first.revision == 101
+    narrow = admin._encode(only_web.view(batch))  # type: ignore[arg-type]
+    assert narrow is not first and [d.key for d in narrow.deltas] == ["web"]
+    assert narrow.deltas[0] == first.deltas[0]

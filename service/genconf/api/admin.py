@@ -93,13 +93,19 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 yield self._encode(batch)
 
     def _encode(self, batch: Batch) -> admin_pb2.DeltaBatch:
-        return admin_pb2.DeltaBatch(
-            revision=batch.revision, deltas=[self._delta(d) for d in batch.deltas]
-        )
+        """The batch's message, built once for every feed that sends this batch (feeds
+        with the same filter share it; nobody changes it: observers get a copy)."""
+        shared = batch.encoded.get(_FEED_KEY)
+        if shared is None:
+            shared = admin_pb2.DeltaBatch(
+                revision=batch.revision, deltas=[self._delta(d) for d in batch.deltas]
+            )
+            batch.encoded[_FEED_KEY] = shared
+        return shared
 
     def _delta(self, delta: Delta) -> admin_pb2.Delta:
-        """The delta's message, built once for every feed that sends it (each
-        stream's batch copies it)."""
+        """The delta's message, built once for every batch that holds it (feeds with
+        different filters see different batches of the same deltas)."""
         shared = delta.encoded.get(_FEED_KEY)
         if shared is None:
             value = delta.value

@@ -158,3 +158,6 @@ class Batch:
 
     revision: int
     deltas: tuple[Delta, ...]
+    # Memo for encoders: feeds with the same filter share one batch (`FeedFilter.view`),
+    # so its message is built once for all of them.
+    encoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
