@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateApplicationRequest(_message.Message):
-    __slots__ = ("name", "charm", "schema", "units", "created_by")
+    __slots__ = ("name", "charm", "schema", "units", "created_by", "settings", "reason", "metadata", "open")
     class SchemaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,12 +22,20 @@ class CreateApplicationRequest(_message.Message):
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     charm: str
     schema: _containers.MessageMap[str, _types_pb2.OptionSchema]
     units: int
     created_by: str
-    def __init__(self, name: _Optional[str] = ..., charm: _Optional[str] = ..., schema: _Optional[_Mapping[str, _types_pb2.OptionSchema]] = ..., units: _Optional[int] = ..., created_by: _Optional[str] = ...) -> None: ...
+    settings: _struct_pb2.Struct
+    reason: str
+    metadata: _struct_pb2.Struct
+    open: bool
+    def __init__(self, name: _Optional[str] = ..., charm: _Optional[str] = ..., schema: _Optional[_Mapping[str, _types_pb2.OptionSchema]] = ..., units: _Optional[int] = ..., created_by: _Optional[str] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reason: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., open: _Optional[bool] = ...) -> None: ...
 
 class UpdateApplicationRequest(_message.Message):
     __slots__ = ("name", "charm", "schema", "replace_schema")
@@ -109,7 +117,14 @@ class ListUnitsResponse(_message.Message):
     def __init__(self, units: _Optional[_Iterable[_Union[_types_pb2.Unit, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class SetConfigRequest(_message.Message):
-    __slots__ = ("application", "set", "unset", "expected_version", "reason", "created_by", "metadata")
+    __slots__ = ("application", "set", "unset", "expected_version", "reason", "created_by", "metadata", "replace", "expect")
+    class ExpectEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.ExpectedValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.ExpectedValue, _Mapping]] = ...) -> None: ...
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     SET_FIELD_NUMBER: _ClassVar[int]
     UNSET_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +132,8 @@ class SetConfigRequest(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_FIELD_NUMBER: _ClassVar[int]
     application: str
     set: _struct_pb2.Struct
     unset: _containers.RepeatedScalarFieldContainer[str]
@@ -124,7 +141,29 @@ class SetConfigRequest(_message.Message):
     reason: str
     created_by: str
     metadata: _struct_pb2.Struct
-    def __init__(self, application: _Optional[str] = ..., set: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., unset: _Optional[_Iterable[str]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    replace: bool
+    expect: _containers.MessageMap[str, _types_pb2.ExpectedValue]
+    def __init__(self, application: _Optional[str] = ..., set: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., unset: _Optional[_Iterable[str]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., replace: _Optional[bool] = ..., expect: _Optional[_Mapping[str, _types_pb2.ExpectedValue]] = ...) -> None: ...
+
+class PatchConfigRequest(_message.Message):
+    __slots__ = ("application", "key", "diff", "branch", "expected_version", "reason", "created_by", "metadata")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    key: str
+    diff: str
+    branch: str
+    expected_version: int
+    reason: str
+    created_by: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., diff: _Optional[str] = ..., branch: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class AddBranchRequest(_message.Message):
     __slots__ = ("name", "created_by")
@@ -159,16 +198,25 @@ class UntrackBranchRequest(_message.Message):
     def __init__(self, branch: _Optional[str] = ..., units: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetBranchConfigRequest(_message.Message):
-    __slots__ = ("branch", "application", "set", "unset")
+    __slots__ = ("branch", "application", "set", "unset", "expect")
+    class ExpectEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.ExpectedValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.ExpectedValue, _Mapping]] = ...) -> None: ...
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     SET_FIELD_NUMBER: _ClassVar[int]
     UNSET_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_FIELD_NUMBER: _ClassVar[int]
     branch: str
     application: str
     set: _struct_pb2.Struct
     unset: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, branch: _Optional[str] = ..., application: _Optional[str] = ..., set: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., unset: _Optional[_Iterable[str]] = ...) -> None: ...
+    expect: _containers.MessageMap[str, _types_pb2.ExpectedValue]
+    def __init__(self, branch: _Optional[str] = ..., application: _Optional[str] = ..., set: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., unset: _Optional[_Iterable[str]] = ..., expect: _Optional[_Mapping[str, _types_pb2.ExpectedValue]] = ...) -> None: ...
 
 class DiffBranchRequest(_message.Message):
     __slots__ = ("branch", "min_revision")

@@ -81,6 +81,11 @@ class ControllerServiceStub:
                 request_serializer=genconf_dot_v1_dot_controller__pb2.SetConfigRequest.SerializeToString,
                 response_deserializer=genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
                 _registered_method=True)
+        self.PatchConfig = channel.unary_unary(
+                '/genconf.v1.ControllerService/PatchConfig',
+                request_serializer=genconf_dot_v1_dot_controller__pb2.PatchConfigRequest.SerializeToString,
+                response_deserializer=genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+                _registered_method=True)
         self.AddBranch = channel.unary_unary(
                 '/genconf.v1.ControllerService/AddBranch',
                 request_serializer=genconf_dot_v1_dot_controller__pb2.AddBranchRequest.SerializeToString,
@@ -186,6 +191,12 @@ class ControllerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PatchConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AddBranch(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -286,6 +297,11 @@ def add_ControllerServiceServicer_to_server(servicer, server):
             'SetConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.SetConfig,
                     request_deserializer=genconf_dot_v1_dot_controller__pb2.SetConfigRequest.FromString,
+                    response_serializer=genconf_dot_v1_dot_types__pb2.WriteResponse.SerializeToString,
+            ),
+            'PatchConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchConfig,
+                    request_deserializer=genconf_dot_v1_dot_controller__pb2.PatchConfigRequest.FromString,
                     response_serializer=genconf_dot_v1_dot_types__pb2.WriteResponse.SerializeToString,
             ),
             'AddBranch': grpc.unary_unary_rpc_method_handler(
@@ -577,6 +593,33 @@ class ControllerService:
             target,
             '/genconf.v1.ControllerService/SetConfig',
             genconf_dot_v1_dot_controller__pb2.SetConfigRequest.SerializeToString,
+            genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genconf.v1.ControllerService/PatchConfig',
+            genconf_dot_v1_dot_controller__pb2.PatchConfigRequest.SerializeToString,
             genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
             options,
             channel_credentials,

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from genconf.v1 import types_pb2 as genconf_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18genconf/v1/history.proto\x12\ngenconf.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16genconf/v1/types.proto\"h\n\x13ListVersionsRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x15\n\rsince_version\x18\x03 \x01(\x03\x12\x16\n\x0e\x62\x65\x66ore_version\x18\x04 \x01(\x03\"d\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.genconf.v1.Version\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\x03\"9\n\x11GetVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"+\n\x14LatestVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\"c\n\x15LatestVersionResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\x12\x15\n\rlabel_version\x18\x04 \x01(\x03\"T\n\x13\x44iffVersionsRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\x12\x12\n\nto_version\x18\x03 \x01(\x03\"\x92\x01\n\x14\x44iffVersionsResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\x12\x12\n\nto_version\x18\x03 \x01(\x03\x12&\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x15.genconf.v1.DiffEntry\x12\x13\n\x0bsecret_keys\x18\x05 \x03(\t\"\x92\x01\n\x0fRollbackRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x12\n\nto_version\x18\x02 \x01(\x03\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncreated_by\x18\x05 \x01(\tB\x13\n\x11_expected_version\"H\n\x11TagVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\"H\n\x12\x42umpVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0c\n\x04part\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"V\n\rLabelResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x04\"\\\n\x11KeyHistoryRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x16\n\x0e\x62\x65\x66ore_version\x18\x04 \x01(\x03\"\xe7\x01\n\x0fKeyHistoryEntry\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x11\n\thas_value\x18\x02 \x01(\x08\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x0e\n\x06secret\x18\x0f \x01(\x08\"r\n\x12KeyHistoryResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12,\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1b.genconf.v1.KeyHistoryEntry\x12\x0c\n\x04more\x18\x04 \x01(\x08\"[\n\x16ListGenerationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\r\n\x05since\x18\x02 \x01(\x03\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x04 \x01(\x03\"T\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.genconf.v1.Generation\x12\x0c\n\x04more\x18\x02 \x01(\x08\"\"\n\x14GetGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"X\n\x17RevertGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t2\xec\x06\n\x0eHistoryService\x12Q\n\x0cListVersions\x12\x1f.genconf.v1.ListVersionsRequest\x1a .genconf.v1.ListVersionsResponse\x12@\n\nGetVersion\x12\x1d.genconf.v1.GetVersionRequest\x1a\x13.genconf.v1.Version\x12T\n\rLatestVersion\x12 .genconf.v1.LatestVersionRequest\x1a!.genconf.v1.LatestVersionResponse\x12Q\n\x0c\x44iffVersions\x12\x1f.genconf.v1.DiffVersionsRequest\x1a .genconf.v1.DiffVersionsResponse\x12\x42\n\x08Rollback\x12\x1b.genconf.v1.RollbackRequest\x1a\x19.genconf.v1.WriteResponse\x12\x46\n\nTagVersion\x12\x1d.genconf.v1.TagVersionRequest\x1a\x19.genconf.v1.LabelResponse\x12H\n\x0b\x42umpVersion\x12\x1e.genconf.v1.BumpVersionRequest\x1a\x19.genconf.v1.LabelResponse\x12K\n\nKeyHistory\x12\x1d.genconf.v1.KeyHistoryRequest\x1a\x1e.genconf.v1.KeyHistoryResponse\x12Z\n\x0fListGenerations\x12\".genconf.v1.ListGenerationsRequest\x1a#.genconf.v1.ListGenerationsResponse\x12I\n\rGetGeneration\x12 .genconf.v1.GetGenerationRequest\x1a\x16.genconf.v1.Generation\x12R\n\x10RevertGeneration\x12#.genconf.v1.RevertGenerationRequest\x1a\x19.genconf.v1.WriteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18genconf/v1/history.proto\x12\ngenconf.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16genconf/v1/types.proto\"h\n\x13ListVersionsRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x15\n\rsince_version\x18\x03 \x01(\x03\x12\x16\n\x0e\x62\x65\x66ore_version\x18\x04 \x01(\x03\"d\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.genconf.v1.Version\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\x03\"H\n\x11GetVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\"+\n\x14LatestVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\"c\n\x15LatestVersionResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\x12\x15\n\rlabel_version\x18\x04 \x01(\x03\"z\n\x13\x44iffVersionsRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\x12\x12\n\nto_version\x18\x03 \x01(\x03\x12\x12\n\nfrom_label\x18\x04 \x01(\t\x12\x10\n\x08to_label\x18\x05 \x01(\t\"\xfa\x01\n\x14\x44iffVersionsResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\x12\x12\n\nto_version\x18\x03 \x01(\x03\x12&\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x15.genconf.v1.DiffEntry\x12\x13\n\x0bsecret_keys\x18\x05 \x03(\t\x12\x12\n\nfrom_label\x18\x06 \x01(\t\x12\x10\n\x08to_label\x18\x07 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x08 \x01(\x05\x12\x0f\n\x07removed\x18\t \x01(\x05\x12\x0f\n\x07\x63hanged\x18\n \x01(\x05\x12\x0f\n\x07summary\x18\x0b \x01(\t\"\xcf\x01\n\x0fRollbackRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x12\n\nto_version\x18\x02 \x01(\x03\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x10\n\x08to_label\x18\x06 \x01(\t\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x13\n\x11_expected_version\"_\n\x11TagVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\x12\x15\n\rversion_label\x18\x04 \x01(\t\"_\n\x12\x42umpVersionRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0c\n\x04part\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x15\n\rversion_label\x18\x04 \x01(\t\"V\n\rLabelResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05label\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x04\"r\n\x11KeyHistoryRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x16\n\x0e\x62\x65\x66ore_version\x18\x04 \x01(\x03\x12\x14\n\x0c\x62\x65\x66ore_label\x18\x05 \x01(\t\"\xe7\x01\n\x0fKeyHistoryEntry\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x11\n\thas_value\x18\x02 \x01(\x08\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x0e\n\x06secret\x18\x0f \x01(\x08\"r\n\x12KeyHistoryResponse\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12,\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1b.genconf.v1.KeyHistoryEntry\x12\x0c\n\x04more\x18\x04 \x01(\x08\"[\n\x16ListGenerationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\r\n\x05since\x18\x02 \x01(\x03\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x04 \x01(\x03\"T\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.genconf.v1.Generation\x12\x0c\n\x04more\x18\x02 \x01(\x08\"\"\n\x14GetGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x8d\x01\n\x17RevertGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\r\n\x05label\x18\x07 \x01(\t2\xec\x06\n\x0eHistoryService\x12Q\n\x0cListVersions\x12\x1f.genconf.v1.ListVersionsRequest\x1a .genconf.v1.ListVersionsResponse\x12@\n\nGetVersion\x12\x1d.genconf.v1.GetVersionRequest\x1a\x13.genconf.v1.Version\x12T\n\rLatestVersion\x12 .genconf.v1.LatestVersionRequest\x1a!.genconf.v1.LatestVersionResponse\x12Q\n\x0c\x44iffVersions\x12\x1f.genconf.v1.DiffVersionsRequest\x1a .genconf.v1.DiffVersionsResponse\x12\x42\n\x08Rollback\x12\x1b.genconf.v1.RollbackRequest\x1a\x19.genconf.v1.WriteResponse\x12\x46\n\nTagVersion\x12\x1d.genconf.v1.TagVersionRequest\x1a\x19.genconf.v1.LabelResponse\x12H\n\x0b\x42umpVersion\x12\x1e.genconf.v1.BumpVersionRequest\x1a\x19.genconf.v1.LabelResponse\x12K\n\nKeyHistory\x12\x1d.genconf.v1.KeyHistoryRequest\x1a\x1e.genconf.v1.KeyHistoryResponse\x12Z\n\x0fListGenerations\x12\".genconf.v1.ListGenerationsRequest\x1a#.genconf.v1.ListGenerationsResponse\x12I\n\rGetGeneration\x12 .genconf.v1.GetGenerationRequest\x1a\x16.genconf.v1.Generation\x12R\n\x10RevertGeneration\x12#.genconf.v1.RevertGenerationRequest\x1a\x19.genconf.v1.WriteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,37 +39,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTVERSIONSRESPONSE']._serialized_start=233
   _globals['_LISTVERSIONSRESPONSE']._serialized_end=333
   _globals['_GETVERSIONREQUEST']._serialized_start=335
-  _globals['_GETVERSIONREQUEST']._serialized_end=392
-  _globals['_LATESTVERSIONREQUEST']._serialized_start=394
-  _globals['_LATESTVERSIONREQUEST']._serialized_end=437
-  _globals['_LATESTVERSIONRESPONSE']._serialized_start=439
-  _globals['_LATESTVERSIONRESPONSE']._serialized_end=538
-  _globals['_DIFFVERSIONSREQUEST']._serialized_start=540
-  _globals['_DIFFVERSIONSREQUEST']._serialized_end=624
-  _globals['_DIFFVERSIONSRESPONSE']._serialized_start=627
-  _globals['_DIFFVERSIONSRESPONSE']._serialized_end=773
-  _globals['_ROLLBACKREQUEST']._serialized_start=776
-  _globals['_ROLLBACKREQUEST']._serialized_end=922
-  _globals['_TAGVERSIONREQUEST']._serialized_start=924
-  _globals['_TAGVERSIONREQUEST']._serialized_end=996
-  _globals['_BUMPVERSIONREQUEST']._serialized_start=998
-  _globals['_BUMPVERSIONREQUEST']._serialized_end=1070
-  _globals['_LABELRESPONSE']._serialized_start=1072
-  _globals['_LABELRESPONSE']._serialized_end=1158
-  _globals['_KEYHISTORYREQUEST']._serialized_start=1160
-  _globals['_KEYHISTORYREQUEST']._serialized_end=1252
-  _globals['_KEYHISTORYENTRY']._serialized_start=1255
-  _globals['_KEYHISTORYENTRY']._serialized_end=1486
-  _globals['_KEYHISTORYRESPONSE']._serialized_start=1488
-  _globals['_KEYHISTORYRESPONSE']._serialized_end=1602
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1604
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1695
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1697
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1781
-  _globals['_GETGENERATIONREQUEST']._serialized_start=1783
-  _globals['_GETGENERATIONREQUEST']._serialized_end=1817
-  _globals['_REVERTGENERATIONREQUEST']._serialized_start=1819
-  _globals['_REVERTGENERATIONREQUEST']._serialized_end=1907
-  _globals['_HISTORYSERVICE']._serialized_start=1910
-  _globals['_HISTORYSERVICE']._serialized_end=2786
+  _globals['_GETVERSIONREQUEST']._serialized_end=407
+  _globals['_LATESTVERSIONREQUEST']._serialized_start=409
+  _globals['_LATESTVERSIONREQUEST']._serialized_end=452
+  _globals['_LATESTVERSIONRESPONSE']._serialized_start=454
+  _globals['_LATESTVERSIONRESPONSE']._serialized_end=553
+  _globals['_DIFFVERSIONSREQUEST']._serialized_start=555
+  _globals['_DIFFVERSIONSREQUEST']._serialized_end=677
+  _globals['_DIFFVERSIONSRESPONSE']._serialized_start=680
+  _globals['_DIFFVERSIONSRESPONSE']._serialized_end=930
+  _globals['_ROLLBACKREQUEST']._serialized_start=933
+  _globals['_ROLLBACKREQUEST']._serialized_end=1140
+  _globals['_TAGVERSIONREQUEST']._serialized_start=1142
+  _globals['_TAGVERSIONREQUEST']._serialized_end=1237
+  _globals['_BUMPVERSIONREQUEST']._serialized_start=1239
+  _globals['_BUMPVERSIONREQUEST']._serialized_end=1334
+  _globals['_LABELRESPONSE']._serialized_start=1336
+  _globals['_LABELRESPONSE']._serialized_end=1422
+  _globals['_KEYHISTORYREQUEST']._serialized_start=1424
+  _globals['_KEYHISTORYREQUEST']._serialized_end=1538
+  _globals['_KEYHISTORYENTRY']._serialized_start=1541
+  _globals['_KEYHISTORYENTRY']._serialized_end=1772
+  _globals['_KEYHISTORYRESPONSE']._serialized_start=1774
+  _globals['_KEYHISTORYRESPONSE']._serialized_end=1888
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1890
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1981
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1983
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=2067
+  _globals['_GETGENERATIONREQUEST']._serialized_start=2069
+  _globals['_GETGENERATIONREQUEST']._serialized_end=2103
+  _globals['_REVERTGENERATIONREQUEST']._serialized_start=2106
+  _globals['_REVERTGENERATIONREQUEST']._serialized_end=2247
+  _globals['_HISTORYSERVICE']._serialized_start=2250
+  _globals['_HISTORYSERVICE']._serialized_end=3126
 # @@protoc_insertion_point(module_scope)

@@ -34,12 +34,14 @@ class ListVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[_types_pb2.Version, _Mapping]]] = ..., more: _Optional[bool] = ..., current_version: _Optional[int] = ...) -> None: ...
 
 class GetVersionRequest(_message.Message):
-    __slots__ = ("application", "version")
+    __slots__ = ("application", "version", "label")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     application: str
     version: int
-    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    label: str
+    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
 
 class LatestVersionRequest(_message.Message):
     __slots__ = ("application",)
@@ -60,62 +62,86 @@ class LatestVersionResponse(_message.Message):
     def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ..., label_version: _Optional[int] = ...) -> None: ...
 
 class DiffVersionsRequest(_message.Message):
-    __slots__ = ("application", "from_version", "to_version")
+    __slots__ = ("application", "from_version", "to_version", "from_label", "to_label")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FROM_LABEL_FIELD_NUMBER: _ClassVar[int]
+    TO_LABEL_FIELD_NUMBER: _ClassVar[int]
     application: str
     from_version: int
     to_version: int
-    def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ...) -> None: ...
+    from_label: str
+    to_label: str
+    def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., from_label: _Optional[str] = ..., to_label: _Optional[str] = ...) -> None: ...
 
 class DiffVersionsResponse(_message.Message):
-    __slots__ = ("application", "from_version", "to_version", "entries", "secret_keys")
+    __slots__ = ("application", "from_version", "to_version", "entries", "secret_keys", "from_label", "to_label", "added", "removed", "changed", "summary")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     SECRET_KEYS_FIELD_NUMBER: _ClassVar[int]
+    FROM_LABEL_FIELD_NUMBER: _ClassVar[int]
+    TO_LABEL_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     application: str
     from_version: int
     to_version: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.DiffEntry]
     secret_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.DiffEntry, _Mapping]]] = ..., secret_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    from_label: str
+    to_label: str
+    added: int
+    removed: int
+    changed: int
+    summary: str
+    def __init__(self, application: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.DiffEntry, _Mapping]]] = ..., secret_keys: _Optional[_Iterable[str]] = ..., from_label: _Optional[str] = ..., to_label: _Optional[str] = ..., added: _Optional[int] = ..., removed: _Optional[int] = ..., changed: _Optional[int] = ..., summary: _Optional[str] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
-    __slots__ = ("application", "to_version", "expected_version", "reason", "created_by")
+    __slots__ = ("application", "to_version", "expected_version", "reason", "created_by", "to_label", "metadata")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    TO_LABEL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     application: str
     to_version: int
     expected_version: int
     reason: str
     created_by: str
-    def __init__(self, application: _Optional[str] = ..., to_version: _Optional[int] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+    to_label: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, application: _Optional[str] = ..., to_version: _Optional[int] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., to_label: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TagVersionRequest(_message.Message):
-    __slots__ = ("application", "version", "label")
+    __slots__ = ("application", "version", "label", "version_label")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_LABEL_FIELD_NUMBER: _ClassVar[int]
     application: str
     version: int
     label: str
-    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
+    version_label: str
+    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ..., version_label: _Optional[str] = ...) -> None: ...
 
 class BumpVersionRequest(_message.Message):
-    __slots__ = ("application", "part", "version")
+    __slots__ = ("application", "part", "version", "version_label")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     PART_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_LABEL_FIELD_NUMBER: _ClassVar[int]
     application: str
     part: str
     version: int
-    def __init__(self, application: _Optional[str] = ..., part: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    version_label: str
+    def __init__(self, application: _Optional[str] = ..., part: _Optional[str] = ..., version: _Optional[int] = ..., version_label: _Optional[str] = ...) -> None: ...
 
 class LabelResponse(_message.Message):
     __slots__ = ("application", "version", "label", "revision")
@@ -130,16 +156,18 @@ class LabelResponse(_message.Message):
     def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class KeyHistoryRequest(_message.Message):
-    __slots__ = ("application", "key", "limit", "before_version")
+    __slots__ = ("application", "key", "limit", "before_version", "before_label")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BEFORE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_LABEL_FIELD_NUMBER: _ClassVar[int]
     application: str
     key: str
     limit: int
     before_version: int
-    def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., limit: _Optional[int] = ..., before_version: _Optional[int] = ...) -> None: ...
+    before_label: str
+    def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., limit: _Optional[int] = ..., before_version: _Optional[int] = ..., before_label: _Optional[str] = ...) -> None: ...
 
 class KeyHistoryEntry(_message.Message):
     __slots__ = ("version", "has_value", "value", "is_default", "created_by", "timestamp", "reason", "generation", "secret")
@@ -202,13 +230,19 @@ class GetGenerationRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class RevertGenerationRequest(_message.Message):
-    __slots__ = ("id", "force", "reason", "created_by")
+    __slots__ = ("id", "force", "reason", "created_by", "application", "version", "label")
     ID_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     id: int
     force: bool
     reason: str
     created_by: str
-    def __init__(self, id: _Optional[int] = ..., force: _Optional[bool] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+    application: str
+    version: int
+    label: str
+    def __init__(self, id: _Optional[int] = ..., force: _Optional[bool] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...

@@ -286,16 +286,40 @@ class ConflictDetail(_message.Message):
     proposed: str
     def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., current: _Optional[str] = ..., proposed: _Optional[str] = ..., **kwargs) -> None: ...
 
+class ExpectedValue(_message.Message):
+    __slots__ = ("value", "absent")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ABSENT_FIELD_NUMBER: _ClassVar[int]
+    value: _struct_pb2.Value
+    absent: bool
+    def __init__(self, value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., absent: _Optional[bool] = ...) -> None: ...
+
+class KeyMismatch(_message.Message):
+    __slots__ = ("application", "key", "expected", "actual", "branch")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    key: str
+    expected: str
+    actual: str
+    branch: str
+    def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., expected: _Optional[str] = ..., actual: _Optional[str] = ..., branch: _Optional[str] = ...) -> None: ...
+
 class ErrorDetail(_message.Message):
-    __slots__ = ("code", "expected_version", "actual_version", "conflicts", "units")
+    __slots__ = ("code", "expected_version", "actual_version", "conflicts", "units", "mismatches")
     CODE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTUAL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONFLICTS_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
     code: str
     expected_version: int
     actual_version: int
     conflicts: _containers.RepeatedCompositeFieldContainer[ConflictDetail]
     units: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, code: _Optional[str] = ..., expected_version: _Optional[int] = ..., actual_version: _Optional[int] = ..., conflicts: _Optional[_Iterable[_Union[ConflictDetail, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ...) -> None: ...
+    mismatches: _containers.RepeatedCompositeFieldContainer[KeyMismatch]
+    def __init__(self, code: _Optional[str] = ..., expected_version: _Optional[int] = ..., actual_version: _Optional[int] = ..., conflicts: _Optional[_Iterable[_Union[ConflictDetail, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ..., mismatches: _Optional[_Iterable[_Union[KeyMismatch, _Mapping]]] = ...) -> None: ...
