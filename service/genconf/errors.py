@@ -107,6 +107,38 @@ class Conflict(FailedPrecondition):
         self.keys = keys
 
 
+@dataclass(frozen=True)
+class MismatchedKey:
+    """One key whose value is not what a write said it expected."""
+
+    application: str
+    key: str
+    expected: Any  # ABSENT: the write expected no value
+    actual: Any  # ABSENT: the key has no value
+    branch: str = ""  # "": master
+
+
+class ExpectationFailed(GenconfError):
+    """A per-key check-before-update failed: someone changed a key the write depends on."""
+
+    def __init__(self, keys: list[MismatchedKey]) -> None:
+        parts = [
+            f"{k.application}.{k.key}{f' on branch {k.branch}' if k.branch else ''} "
+            f"(expected {show_value(k.expected)}, is {show_value(k.actual)})"
+            for k in keys
+        ]
+        super().__init__(
+            f"{len(keys)} key(s) do not hold the expected value: "
+            + "; ".join(parts)
+            + ". Nothing was written; re-read them and retry with the values you now expect"
+        )
+        self.keys = keys
+
+
+class PatchFailed(FailedPrecondition):
+    """A unified diff does not apply to the value it was given for."""
+
+
 class NotApplied(FailedPrecondition):
     """A commit that requires applied reports found units that have not applied the branch."""
 

@@ -18,7 +18,7 @@ from genconf.domain.config import effective_config
 from genconf.domain.deltas import Delta
 from genconf.domain.records import Application, AppliedReport, Branch, Generation, Unit
 from genconf.domain.values import ABSENT
-from genconf.errors import ConflictedKey
+from genconf.errors import ConflictedKey, MismatchedKey
 from genconf.readside.cache import ModelCache
 from genconf.readside.core import EffectiveConfig, UnitConfig
 from genconf.v1 import admin_pb2, types_pb2
@@ -199,6 +199,16 @@ def conflict_to_proto(k: ConflictedKey) -> types_pb2.ConflictDetail:
         current=values.show_value(k.current),
         proposed=values.show_value(k.proposed),
         **{"from": values.show_value(k.expected)},
+    )
+
+
+def mismatch_to_proto(k: MismatchedKey) -> types_pb2.KeyMismatch:
+    return types_pb2.KeyMismatch(
+        application=k.application,
+        key=k.key,
+        expected=values.show_value(k.expected),
+        actual=values.show_value(k.actual),
+        branch=k.branch,
     )
 
 

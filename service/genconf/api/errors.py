@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 import grpc
 
 from genconf import errors
-from genconf.api.convert import conflict_to_proto
+from genconf.api.convert import conflict_to_proto, mismatch_to_proto
 from genconf.v1 import types_pb2
 from genconf.wire import DETAIL_KEY, write_response
 
@@ -27,6 +27,7 @@ STATUS: Final[dict[type[errors.GenconfError], grpc.StatusCode]] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.VersionMismatch: grpc.StatusCode.ABORTED,
+    errors.ExpectationFailed: grpc.StatusCode.ABORTED,
     errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
@@ -51,6 +52,8 @@ def detail_of(exc: errors.GenconfError) -> types_pb2.ErrorDetail:
         detail.actual_version = exc.actual
     if isinstance(exc, errors.Conflict):
         detail.conflicts.extend(conflict_to_proto(k) for k in exc.keys)
+    if isinstance(exc, errors.ExpectationFailed):
+        detail.mismatches.extend(mismatch_to_proto(k) for k in exc.keys)
     units = getattr(exc, "units", None)
     if units:
         detail.units.extend(units)

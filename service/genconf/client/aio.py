@@ -37,6 +37,7 @@ from genconf.v1 import (
     tokens_pb2_grpc,
     types_pb2,
 )
+from genconf.client.transfer import TransferCalls
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
 from genconf.v1 import tokens_pb2 as tpb
@@ -44,7 +45,7 @@ from genconf.v1 import tokens_pb2 as tpb
 T = TypeVar("T")
 
 
-class Client:
+class Client(TransferCalls):
     """Async genconf client over one gRPC channel."""
 
     def __init__(

@@ -357,6 +357,7 @@ RULES: Final[Mapping[str, Access]] = {
         RemoveUnit=Access(WRITE),
         ListUnits=Access(READ),
         SetConfig=Access(WRITE),
+        PatchConfig=Access(WRITE),
         AddBranch=Access(WRITE),
         TrackBranch=Access(WRITE),
         UntrackBranch=Access(WRITE),

@@ -14,10 +14,17 @@ from genconf.store.history_writes import HistoryWrites
 from genconf.store.master import MasterWrites
 from genconf.store.reports import ReportWrites
 from genconf.store.tokens import TokenWrites
+from genconf.store.transfer import TransferWrites
 
 
 class Store(
-    ApplicationWrites, MasterWrites, BranchWrites, HistoryWrites, TokenWrites, ReportWrites
+    ApplicationWrites,
+    MasterWrites,
+    BranchWrites,
+    HistoryWrites,
+    TokenWrites,
+    ReportWrites,
+    TransferWrites,
 ):
     """MongoDB writes and the few direct queries the write side needs.
 
