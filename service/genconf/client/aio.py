@@ -26,6 +26,7 @@ from genconf.client.channel import open_channel
 from genconf.client.requests import metadata_struct, schema_to_proto, values_struct
 from genconf.client.results import Config
 from genconf.client.status import RETRYABLE, from_rpc_error
+from genconf.client.transfer import TransferCalls
 from genconf.domain.results import WriteResult
 from genconf.v1 import (
     admin_pb2,
@@ -37,7 +38,6 @@ from genconf.v1 import (
     tokens_pb2_grpc,
     types_pb2,
 )
-from genconf.client.transfer import TransferCalls
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
 from genconf.v1 import tokens_pb2 as tpb
