@@ -16,6 +16,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from genconf.domain.results import WriteResult
 from genconf.domain.schema import MAX_EXACT_INT
+from genconf.domain.values import ABSENT
 from genconf.v1 import types_pb2
 
 # The trailing-metadata key of a call's typed error detail (a `types_pb2.ErrorDetail`).
@@ -76,6 +77,26 @@ def to_timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(when.astimezone(dt.UTC) if when.tzinfo else when)
     return out
+
+
+def expectations_to_proto(
+    expect: Mapping[str, Any],
+    out: Any,  # a request's map<string, ExpectedValue>
+) -> None:
+    """A write's per-key expectations (ABSENT: the key has no value) into ``out``."""
+    for key, value in expect.items():
+        if value is ABSENT:
+            out[key].absent = True
+        else:
+            out[key].value.CopyFrom(to_value(value))
+
+
+def expectations_from_proto(expect: Mapping[str, types_pb2.ExpectedValue]) -> dict[str, Any]:
+    """The inverse of `expectations_to_proto`; an entry stating neither expects null."""
+    return {
+        key: ABSENT if item.WhichOneof("expected") == "absent" else from_value(item.value)
+        for key, item in expect.items()
+    }
 
 
 def schema_from_proto(schema: Mapping[str, types_pb2.OptionSchema]) -> dict[str, Any]:

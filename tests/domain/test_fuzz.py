@@ -252,6 +252,27 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
         ),
         st.just(case(C.SetConfigRequest(application="web"), INVALID)),
     ),
+    "PatchConfig": st.one_of(
+        BAD_APP.map(lambda n: case(C.PatchConfigRequest(application=n, key="name"), INVALID)),
+        MISSING_APP.map(lambda n: case(C.PatchConfigRequest(application=n, key="name"), NOT_FOUND)),
+        BAD_KEY.map(lambda k: case(C.PatchConfigRequest(application="web", key=k), INVALID)),
+        # Not a diff at all, or a diff for text "name" does not hold (it has no value).
+        st.text(max_size=200).map(
+            lambda d: case(
+                C.PatchConfigRequest(application="web", key="name", diff=d),
+                INVALID | PRECONDITION,
+            )
+        ),
+        st.just(
+            case(
+                C.PatchConfigRequest(application="web", key="port", diff="@@ -1 +1 @@\n-a\n+b\n"),
+                PRECONDITION,
+            )
+        ),
+        MISSING_BRANCH.map(
+            lambda n: case(C.PatchConfigRequest(application="web", key="name", branch=n), NOT_FOUND)
+        ),
+    ),
     "AddBranch": st.one_of(
         BAD_BRANCH.map(lambda n: case(C.AddBranchRequest(name=n), INVALID)),
         st.sampled_from(["b", "empty"]).map(lambda n: case(C.AddBranchRequest(name=n), EXISTS)),

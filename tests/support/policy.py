@@ -17,6 +17,7 @@ WRITE_RPC_NAMES = (
     "AddUnits",
     "RemoveUnit",
     "SetConfig",
+    "PatchConfig",
     "AddBranch",
     "TrackBranch",
     "UntrackBranch",

@@ -35,7 +35,11 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
             request.name,
             charm=request.charm,
             schema=wire.schema_from_proto(request.schema),
+            open=request.open,
+            settings=wire.from_struct(request.settings),
             units=request.units,
+            reason=request.reason,
+            metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
 
@@ -108,10 +112,33 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
             request.application,
             set=wire.from_struct(request.set),
             unset=list(request.unset),
+            replace=request.replace,
+            expect=wire.expectations_from_proto(request.expect),
             expected_version=convert.expected_version(request),
             reason=request.reason,
             metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
+        )
+
+    @write
+    async def PatchConfig(self, request: pb.PatchConfigRequest, context: Context) -> WriteResult:
+        if not request.branch:
+            return await self.store.patch_config(
+                request.application,
+                request.key,
+                request.diff,
+                expected_version=convert.expected_version(request),
+                reason=request.reason,
+                metadata=wire.from_struct(request.metadata),
+                **author(request.created_by),
+            )
+        if request.HasField("expected_version") or request.reason or request.metadata:
+            raise InvalidArgument(
+                "expected_version, reason and metadata belong to master writes; a patch "
+                "on a branch is recorded when the branch is committed"
+            )
+        return await self.store.patch_branch_config(
+            request.branch, request.application, request.key, request.diff
         )
 
     # -- branches -------------------------------------------------------------
@@ -147,6 +174,7 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
             request.application,
             set=wire.from_struct(request.set),
             unset=list(request.unset),
+            expect=wire.expectations_from_proto(request.expect),
         )
 
     @unary

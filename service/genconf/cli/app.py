@@ -3,54 +3,48 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-from typing import Any
-
-import yaml
 
 from genconf.cli import render, shapes
-from genconf.cli.framework import Command, Commands, Ctx, arg, user, written
+from genconf.cli.config import typed_values
+from genconf.cli.files import load_schema_file, load_values_file
+from genconf.cli.framework import (
+    Command,
+    Commands,
+    Ctx,
+    arg,
+    assignment,
+    meta,
+    metadata_of,
+    reason,
+    user,
+    written,
+)
 from genconf.defaults import non_negative
-from genconf.domain.schema import parse_schema, schema_to_doc
-from genconf.errors import GenconfError, InvalidArgument
-
-
-def load_schema_file(path: str) -> dict[str, dict[str, Any]]:
-    """A charm-style ``config.yaml`` (``options: {key: {type, default, description}}``)
-    or the bare mapping, in YAML or JSON, validated and normalised."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GenconfError(f"cannot read schema file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise GenconfError(f"schema file {path} is not UTF-8 text") from None
-    is_json = path.endswith(".json")
-    try:
-        raw = json.loads(text) if is_json else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if is_json else "YAML (or JSON)"
-        raise GenconfError(f"schema file {path} is not valid {kind}: {exc}") from None
-    raw = raw or {}
-    options = raw.get("options") if isinstance(raw, dict) else None
-    if isinstance(options, dict) and set(raw) == {"options"}:
-        if all(isinstance(v, dict) for v in options.values()):
-            raw = options
-    try:
-        return schema_to_doc(parse_schema(raw))
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"schema file {path}: {exc.message}") from None
+from genconf.domain.schema import OPEN_SCHEMA, parse_schema
 
 
 async def _app_create(ctx: Ctx, args: argparse.Namespace) -> None:
-    schema = load_schema_file(args.schema) if args.schema else None
+    schema = load_schema_file(args.schema) if args.schema else {}
+    settings = load_values_file(args.values_file, args.name) if args.values_file else {}
+    if args.set:
+        local = parse_schema({**OPEN_SCHEMA, **schema} if args.open else schema)
+        settings.update(typed_values(local, args.set))
     w = await ctx.settled(
         await ctx.client.create_application(
-            args.name, charm=args.charm, schema=schema, units=args.units, created_by=user()
+            args.name,
+            charm=args.charm,
+            schema=schema or None,
+            open=args.open,
+            settings=settings,
+            units=args.units,
+            reason=args.reason or "",
+            metadata=metadata_of(args.meta),
+            created_by=user(),
         )
     )
     units = f", units {', '.join(w.units)}" if w.units else ", no units"
-    written(ctx, w, f"created application {args.name}{units}")
+    held = f", version 1 holds {len(settings)} key(s)" if settings else ""
+    written(ctx, w, f"created {'open ' if args.open else ''}application {args.name}{units}{held}")
 
 
 async def _app_show(ctx: Ctx, args: argparse.Namespace) -> None:
@@ -81,17 +75,45 @@ def register(commands: Commands) -> None:
         Command(
             "create",
             _app_create,
-            "create an application, with a config schema and units",
-            ["web --schema config.yaml --units 3", "db --charm postgres --units 2"],
+            "create an application, with a config schema, its first config and units",
+            [
+                "web --schema config.yaml --units 3",
+                "web --schema config.yaml --values web.yaml --reason 'first release'",
+                "llm --open --set model=gpt-4o --set 'params={\"temperature\": 0.2}'",
+                "db --charm postgres --units 2",
+            ],
             [
                 arg("name", help="application name (lowercase letters, digits, '-')"),
                 arg("--charm", default="", help="charm name (default: the application's name)"),
                 arg("--schema", help="schema file: a charm-style config.yaml, or JSON"),
+                arg(
+                    "--open",
+                    action="store_true",
+                    help="allow any key the schema does not declare, of any JSON value",
+                ),
+                arg(
+                    "--values",
+                    dest="values_file",
+                    metavar="FILE",
+                    help="version 1's config from a YAML/JSON file (as config set --values)",
+                ),
+                arg(
+                    "--set",
+                    action="append",
+                    type=assignment,
+                    default=[],
+                    metavar="KEY=VALUE",
+                    help="a key of version 1's config (repeatable; over --values)",
+                ),
+                reason("why: recorded in version 1 (default: created)"),
+                meta(),
                 arg("--units", type=non_negative, default=0, help="number of units to add"),
             ],
             description="Create an application. --schema reads a charm-style config.yaml "
             "(options: {key: {type, default, description}}), in YAML or JSON; types are "
-            "string, int, float, boolean, object, list.",
+            "string, int, float, boolean, object, list, any. --open makes an open "
+            "application: any other key, any JSON value, no default (a schema entry "
+            "'*' of type any says the same). Version 1 holds --values and --set.",
         ),
         Command("show", _app_show, "an application's schema and values", ["web"], ["name"]),
         Command("list", _app_list, "every application", ["", "-o json"]),

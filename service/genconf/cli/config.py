@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from genconf.cli import render, shapes
+from genconf.cli.files import load_values_file, read_text
 from genconf.cli.framework import (
     Command,
     Commands,
@@ -15,6 +16,8 @@ from genconf.cli.framework import (
     arg,
     assignment,
     expected_version,
+    meta,
+    metadata_of,
     reason,
     user,
     versions_text,
@@ -23,6 +26,7 @@ from genconf.cli.framework import (
 from genconf.cli.output import show
 from genconf.client import Client
 from genconf.domain.schema import OptionSpec, parse_schema, parse_text_value, require_key
+from genconf.domain.values import ABSENT
 from genconf.errors import UsageError
 from genconf.wire import schema_from_proto
 
@@ -78,11 +82,25 @@ async def _config_get(ctx: Ctx, args: argparse.Namespace) -> None:
 
 
 def _check_branch_flags(args: argparse.Namespace) -> None:
-    if args.branch and (args.expected_version is not None or args.reason):
+    if args.branch and (args.expected_version is not None or args.reason or args.meta):
         raise UsageError(
-            "--expected-version and --reason apply to master; a branch records them "
-            "when it is committed (genconf branch commit --reason)"
+            "--expected-version, --reason and --meta apply to master; a branch records "
+            "them when it is committed (genconf branch commit --reason)"
         )
+    if args.branch and getattr(args, "replace", False):
+        raise UsageError("--replace applies to master; on a branch, set and unset keys")
+
+
+def _expectations(
+    schema: Mapping[str, OptionSpec], args: argparse.Namespace
+) -> dict[str, Any] | None:
+    """``--expect KEY=VALUE`` (typed by the schema) and ``--expect-absent KEY``."""
+    expect: dict[str, Any] = dict(typed_values(schema, args.expect))
+    for key in args.expect_absent:
+        if key in expect:
+            raise UsageError(f"--expect and --expect-absent both name {key!r}")
+        expect[key] = ABSENT
+    return expect or None
 
 
 async def _write_config(
@@ -91,12 +109,17 @@ async def _write_config(
     what: str,
     values: Mapping[str, Any] | None = None,
     unset: Sequence[str] = (),
+    *,
+    expect: Mapping[str, Any] | None = None,
+    replace: bool = False,
 ) -> None:
     """Set ``values`` and unset ``unset`` on master or on ``--branch``; ``what``
     describes the change in the sentence printed."""
     if args.branch:
         w = await ctx.settled(
-            await ctx.client.set_branch_config(args.branch, args.application, values, unset=unset)
+            await ctx.client.set_branch_config(
+                args.branch, args.application, values, unset=unset, expect=expect
+            )
         )
         written(ctx, w, f"branch {args.branch}: {args.application} {what}")
         return
@@ -105,8 +128,11 @@ async def _write_config(
             args.application,
             values,
             unset=unset,
+            replace=replace,
+            expect=expect,
             expected_version=args.expected_version,
             reason=args.reason or "",
+            metadata=metadata_of(args.meta),
             created_by=user(),
         )
     )
@@ -115,21 +141,73 @@ async def _write_config(
 
 async def _config_set(ctx: Ctx, args: argparse.Namespace) -> None:
     _check_branch_flags(args)
-    values = typed_values(await _schema_of(ctx.client, args.application), args.values)
-    what = " ".join(f"{k}={show(v)}" for k, v in values.items())
-    await _write_config(ctx, args, what, values=values)
+    if not args.values and not args.values_file and not args.replace:
+        raise UsageError(
+            "give KEY=VALUE pairs, or --values FILE (with --replace: the whole config)"
+        )
+    schema = await _schema_of(ctx.client, args.application)
+    values = load_values_file(args.values_file, args.application) if args.values_file else {}
+    values.update(typed_values(schema, args.values))
+    expect = _expectations(schema, args)
+    if args.replace:
+        what = f"replaced the whole config ({len(values)} key(s) set, every other key default)"
+    else:
+        what = " ".join(f"{k}={show(v)}" for k, v in values.items())
+    await _write_config(ctx, args, what, values=values, expect=expect, replace=args.replace)
 
 
 async def _config_unset(ctx: Ctx, args: argparse.Namespace) -> None:
     _check_branch_flags(args)
-    await _write_config(ctx, args, f"unset {' '.join(args.keys)}", unset=args.keys)
+    expect = None
+    if args.expect or args.expect_absent:
+        expect = _expectations(await _schema_of(ctx.client, args.application), args)
+    await _write_config(ctx, args, f"unset {' '.join(args.keys)}", unset=args.keys, expect=expect)
 
 
-# Where a write goes and what guards it, for set and unset.
+async def _config_patch(ctx: Ctx, args: argparse.Namespace) -> None:
+    _check_branch_flags(args)
+    diff = read_text(args.diff, "diff")
+    w = await ctx.settled(
+        await ctx.client.patch_config(
+            args.application,
+            args.key,
+            diff,
+            branch=args.branch or "",
+            expected_version=args.expected_version,
+            reason=args.reason or "",
+            metadata=metadata_of(args.meta),
+            created_by=user(),
+        )
+    )
+    where = f"branch {args.branch}: " if args.branch else ""
+    after = "" if args.branch else versions_text(w)
+    written(ctx, w, f"{where}{args.application}: patched {args.key}{after}")
+
+
+# Where a write goes and what guards it, for set, unset and patch.
 WRITE_FLAGS = (
     arg("--branch", help="stage the change on this branch instead of master"),
     expected_version("fail (writing nothing) unless the application is at this version"),
     reason("why: recorded in the new version"),
+    meta(),
+)
+# Per-key check-before-update, for set and unset.
+EXPECT_FLAGS = (
+    arg(
+        "--expect",
+        action="append",
+        type=assignment,
+        default=[],
+        metavar="KEY=VALUE",
+        help="fail (writing nothing) unless KEY holds VALUE now (repeatable)",
+    ),
+    arg(
+        "--expect-absent",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="fail (writing nothing) unless KEY has no value now (repeatable)",
+    ),
 )
 
 
@@ -150,23 +228,67 @@ def register(commands: Commands) -> None:
             [
                 "web port=9090 log-level=debug --reason 'move port'",
                 "web workers=8 --expected-version 3",
+                "web port=9090 --expect port=8080",
                 "web log-level=debug --branch canary",
                 """web features='{"search": true}'""",
+                "web --values web.yaml",
+                "web --values web.yaml --replace --reason 'config as released'",
             ],
             [
                 "application",
-                arg("values", nargs="+", type=assignment, metavar="KEY=VALUE"),
+                arg("values", nargs="*", type=assignment, metavar="KEY=VALUE"),
+                arg(
+                    "--values",
+                    dest="values_file",
+                    metavar="FILE",
+                    help="values from a YAML/JSON file ({key: value}, {APP: {key: value}} "
+                    "or a charm config.yaml with values); - reads stdin",
+                ),
+                arg(
+                    "--replace",
+                    action="store_true",
+                    help="the values are the whole config: every key not given goes back "
+                    "to its default (or away, in an open application)",
+                ),
+                *EXPECT_FLAGS,
                 *WRITE_FLAGS,
             ],
             description="Set config keys. Each VALUE is read as the key's schema type: "
             "port=9090 is the int 9090 when the schema says int; object and list values "
-            "are JSON. Without --branch this writes master: a new version.",
+            "are JSON; in an open application a VALUE is JSON when it reads as JSON, "
+            "else text. --values merges a file (as juju config --file); with --replace "
+            "the file (and pairs) become the whole config, in one version. Without "
+            "--branch this writes master: a new version.",
         ),
         Command(
             "unset",
             _config_unset,
             "unset keys (back to the charm default) on master or a branch",
             ["web port", "web log-level --branch canary"],
-            ["application", arg("keys", nargs="+", metavar="KEY"), *WRITE_FLAGS],
+            ["application", arg("keys", nargs="+", metavar="KEY"), *EXPECT_FLAGS, *WRITE_FLAGS],
+        ),
+        Command(
+            "patch",
+            _config_patch,
+            "change a text value by applying a unified diff",
+            [
+                "web motd --diff motd.patch",
+                "web motd --diff - --branch canary",
+            ],
+            [
+                "application",
+                arg("key", help="a key holding a string"),
+                arg(
+                    "--diff",
+                    required=True,
+                    metavar="FILE",
+                    help="unified diff of the value's text (as version diff --key "
+                    "prints); - reads stdin",
+                ),
+                *WRITE_FLAGS,
+            ],
+            description="Apply a unified diff to one string value, on master (a new "
+            "version) or on --branch. The diff must apply to the value as it is now; "
+            "otherwise nothing is written and the failing hunk is named.",
         ),
     )

@@ -25,6 +25,7 @@ from genconf.cli import render, shapes
 from genconf.cli.output import ColorMode, Format, Output
 from genconf.cli.settings import Settings
 from genconf.client import Client, WriteResult
+from genconf.domain.schema import json_or_text
 
 
 @dataclass
@@ -123,6 +124,20 @@ def reason(help: str | None = None, default: str | None = None) -> Arg:
 
 def expected_version(help: str | None = None) -> Arg:
     return arg("--expected-version", type=int, default=None, help=help)
+
+
+def meta(
+    help: str = "metadata kept with the new version; VALUE is JSON when it reads as JSON",
+) -> Arg:
+    """``--meta KEY=VALUE``, repeatable: read with `metadata_of`."""
+    return arg(
+        "--meta", action="append", type=assignment, default=[], metavar="KEY=VALUE", help=help
+    )
+
+
+def metadata_of(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``--meta`` pairs as metadata: ``ticket=42`` is the number, ``by=ann`` the text."""
+    return {key: json_or_text(value) for key, value in pairs}
 
 
 def apps(help: str) -> Arg:

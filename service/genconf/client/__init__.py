@@ -5,6 +5,7 @@
     requests.py  values checked and encoded for requests
     results.py   Config (WriteResult is the domain's: genconf.domain.results)
     aio.py       the async Client
+    transfer.py  export and import (mixed into Client)
     sync.py      the blocking SyncClient
 
 It stands alone: importing it loads no pymongo and no server module (tests/test_layers.py).
@@ -14,6 +15,15 @@ from genconf.client.aio import Client
 from genconf.client.results import Config
 from genconf.client.sync import SyncClient
 from genconf.domain.results import WriteResult
+from genconf.domain.values import ABSENT
 from genconf.errors import ClientError, TooOld
 
-__all__ = ["Client", "ClientError", "Config", "SyncClient", "TooOld", "WriteResult"]
+__all__ = [
+    "ABSENT",  # in an `expect`: the key has no value
+    "Client",
+    "ClientError",
+    "Config",
+    "SyncClient",
+    "TooOld",
+    "WriteResult",
+]

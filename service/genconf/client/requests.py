@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2
 
 from genconf.client.status import client_error
 from genconf.domain.schema import check_wire_numbers
+from genconf.domain.values import ABSENT
 from genconf.errors import InvalidArgument
 from genconf.v1 import types_pb2
 from genconf.wire import to_struct, to_value
@@ -36,6 +37,15 @@ def metadata_struct(metadata: Mapping[str, Any] | None) -> struct_pb2.Struct:
     """Metadata as a Struct; checked as one object value, as the server checks it."""
     exact("metadata", dict(metadata or {}))
     return to_struct(metadata or {})
+
+
+def expectations(expect: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Per-key expectations, each value checked by `exact` (ABSENT passes)."""
+    out = dict(expect or {})
+    for key, value in out.items():
+        if value is not ABSENT:
+            exact(key, value)
+    return out
 
 
 def schema_to_proto(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, types_pb2.OptionSchema]:

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from genconf.domain.schema import OptionSpec, Schema, defaults
+from genconf.domain.schema import OptionSpec, Schema, defaults, option_for
 from genconf.domain.values import ABSENT, values_equal
-from genconf.errors import ConflictedKey
+from genconf.errors import ConflictedKey, MismatchedKey
 
 
 class Op(enum.StrEnum):
@@ -61,20 +61,22 @@ def touch(existing: Change | None, master_value: Any, op: Op, value: Any = ABSEN
 def effective_config(
     schema: Schema, master: Mapping[str, Any], changes: Mapping[str, Change] | None = None
 ) -> dict[str, Any]:
-    """``defaults ⊕ master ⊕ changes``; an ``unset`` change restores the charm default."""
+    """``defaults ⊕ master ⊕ changes``; an ``unset`` change restores the charm default
+    (removes the key when it has none, as every undeclared key of an open schema)."""
     config = defaults(schema)
     for key, value in master.items():
-        if key in schema:
+        if option_for(schema, key) is not None:
             config[key] = value
     for key, change in (changes or {}).items():
-        if key not in schema:
+        spec = option_for(schema, key)
+        if spec is None:
             continue
         if change.op is Op.SET:
             config[key] = change.value
-        elif schema[key].default is ABSENT:
+        elif spec.default is ABSENT:
             config.pop(key, None)
         else:
-            config[key] = schema[key].default
+            config[key] = spec.default
     return config
 
 
@@ -104,6 +106,22 @@ def find_conflicts(
             continue
         conflicts.append(ConflictedKey(application, key, change.from_, current, change.target))
     return conflicts
+
+
+def mismatches(
+    application: str,
+    effective: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    branch: str = "",
+) -> list[MismatchedKey]:
+    """Keys whose effective value is not the one a write expects (ABSENT: no value),
+    in key order: a per-key check-before-update, as an etcd transaction's compare."""
+    out = []
+    for key in sorted(expected):
+        actual = effective.get(key, ABSENT)
+        if not values_equal(actual, expected[key]):
+            out.append(MismatchedKey(application, key, expected[key], actual, branch))
+    return out
 
 
 def inverse_changes(changes: Mapping[str, Mapping[str, Any]]) -> dict[str, Change]:

@@ -5,12 +5,12 @@ A changed multi-line string also carries a unified text diff, for people to read
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from genconf.domain.patch import unified_diff
 from genconf.domain.values import ABSENT, canonical_json, values_equal
 
 
@@ -36,17 +36,10 @@ class Diff:
 
 
 def _text_diff(path: str, old: Any, new: Any) -> str:
+    """A unified diff of multi-line strings, one that `patch.apply_patch` (and GNU
+    patch) applies back: `genconf config patch` takes it as it is printed."""
     if isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new):
-        lines = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"a/{path}",
-            tofile=f"b/{path}",
-        )
-        return "".join(
-            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-            for line in lines
-        )
+        return unified_diff(old, new, path)
     return ""
 
 

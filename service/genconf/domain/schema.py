@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,6 +37,7 @@ class ValueType(enum.StrEnum):
     BOOLEAN = "boolean"
     OBJECT = "object"
     LIST = "list"
+    ANY = "any"  # any JSON value: what an open application's undeclared keys hold
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class OptionSpec:
 
 Schema = Mapping[str, OptionSpec]
 
+# The schema entry that makes an application open: any key the schema does not
+# declare is allowed, with the wildcard's type (usually ``any``) and no default.
+# Declared keys keep their own type, default and secrecy.
+WILDCARD: Final = "*"
+OPEN_SCHEMA: Final = {WILDCARD: {"type": ValueType.ANY.value, "description": "any key"}}
+
 _TYPE_ALIASES: Final = {"str": "string", "integer": "int", "bool": "boolean", "dict": "object"}
 
 
@@ -70,7 +77,8 @@ def parse_schema(raw: Mapping[str, Any]) -> dict[str, OptionSpec]:
         raise InvalidArgument(f"schema has {len(raw)} keys; the limit is {MAX_KEYS}")
     schema: dict[str, OptionSpec] = {}
     for key, option in raw.items():
-        validate_key(key)
+        if key != WILDCARD:
+            validate_key(key)
         if not isinstance(option, Mapping):
             raise InvalidArgument(f"schema option {key!r} must be a mapping with a 'type'")
         unknown = set(option) - {"type", "default", "description", "secret"}
@@ -94,12 +102,61 @@ def parse_schema(raw: Mapping[str, Any]) -> dict[str, OptionSpec]:
         if not isinstance(secret, bool):
             raise InvalidArgument(f"schema option {key!r}: secret must be true or false")
         spec = OptionSpec(value_type, ABSENT, description, secret)
-        if "default" in option and option["default"] is not None:
+        if key == WILDCARD:
+            _check_wildcard(option, secret)
+        elif "default" in option and option["default"] is not None:
             spec = OptionSpec(
                 value_type, coerce_value(key, spec, option["default"]), description, secret
             )
         schema[key] = spec
     return schema
+
+
+def _check_wildcard(option: Mapping[str, Any], secret: bool) -> None:
+    """The wildcard opens the schema; what only a named key can carry is refused."""
+    if option.get("default") is not None:
+        raise InvalidArgument(
+            "schema option '*' (any other key) cannot have a default: an open "
+            "application's undeclared keys have a value only when set"
+        )
+    if secret:
+        raise InvalidArgument(
+            "schema option '*' (any other key) cannot be secret: declare each secret "
+            "key by name, e.g. password: {type: string, secret: true}"
+        )
+
+
+def is_open(schema: Schema) -> bool:
+    return WILDCARD in schema
+
+
+def option_for(schema: Schema, key: str) -> OptionSpec | None:
+    """The option ``key`` is held to: its own, else the wildcard's in an open schema.
+    None: the schema does not allow the key. (Names are checked where keys enter,
+    by `require_key`.)"""
+    spec = schema.get(key)
+    if spec is not None or key == WILDCARD:
+        return spec
+    return schema.get(WILDCARD)
+
+
+@dataclass(frozen=True)
+class AllBut:
+    """Every key but these: the public keys of an open schema, whose undeclared keys
+    (never secret: the wildcard cannot be) observers may see."""
+
+    secret: frozenset[str]
+
+    def __contains__(self, key: object) -> bool:
+        return key not in self.secret
+
+
+def visible_keys(schema: Schema) -> Container[str]:
+    """The keys whose values observers may see: the declared non-secret ones, and
+    in an open schema every undeclared one too."""
+    if is_open(schema):
+        return AllBut(frozenset(k for k, spec in schema.items() if spec.secret))
+    return frozenset(k for k, spec in schema.items() if not spec.secret)
 
 
 def schema_to_doc(schema: Schema) -> dict[str, dict[str, Any]]:
@@ -231,6 +288,9 @@ def coerce_value(key: str, spec: OptionSpec, value: Any) -> Any:
             raise _expect(key, spec, value)
         _check_json(key, value, 0)
         value = json.loads(canonical_json(list(value)))
+    elif t is ValueType.ANY:
+        _check_json(key, value, 0)
+        value = json.loads(canonical_json(value))
     _check_json(key, value, 0)
     size = len(canonical_json(value))
     if size > MAX_VALUE_BYTES:
@@ -259,6 +319,8 @@ def parse_text_value(key: str, spec: OptionSpec, text: str) -> Any:
             if lowered not in _TRUE | _FALSE:
                 raise ValueError(text)
             value = lowered in _TRUE
+        elif t is ValueType.ANY:
+            value = json_or_text(text)
         else:
             value = json.loads(text)
     except ValueError:
@@ -267,6 +329,15 @@ def parse_text_value(key: str, spec: OptionSpec, text: str) -> Any:
             + (" (give JSON)" if t in (ValueType.OBJECT, ValueType.LIST) else "")
         ) from None
     return coerce_value(key, spec, value)
+
+
+def json_or_text(text: str) -> Any:
+    """A value of an ``any`` key from the command line: JSON when it reads as JSON
+    (``8080``, ``true``, ``{"a": 1}``, ``"8080"``), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def check_write_keys(count: int) -> None:
@@ -293,8 +364,22 @@ def validate_settings(
     return out
 
 
+def validate_expectations(schema: Schema, expect: Mapping[str, Any]) -> dict[str, Any]:
+    """A write's per-key expectations, keys checked and values in their keys' types
+    (so ``port: 8080`` from JSON compares equal to the int stored); ABSENT stays."""
+    if len(expect) > MAX_KEYS:
+        raise InvalidArgument(f"{len(expect)} expected keys in one write; the limit is {MAX_KEYS}")
+    out: dict[str, Any] = {}
+    for key, value in expect.items():
+        spec = require_key(schema, key)
+        out[key] = value if value is ABSENT else coerce_value(key, spec, value)
+    return out
+
+
 def require_key(schema: Schema, key: str) -> OptionSpec:
-    spec = schema.get(key)
+    spec = option_for(schema, key)
+    if spec is not None and key not in schema:
+        validate_key(key)  # an undeclared key of an open schema: only its name to check
     if spec is None:
         known = ", ".join(sorted(schema)) or "none"
         raise InvalidArgument(f"unknown config key {key!r}; the schema has: {known}")
@@ -302,4 +387,4 @@ def require_key(schema: Schema, key: str) -> OptionSpec:
 
 
 def defaults(schema: Schema) -> dict[str, Any]:
-    return {k: s.default for k, s in schema.items() if s.default is not ABSENT}
+    return {k: s.default for k, s in schema.items() if s.default is not ABSENT and k != WILDCARD}

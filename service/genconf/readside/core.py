@@ -16,7 +16,7 @@ groups it concerns, never scanning the others.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -24,6 +24,7 @@ from genconf.domain import values
 from genconf.domain.config import effective_config
 from genconf.domain.deltas import DELTA_OVERHEAD, Batch, Delta, Kind, Record, estimate_bytes
 from genconf.domain.records import Application, Branch, Generation, Unit
+from genconf.domain.schema import visible_keys
 from genconf.errors import NotFound
 
 GroupKey = tuple[str, str | None]
@@ -96,7 +97,7 @@ class ModelState:
         # Per branch, the applications with a memoized group on it.
         self._grouped_on_branch: dict[str, set[str]] = {}
         # public_keys() per existing application, dropped with its groups (_invalidate).
-        self._public_keys: dict[str, frozenset[str]] = {}
+        self._public_keys: dict[str, Container[str]] = {}
         self.batches_applied = 0
         self.deltas_applied = 0
         self.groups_recomputed = 0
@@ -122,7 +123,7 @@ class ModelState:
                 return effective.config
         return effective_config(app.schema, app.settings)
 
-    def public_keys(self, application: str) -> frozenset[str] | None:
+    def public_keys(self, application: str) -> Container[str] | None:
         """The keys of ``application`` observers may see (None if unknown): history
         may hold keys the schema has since dropped, which stay hidden.
 
@@ -134,7 +135,7 @@ class ModelState:
         app = self.applications.get(application)
         if app is None:
             return None
-        public = frozenset(key for key, spec in app.schema.items() if not spec.secret)
+        public = visible_keys(app.schema)
         self._public_keys[application] = public
         return public
 

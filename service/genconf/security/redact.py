@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any, Final
 
 from google.protobuf import struct_pb2
@@ -55,7 +55,7 @@ HASHED: Final = frozenset(
 )
 
 # application -> its non-secret keys; None: no such application (any key may be secret)
-PublicKeys = Callable[[str], frozenset[str] | None]
+PublicKeys = Callable[[str], Container[str] | None]
 Hidden = Callable[[str], bool]  # key -> whether its value is hidden
 
 

@@ -11,13 +11,20 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from genconf.domain.authorship import Authorship
 from genconf.domain.names import check_unit_numbers, parse_unit_name, unit_name, validate_app_name
 from genconf.domain.results import WriteResult
-from genconf.domain.schema import coerce_value, require_key, schema_to_doc
+from genconf.domain.schema import (
+    OPEN_SCHEMA,
+    coerce_value,
+    require_key,
+    schema_to_doc,
+    validate_settings,
+)
 from genconf.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from genconf.store import limits
 from genconf.store.checks import (
     check_application_size,
     check_count,
     check_free_text,
+    check_metadata,
     parse_bounded_schema,
 )
 from genconf.store.core import StoreCore
@@ -44,16 +51,28 @@ class ApplicationWrites(StoreCore):
         *,
         charm: str = "",
         schema: Mapping[str, Any] | None = None,
+        open: bool = False,
+        settings: Mapping[str, Any] | None = None,
         units: int = 0,
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
         created_by: str = "",
         on_behalf_of: str = "",
         authenticated: bool = False,
     ) -> WriteResult:
+        """A new application whose version 1 holds ``settings``, ``reason`` and
+        ``metadata``. ``open``: keys the schema does not declare are allowed (the
+        schema's wildcard entry, of type ``any`` unless the schema gives one)."""
         validate_app_name(name)
-        parsed = parse_bounded_schema(schema or {})
+        raw_schema = dict(schema or {})
+        if open:
+            raw_schema = {**OPEN_SCHEMA, **raw_schema}
+        parsed = parse_bounded_schema(raw_schema)
+        initial = validate_settings(parsed, dict(settings or {}))
+        meta = check_metadata(metadata)
         check_count(units)
         author = Authorship(created_by, on_behalf_of, authenticated)
-        check_free_text(author)
+        check_free_text(author, reason)
         charm = limits.check_text("charm", charm or name, limits.MAX_NAME_CHARS)
         now = self.clock()
         app_doc = {
@@ -61,7 +80,7 @@ class ApplicationWrites(StoreCore):
             "uid": new_uid(),
             "charm": charm,
             "schema": schema_to_doc(parsed),
-            "settings": {},
+            "settings": initial,
             "version": 1,
             "next_unit": units,
             "revision": 1,
@@ -72,14 +91,14 @@ class ApplicationWrites(StoreCore):
         first = version_doc(
             name,
             1,
-            {},
+            initial,
             previous_version=0,
             generation=None,
             secret=secret_keys(app_doc),
             timestamp=now,
-            reason="created",
+            reason=reason or "created",
             author=author,
-            metadata={},
+            metadata=meta,
         )
 
         async def body(s: AsyncClientSession) -> list[str]:

@@ -19,8 +19,10 @@ from genconf.errors import Conflict, FailedPrecondition, InvalidArgument, NotApp
 from genconf.store.checks import (
     check_branch_size,
     check_count,
+    check_expectations,
     check_free_text,
     check_metadata,
+    patched_value,
     set_and_unset,
 )
 from genconf.store.core import StoreCore
@@ -203,33 +205,69 @@ class BranchWrites(StoreCore):
         set: Mapping[str, Any] | None = None,  # the client's order: set is positional
         *,
         unset: Iterable[str] = (),
+        expect: Mapping[str, Any] | None = None,
     ) -> WriteResult:
-        """Stage changes on a branch; the first touch of a key records master's value."""
+        """Stage changes on a branch; the first touch of a key records master's value.
+
+        ``expect``: each key's value in the branch's view of the application must be
+        as given (`ExpectationFailed` otherwise, nothing written). The view depends on
+        master too: reading the application under its fence makes a concurrent master
+        write conflict with this one.
+        """
         to_set, to_unset = set_and_unset(set, unset)
 
         async def body(s: AsyncClientSession) -> None:
             doc = await self._branch(s, branch)
             app = await self._app(s, application)
-            schema = schema_of(app)
-            values = validate_settings(schema, to_set, unset=to_unset)
-            master = app["settings"]
+            values = validate_settings(schema_of(app), to_set, unset=to_unset)
             current = changes_of(doc["changes"].get(application, {}))
-            for key, value in values.items():
-                current[key] = config.touch(
-                    current.get(key), master.get(key, ABSENT), Op.SET, value
-                )
-            for key in to_unset:
-                current[key] = config.touch(current.get(key), master.get(key, ABSENT), Op.UNSET)
-            staged = {k: c.to_doc() for k, c in current.items()}
-            check_branch_size({**doc, "changes": {**doc["changes"], application: staged}})
-            await self.db[BRANCHES].update_one(
-                {"_id": branch},
-                {"$set": {f"changes.{application}": staged}, "$inc": {"revision": 1}},
-                session=s,
-            )
+            check_expectations(app, expect, current, branch)
+            await self._stage(s, doc, app, current, values, to_unset)
 
         _, revision = await self._transact(body)
         return WriteResult(revision)
+
+    async def patch_branch_config(
+        self, branch: str, application: str, key: str, unified_diff: str
+    ) -> WriteResult:
+        """Apply a unified diff to the branch's view of ``key`` (one transaction)."""
+
+        async def body(s: AsyncClientSession) -> None:
+            doc = await self._branch(s, branch)
+            app = await self._app(s, application)
+            schema = schema_of(app)
+            current = changes_of(doc["changes"].get(application, {}))
+            view = config.effective_config(schema, app["settings"], current)
+            value = patched_value(schema, key, view, unified_diff)
+            values = validate_settings(schema, {key: value})
+            await self._stage(s, doc, app, current, values, [])
+
+        _, revision = await self._transact(body)
+        return WriteResult(revision)
+
+    async def _stage(
+        self,
+        s: AsyncClientSession,
+        doc: Mapping[str, Any],
+        app: Mapping[str, Any],
+        current: dict[str, config.Change],
+        values: Mapping[str, Any],
+        to_unset: Iterable[str],
+    ) -> None:
+        """Write ``values`` and ``to_unset`` as the branch's changes to ``app``."""
+        application = app["_id"]
+        master = app["settings"]
+        for key, value in values.items():
+            current[key] = config.touch(current.get(key), master.get(key, ABSENT), Op.SET, value)
+        for key in to_unset:
+            current[key] = config.touch(current.get(key), master.get(key, ABSENT), Op.UNSET)
+        staged = {k: c.to_doc() for k, c in current.items()}
+        check_branch_size({**doc, "changes": {**doc["changes"], application: staged}})
+        await self.db[BRANCHES].update_one(
+            {"_id": doc["_id"]},
+            {"$set": {f"changes.{application}": staged}, "$inc": {"revision": 1}},
+            session=s,
+        )
 
     async def commit_branch(
         self,

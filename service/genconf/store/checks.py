@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from genconf.domain import schema
+from genconf.domain import config, patch, schema
 from genconf.domain.authorship import Authorship
-from genconf.errors import FailedPrecondition, InvalidArgument, VersionMismatch
+from genconf.domain.config import Change
+from genconf.domain.values import ABSENT, show_value
+from genconf.errors import ExpectationFailed, FailedPrecondition, InvalidArgument, VersionMismatch
 from genconf.store import limits
 from genconf.store.documents import schema_of
 
@@ -99,3 +101,38 @@ def fit_schema(app: Mapping[str, Any], settings: Mapping[str, Any], what: str) -
         raise FailedPrecondition(
             f"{what} does not fit application {app['_id']!r}'s current schema: {exc.message}"
         ) from exc
+
+
+def check_expectations(
+    app: Mapping[str, Any],
+    expect: Mapping[str, Any] | None,
+    changes: Mapping[str, Change] | None = None,
+    branch: str = "",
+) -> None:
+    """Refuse a write unless each expected key holds its value in master's view of
+    ``app`` (or, with a branch's ``changes``, the branch's): `ExpectationFailed`."""
+    if not expect:
+        return
+    parsed = schema_of(app)
+    expected = schema.validate_expectations(parsed, expect)
+    effective = config.effective_config(parsed, app["settings"], changes)
+    wrong = config.mismatches(app["_id"], effective, expected, branch)
+    if wrong:
+        raise ExpectationFailed(wrong)
+
+
+def patched_value(
+    parsed: schema.Schema, key: str, effective: Mapping[str, Any], unified_diff: str
+) -> str:
+    """``key``'s text after applying ``unified_diff`` to its effective value (no value:
+    the empty text, so a diff can create one)."""
+    schema.require_key(parsed, key)
+    current = effective.get(key, ABSENT)
+    if current is ABSENT:
+        current = ""
+    if not isinstance(current, str):
+        raise FailedPrecondition(
+            f"{key!r} holds {type(current).__name__} {show_value(current)}; only a string "
+            "value takes a patch: set it instead"
+        )
+    return patch.apply_patch(current, unified_diff, key)

@@ -14,7 +14,14 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from genconf.domain import names
-from genconf.domain.schema import OptionSpec, Schema, coerce_value, parse_schema, require_key
+from genconf.domain.schema import (
+    OptionSpec,
+    Schema,
+    coerce_value,
+    option_for,
+    parse_schema,
+    require_key,
+)
 from genconf.errors import InvalidArgument
 from genconf.store import limits
 from genconf.store.documents import APPLICATIONS, BRANCHES, UNITS
@@ -97,7 +104,7 @@ def _unfit(
     out = [
         f"{where}: unset key {key!r} is not in the schema"
         for key in unset or ()
-        if key not in schema
+        if option_for(schema, key) is None
     ]
     for key, value in values.items():
         try:
