@@ -105,7 +105,7 @@ async def test_update_update_rollback_and_history_paging(
 
     # Refusals write nothing.
     err = await refused(mongo_client, db_name, lambda: client.rollback("web", 9), NOT_FOUND)
-    assert "no version 9" in err.message
+    assert err.message == "version 9 not found for application web (its versions run 1..4)"
     err = await refused(
         mongo_client,
         db_name,
@@ -188,10 +188,11 @@ async def test_bumps_tags_and_latest(
     latest = await client.latest_version("web")
     assert (latest.version, latest.label, latest.label_version) == (5, "2.0.0", 5)
 
-    # Tag an older version; "latest" is the highest label, not the newest version.
-    tagged = await client.tag_version("web", "v1.5.0", version=3)
-    assert (tagged.version, tagged.label) == (3, "1.5.0")  # normalized
-    assert list((await client.get_version("web", 3)).tags) == ["1.0.1", "1.5.0"]
+    # Tag an older version, between its neighbours' labels; "latest" is the highest
+    # label, which labels growing with versions keep on the newest labelled version.
+    tagged = await client.tag_version("web", "v1.0.2", version=3)
+    assert (tagged.version, tagged.label) == (3, "1.0.2")  # normalized
+    assert list((await client.get_version("web", 3)).tags) == ["1.0.1", "1.0.2"]
     await client.set_config("web", {"port": 1})
     assert (await client.latest_version("web")).label_version == 5
     bumped = await client.bump_version("web", "minor", version=6)

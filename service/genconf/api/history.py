@@ -62,7 +62,9 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     async def GetVersion(
         self, request: pb.GetVersionRequest, context: Context
     ) -> types_pb2.Version:
-        doc = await self.history.get_version(request.application, request.version)
+        doc = await self.history.get_version(
+            request.application, request.version, label=request.label
+        )
         return convert.version_to_proto(doc)
 
     @unary
@@ -81,15 +83,25 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     async def DiffVersions(
         self, request: pb.DiffVersionsRequest, context: Context
     ) -> pb.DiffVersionsResponse:
-        before, after, diff, secret = await self.history.diff_versions(
-            request.application, request.from_version, request.to_version
+        d = await self.history.diff_versions(
+            request.application,
+            request.from_version,
+            request.to_version,
+            from_label=request.from_label,
+            to_label=request.to_label,
         )
         return pb.DiffVersionsResponse(
-            application=request.application,
-            from_version=before,
-            to_version=after,
-            entries=convert.diff_to_proto(diff),
-            secret_keys=secret,
+            application=d.application,
+            from_version=d.from_version,
+            to_version=d.to_version,
+            entries=convert.diff_to_proto(d.entries),
+            secret_keys=d.secret_keys,
+            from_label=d.from_label,
+            to_label=d.to_label,
+            added=len(d.entries.added),
+            removed=len(d.entries.removed),
+            changed=len(d.entries.changed),
+            summary=d.summary,
         )
 
     @write
@@ -97,21 +109,29 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         return await self.store.rollback(
             request.application,
             request.to_version,
+            to_label=request.to_label,
             expected_version=convert.expected_version(request),
             reason=request.reason,
+            metadata=wire.from_struct(request.metadata),
             **author(request.created_by),
         )
 
     @replies(_label)
     async def TagVersion(self, request: pb.TagVersionRequest, context: Context) -> LabelResult:
         return await self.store.tag_version(
-            request.application, request.label, version=request.version
+            request.application,
+            request.label,
+            version=request.version,
+            version_label=request.version_label,
         )
 
     @replies(_label)
     async def BumpVersion(self, request: pb.BumpVersionRequest, context: Context) -> LabelResult:
         return await self.store.bump_version(
-            request.application, request.part, version=request.version
+            request.application,
+            request.part,
+            version=request.version,
+            version_label=request.version_label,
         )
 
     @unary
@@ -123,6 +143,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             request.key,
             limit=request.limit,
             before_version=request.before_version,
+            before_label=request.before_label,
         )
         out = pb.KeyHistoryResponse(application=request.application, key=request.key, more=more)
         for entry in entries:
@@ -169,5 +190,11 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self, request: pb.RevertGenerationRequest, context: Context
     ) -> WriteResult:
         return await self.store.revert_generation(
-            request.id, force=request.force, reason=request.reason, **author(request.created_by)
+            request.id,
+            application=request.application,
+            version=request.version,
+            label=request.label,
+            force=request.force,
+            reason=request.reason,
+            **author(request.created_by),
         )

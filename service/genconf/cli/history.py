@@ -4,11 +4,16 @@
 Each prints the stable shape `genconf.cli.shapes` defines for its result (``-o json``
 / ``-o yaml``) or its table (``-o table``). Versions carry no schema, so commands
 that print config values fetch the application's to type them.
+
+Wherever a command names a version (VERSION), a number (``3``) and a semantic label
+(``1.0.0`` or ``v1.0.0``) both work; anything else is a usage error that says so.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Any
 
 from genconf.cli import render, shapes
 from genconf.cli.framework import (
@@ -19,11 +24,42 @@ from genconf.cli.framework import (
     arg,
     expected_version,
     force,
+    meta,
+    metadata_of,
     reason,
     user,
     written,
 )
+from genconf.cli.output import show
 from genconf.client import Client, WriteResult
+from genconf.domain.patch import unified_diff
+from genconf.domain.semver import SemVer
+from genconf.errors import FailedPrecondition, InvalidArgument, UsageError
+from genconf.v1 import history_pb2 as hpb
+from genconf.wire import from_struct
+
+
+@dataclass(frozen=True)
+class VersionArg:
+    """A VERSION as given on the command line: a number (0: the current one) or a label."""
+
+    number: int = 0
+    label: str = ""
+
+    def __str__(self) -> str:
+        return self.label or f"version {self.number}"
+
+
+def version_arg(text: str) -> VersionArg:
+    """``3`` -> version 3; ``1.0.0`` or ``v1.0.0`` -> that label (checked as the server
+    checks it, so a typo is a usage error here, not a round trip)."""
+    if text.isascii() and text.isdigit():
+        return VersionArg(number=int(text))
+    try:
+        SemVer.parse(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message}; or a version number such as 3") from None
+    return VersionArg(label=text)
 
 
 async def _schema(client: Client, application: str) -> shapes.Schema:
@@ -55,28 +91,81 @@ async def _versions(ctx: Ctx, args: argparse.Namespace) -> None:
 
 
 async def _version_show(ctx: Ctx, args: argparse.Namespace) -> None:
-    version = await ctx.client.get_version(args.application, args.version)
+    ref: VersionArg = args.version
+    version = await ctx.client.get_version(args.application, ref.number, label=ref.label)
     shown = shapes.version_view(version, await _schema(ctx.client, args.application))
     ctx.out.emit(shown, render.render_version(shown))
 
 
 async def _version_diff(ctx: Ctx, args: argparse.Namespace) -> None:
-    diff = await ctx.client.diff_versions(args.application, args.from_version, args.to_version)
-    d = shapes.version_diff_view(diff, await _schema(ctx.client, args.application))
+    start: VersionArg = args.from_version
+    end: VersionArg = args.to_version
+    diff = await ctx.client.diff_versions(
+        args.application,
+        start.number,
+        end.number,
+        from_label=start.label,
+        to_label=end.label,
+    )
+    schema = await _schema(ctx.client, args.application)
+    if args.key is not None:
+        await _key_diff(ctx, diff, args.key, schema)
+        return
+    d = shapes.version_diff_view(diff, schema)
     ctx.out.emit(d, render.render_version_diff(d))
 
 
+async def _key_diff(
+    ctx: Ctx, diff: hpb.DiffVersionsResponse, key: str, schema: shapes.Schema
+) -> None:
+    """``version diff --key KEY``: the unified diff of one text value, which
+    ``config patch --diff`` applies as it is."""
+    old, new = [
+        _text_of(await ctx.client.get_version(diff.application, number), key, schema)
+        for number in (diff.from_version, diff.to_version)
+    ]
+    text = unified_diff(old, new, key)
+    shown = shapes.key_diff_view(diff, key, text)
+    ctx.out.emit(shown, render.render_patch(text))
+
+
+def _text_of(version: Any, key: str, schema: shapes.Schema) -> str:
+    """``key``'s effective text value in ``version`` (a `types_pb2.Version`): the value
+    set, else the schema's default; anything else is an error naming the version."""
+    settings = from_struct(version.settings)
+    option = schema.get(key)
+    where = f"version {version.version} of {version.application}"
+    if key in settings:
+        value = settings[key]
+    elif option is not None and option.HasField("default"):
+        value = shapes.option_view(option)["default"]
+    else:
+        raise FailedPrecondition(
+            f"key {key!r} has no value in {where}; --key diffs a text value both "
+            "versions hold (drop --key to compare everything)"
+        )
+    if not isinstance(value, str):
+        raise FailedPrecondition(
+            f"key {key!r} is not text in {where} (it holds {show(value)}); --key diffs "
+            "text values only (drop --key to compare any values)"
+        )
+    return value
+
+
 async def _version_rollback(ctx: Ctx, args: argparse.Namespace) -> None:
+    ref: VersionArg = args.version
     w = await ctx.settled(
         await ctx.client.rollback(
             args.application,
-            args.version,
+            ref.number,
+            to_label=ref.label,
             expected_version=args.expected_version,
             reason=args.reason or "",
+            metadata=metadata_of(args.meta),
             created_by=user(),
         )
     )
-    text = _new_versions(f"rolled {args.application} back to version {args.version}", w)
+    text = _new_versions(f"rolled {args.application} back to {ref}", w)
     written(ctx, w, text)
 
 
@@ -86,12 +175,18 @@ def _emit_label(ctx: Ctx, label: shapes.Data) -> None:
 
 
 async def _version_tag(ctx: Ctx, args: argparse.Namespace) -> None:
-    label = await ctx.client.tag_version(args.application, args.label, version=args.version)
+    ref: VersionArg = args.version
+    label = await ctx.client.tag_version(
+        args.application, args.label, version=ref.number, version_label=ref.label
+    )
     _emit_label(ctx, shapes.label_view(label))
 
 
 async def _version_bump(ctx: Ctx, args: argparse.Namespace) -> None:
-    label = await ctx.client.bump_version(args.application, args.part, version=args.version)
+    ref: VersionArg = args.version
+    label = await ctx.client.bump_version(
+        args.application, args.part, version=ref.number, version_label=ref.label
+    )
     _emit_label(ctx, shapes.label_view(label))
 
 
@@ -101,8 +196,13 @@ async def _version_latest(ctx: Ctx, args: argparse.Namespace) -> None:
 
 
 async def _key_history(ctx: Ctx, args: argparse.Namespace) -> None:
+    before: VersionArg = args.before
     history = await ctx.client.key_history(
-        args.application, args.key, limit=args.limit, before_version=args.before
+        args.application,
+        args.key,
+        limit=args.limit,
+        before_version=before.number,
+        before_label=before.label,
     )
     entries = shapes.key_history_view(history, await _schema(ctx.client, args.application))
     ctx.out.emit(entries, render.render_key_history(entries))
@@ -127,32 +227,71 @@ async def _generation_show(ctx: Ctx, args: argparse.Namespace) -> None:
 
 
 async def _generation_revert(ctx: Ctx, args: argparse.Namespace) -> None:
+    ref: VersionArg | None = args.version
+    if args.id and (args.application or ref is not None):
+        raise UsageError("name the generation by its ID or by --application [--version], not both")
+    if ref is not None and not args.application:
+        raise UsageError("--version names a version of --application APP; give both")
+    if not args.id and not args.application:
+        raise UsageError(
+            "name the generation to revert: its ID, or --application APP [--version VERSION] "
+            "for the one that wrote that version (default: the current one)"
+        )
+    ref = ref or VersionArg()
     w = await ctx.settled(
         await ctx.client.revert_generation(
-            args.id, force=args.force, reason=args.reason or "", created_by=user()
+            args.id,
+            application=args.application or "",
+            version=ref.number,
+            label=ref.label,
+            force=args.force,
+            reason=args.reason or "",
+            created_by=user(),
         )
     )
-    written(ctx, w, _new_versions(f"reverted generation {args.id}", w))
+    what = f"generation {args.id}" if args.id else f"the generation of {args.application} {ref}"
+    written(ctx, w, _new_versions(f"reverted {what}", w))
 
 
-def _paging(since: str | None = None) -> list[Arg]:
-    """--limit, --since (when ``since`` says what it skips) and --before."""
+def _paging(since: str | None = None, *, by_version: bool = False) -> list[Arg]:
+    """--limit, --since (when ``since`` says what it skips) and --before (a VERSION,
+    number or label, when ``by_version``)."""
     since_flag = [arg("--since", type=int, default=0, help=since)] if since is not None else []
-    return [
-        arg("--limit", type=int, default=0, help="at most this many (default 100)"),
-        *since_flag,
+    before = (
         arg(
+            "--before",
+            type=version_arg,
+            default=VersionArg(),
+            metavar="VERSION",
+            help="only versions older than VERSION (a number or a label); page back with "
+            "the last entry's number",
+        )
+        if by_version
+        else arg(
             "--before",
             type=int,
             default=0,
             metavar="N",
             help="only entries older than N; page back with the last entry's number",
-        ),
+        )
+    )
+    return [
+        arg("--limit", type=int, default=0, help="at most this many (default 100)"),
+        *since_flag,
+        before,
     ]
 
 
+# A version named on the command line: a number or a semantic label.
+VERSION_HELP = "a version number (3) or label (1.0.0 or v1.0.0)"
 # The version a label goes on, for tag and bump.
-LABELLED_VERSION = arg("--version", type=int, default=0, help="default: the current version")
+LABELLED_VERSION = arg(
+    "--version",
+    type=version_arg,
+    default=VersionArg(),
+    metavar="VERSION",
+    help=f"{VERSION_HELP}; default: the current version",
+)
 
 
 def register(commands: Commands) -> None:
@@ -167,51 +306,106 @@ def register(commands: Commands) -> None:
     )
     version = commands.group(
         "version",
-        help="one version: show, diff, rollback, tag, bump, latest",
-        examples=["show web 3", "diff web 2 5", "rollback web 2", "bump web minor"],
+        help="one version (by number or label): get, diff, rollback, tag, bump, latest",
+        examples=[
+            "get web 3",
+            "get web 1.0.0",
+            "diff web 1.0.0 2.0.0",
+            "rollback web 1.0.1",
+            "bump web minor",
+        ],
+    )
+    shown_version = arg(
+        "version",
+        type=version_arg,
+        nargs="?",
+        default=VersionArg(),
+        metavar="VERSION",
+        help=f"{VERSION_HELP}; default: the current version",
     )
     version.add_all(
         Command(
+            "get",
+            _version_show,
+            "a version, by number or label (default: the current one)",
+            ["web 3", "web 1.0.0"],
+            ["application", shown_version],
+        ),
+        Command(
             "show",
             _version_show,
-            "a version (0: current)",
-            ["web 3"],
-            ["application", arg("version", type=int, nargs="?", default=0)],
+            "a version (the same as get)",
+            ["web 3", "web v1.0.0"],
+            ["application", shown_version],
         ),
         Command(
             "diff",
             _version_diff,
-            "effective config of one version against another (default: current)",
-            ["web 2", "web 2 5"],
+            "effective config of one version against another (default: current), with a summary",
+            ["web 2", "web 2 5", "web 1.0.0 2.0.0", "web 1.0.0 2.0.0 --key motd > motd.diff"],
             [
                 "application",
-                arg("from_version", type=int),
-                arg("to_version", type=int, nargs="?", default=0),
+                arg("from_version", type=version_arg, metavar="FROM", help=VERSION_HELP),
+                arg(
+                    "to_version",
+                    type=version_arg,
+                    nargs="?",
+                    default=VersionArg(),
+                    metavar="TO",
+                    help=f"{VERSION_HELP}; default: the current version",
+                ),
+                arg(
+                    "--key",
+                    metavar="KEY",
+                    help="print only the unified diff of this key's text value (it "
+                    "applies with genconf config patch --diff)",
+                ),
             ],
+            description="Compare the effective config of two versions, each named by "
+            "number or label. The first line sums it up: 'web 1.0.0 -> 1.1.0: 2 changed, "
+            "1 added, 0 removed' (a version without a label reads 'version N'). With "
+            "--key, print only the unified diff of one text value.",
         ),
         Command(
             "rollback",
             _version_rollback,
             "a new version with an older version's settings",
-            ["web 2", "web 2 --expected-version 7 --reason 'bad deploy'"],
-            ["application", arg("version", type=int), expected_version(), reason(default="")],
+            [
+                "web 2",
+                "web 1.0.1",
+                "web 2 --expected-version 7 --reason 'bad deploy' --meta ticket=OPS-12",
+            ],
+            [
+                "application",
+                arg("version", type=version_arg, metavar="VERSION", help=VERSION_HELP),
+                expected_version(),
+                reason(default=""),
+                meta(
+                    "kept in the new version's metadata, beside rollback_from and "
+                    "rollback_to (which the server records); VALUE is JSON when it reads as JSON"
+                ),
+            ],
         ),
         Command(
             "tag",
             _version_tag,
-            "label a version with a semantic version",
+            "label a version with a semantic version (labels grow with versions)",
             ["web 1.4.0", "web 1.4.0 --version 3"],
             ["application", "label", LABELLED_VERSION],
         ),
         Command(
             "bump",
             _version_bump,
-            "label a version one major|minor|patch above the highest label",
+            "label a version one major|minor|patch above the highest label at or below it",
             ["web patch", "web minor --version 3"],
             ["application", arg("part", choices=["major", "minor", "patch"]), LABELLED_VERSION],
         ),
         Command(
-            "latest", _version_latest, "current version and highest label", ["web"], ["application"]
+            "latest",
+            _version_latest,
+            "the current version and the highest label",
+            ["web"],
+            ["application"],
         ),
     )
     commands.add_all(
@@ -219,8 +413,8 @@ def register(commands: Commands) -> None:
             "key-history",
             _key_history,
             "each version where one key's effective value changed",
-            ["web port", "web port --limit 5 --before 40"],
-            ["application", "key", *_paging()],
+            ["web port", "web port --limit 5 --before 40", "web port --before 1.2.0"],
+            ["application", "key", *_paging(by_version=True)],
         ),
         Command(
             "generations",
@@ -234,16 +428,33 @@ def register(commands: Commands) -> None:
         ),
     )
     generation = commands.group(
-        "generation", help="one generation: show, revert", examples=["show 4", "revert 4"]
+        "generation",
+        help="one generation: show, revert",
+        examples=["show 4", "revert 4", "revert --application web --version 1.2.0"],
     )
-    generation_id = arg("id", type=int)
     generation.add_all(
-        Command("show", _generation_show, "a generation", ["4"], [generation_id]),
+        Command("show", _generation_show, "a generation", ["4"], [arg("id", type=int)]),
         Command(
             "revert",
             _generation_revert,
             "apply the inverse of a generation (conflict-checked)",
-            ["4", "4 --force"],
-            [generation_id, force("overwrite keys changed since"), reason(default="")],
+            ["4", "4 --force", "--application web --version 1.2.0", "--application web"],
+            [
+                arg("id", type=int, nargs="?", default=0, help="the generation's id"),
+                arg(
+                    "--application",
+                    metavar="APP",
+                    help="instead of an ID: the generation that wrote APP's --version",
+                ),
+                arg(
+                    "--version",
+                    type=version_arg,
+                    default=None,
+                    metavar="VERSION",
+                    help=f"with --application: {VERSION_HELP}; default: its current version",
+                ),
+                force("overwrite keys changed since"),
+                reason(default=""),
+            ],
         ),
     )

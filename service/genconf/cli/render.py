@@ -239,6 +239,8 @@ def render_version(v: Data) -> Renderer:
                 ("tags", ", ".join(v["tags"]) or "-"),
                 ("previous", "-" if previous is None else str(previous)),
                 ("generation", "-" if v["generation"] is None else str(v["generation"])),
+                # A rollback's own (the caller's keys, rollback_from and rollback_to).
+                *([("metadata", _settings_text(v["metadata"]))] if v["metadata"] else []),
             ]
         )
         rows = [(key, show(value)) for key, value in sorted(v["settings"].items())]
@@ -250,9 +252,11 @@ def render_version(v: Data) -> Renderer:
 
 
 def render_version_diff(d: Data) -> Renderer:
+    """The summary first (``web 1.0.0 -> 1.1.0: 2 changed, 1 added, 0 removed``), then
+    one line per difference."""
+
     def render(out: Output) -> list[str]:
-        head = f"{d['application']}: version {d['from_version']} -> {d['to_version']}"
-        lines = [out.style.bold(head)]
+        lines = [out.style.bold(d["summary"])]
         for e in d["entries"]:
             lines += entry_lines(out, e)
         if not d["entries"]:
@@ -260,6 +264,12 @@ def render_version_diff(d: Data) -> Renderer:
         return lines
 
     return render
+
+
+def render_patch(text: str) -> Renderer:
+    """A unified diff exactly as it is (nothing when empty), so that it applies as a
+    patch: no colour, no line endings changed."""
+    return lambda out: [text.removesuffix("\n")] if text else []
 
 
 def render_latest(latest: Data) -> Renderer:

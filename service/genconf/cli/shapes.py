@@ -242,11 +242,32 @@ def version_view(v: types_pb2.Version, schema: Schema) -> Data:
 
 
 def version_diff_view(d: hpb.DiffVersionsResponse, schema: Schema) -> Data:
+    """Labels are each side's highest (null when it has none); ``summary`` is the
+    server's one line, e.g. ``web 1.0.0 -> 1.1.0: 2 changed, 1 added, 0 removed``."""
     return {
         "application": d.application,
         "from_version": d.from_version,
         "to_version": d.to_version,
+        "from_label": d.from_label or None,
+        "to_label": d.to_label or None,
+        "added": d.added,
+        "removed": d.removed,
+        "changed": d.changed,
+        "summary": d.summary,
         "entries": [diff_entry_view(e, schema) for e in d.entries],
+    }
+
+
+def key_diff_view(d: hpb.DiffVersionsResponse, key: str, diff: str) -> Data:
+    """``version diff --key``: one text value's unified diff ("" when it is the same)."""
+    return {
+        "application": d.application,
+        "key": key,
+        "from_version": d.from_version,
+        "to_version": d.to_version,
+        "from_label": d.from_label or None,
+        "to_label": d.to_label or None,
+        "diff": diff,
     }
 
 

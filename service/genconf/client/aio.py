@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from genconf import wire
 from genconf.backoff import Backoff
 from genconf.client.channel import open_channel
-from genconf.client.requests import metadata_struct, schema_to_proto, values_struct
+from genconf.client.requests import expectations, metadata_struct, schema_to_proto, values_struct
 from genconf.client.results import Config
 from genconf.client.status import RETRYABLE, from_rpc_error
 from genconf.client.transfer import TransferCalls
@@ -104,16 +104,26 @@ class Client(TransferCalls):
         *,
         charm: str = "",
         schema: Mapping[str, Mapping[str, Any]] | None = None,
+        open: bool = False,
+        settings: Mapping[str, Any] | None = None,
         units: int = 0,
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
         created_by: str = "",
     ) -> WriteResult:
+        """``settings``, ``reason`` and ``metadata`` make version 1; ``open`` allows
+        any key the schema does not declare."""
         return await self._write(
             self._controller.CreateApplication,
             cpb.CreateApplicationRequest(
                 name=name,
                 charm=charm,
                 schema=schema_to_proto(schema or {}),
+                open=open,
+                settings=values_struct(settings),
                 units=units,
+                reason=reason,
+                metadata=metadata_struct(metadata),
                 created_by=created_by,
             ),
         )
@@ -179,22 +189,54 @@ class Client(TransferCalls):
         set: Mapping[str, Any] | None = None,
         *,
         unset: Sequence[str] = (),
+        replace: bool = False,
+        expect: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         reason: str = "",
         created_by: str = "",
         metadata: Mapping[str, Any] | None = None,
     ) -> WriteResult:
+        """``replace``: ``set`` is the whole config. ``expect``: per key, the value the
+        write expects (``ABSENT``: none), refused with ABORTED otherwise."""
         request = cpb.SetConfigRequest(
             application=application,
             set=values_struct(set),
             unset=list(unset),
+            replace=replace,
+            reason=reason,
+            created_by=created_by,
+            metadata=metadata_struct(metadata),
+        )
+        wire.expectations_to_proto(expectations(expect), request.expect)
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return await self._write(self._controller.SetConfig, request)
+
+    async def patch_config(
+        self,
+        application: str,
+        key: str,
+        diff: str,
+        *,
+        branch: str = "",
+        expected_version: int | None = None,
+        reason: str = "",
+        created_by: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Apply a unified diff to ``key``'s text, on master or ``branch``."""
+        request = cpb.PatchConfigRequest(
+            application=application,
+            key=key,
+            diff=diff,
+            branch=branch,
             reason=reason,
             created_by=created_by,
             metadata=metadata_struct(metadata),
         )
         if expected_version is not None:
             request.expected_version = expected_version
-        return await self._write(self._controller.SetConfig, request)
+        return await self._write(self._controller.PatchConfig, request)
 
     # -- branches --------------------------------------------------------------
 
@@ -240,13 +282,14 @@ class Client(TransferCalls):
         set: Mapping[str, Any] | None = None,
         *,
         unset: Sequence[str] = (),
+        expect: Mapping[str, Any] | None = None,
     ) -> WriteResult:
-        return await self._write(
-            self._controller.SetBranchConfig,
-            cpb.SetBranchConfigRequest(
-                branch=branch, application=application, set=values_struct(set), unset=list(unset)
-            ),
+        """``expect``: as `set_config`'s, against the branch's view of the application."""
+        request = cpb.SetBranchConfigRequest(
+            branch=branch, application=application, set=values_struct(set), unset=list(unset)
         )
+        wire.expectations_to_proto(expectations(expect), request.expect)
+        return await self._write(self._controller.SetBranchConfig, request)
 
     async def diff_branch(self, branch: str, *, min_revision: int = 0) -> cpb.DiffBranchResponse:
         return await self._call(
@@ -402,11 +445,13 @@ class Client(TransferCalls):
             ),
         )
 
-    async def get_version(self, application: str, version: int = 0) -> types_pb2.Version:
-        """One version (0: the current one)."""
+    async def get_version(
+        self, application: str, version: int = 0, *, label: str = ""
+    ) -> types_pb2.Version:
+        """One version: numbered ``version`` (0: the current one) or labelled ``label``."""
         return await self._call(
             self._history.GetVersion,
-            hpb.GetVersionRequest(application=application, version=version),
+            hpb.GetVersionRequest(application=application, version=version, label=label),
         )
 
     async def latest_version(self, application: str) -> hpb.LatestVersionResponse:
@@ -416,58 +461,96 @@ class Client(TransferCalls):
         )
 
     async def diff_versions(
-        self, application: str, from_version: int, to_version: int = 0
+        self,
+        application: str,
+        from_version: int = 0,
+        to_version: int = 0,
+        *,
+        from_label: str = "",
+        to_label: str = "",
     ) -> hpb.DiffVersionsResponse:
+        """One version's effective config against another's (``to``: by default the
+        current one), each named by number or label; with counts and a summary."""
         return await self._call(
             self._history.DiffVersions,
             hpb.DiffVersionsRequest(
-                application=application, from_version=from_version, to_version=to_version
+                application=application,
+                from_version=from_version,
+                to_version=to_version,
+                from_label=from_label,
+                to_label=to_label,
             ),
         )
 
     async def rollback(
         self,
         application: str,
-        to_version: int,
+        to_version: int = 0,
         *,
+        to_label: str = "",
         expected_version: int | None = None,
         reason: str = "",
         created_by: str = "",
+        metadata: Mapping[str, Any] | None = None,
     ) -> WriteResult:
+        """A new version with the settings of the version numbered ``to_version`` or
+        labelled ``to_label``; its metadata is ``metadata`` plus rollback_from and
+        rollback_to."""
         request = hpb.RollbackRequest(
-            application=application, to_version=to_version, reason=reason, created_by=created_by
+            application=application,
+            to_version=to_version,
+            to_label=to_label,
+            reason=reason,
+            created_by=created_by,
+            metadata=metadata_struct(metadata),
         )
         if expected_version is not None:
             request.expected_version = expected_version
         return await self._write(self._history.Rollback, request)
 
     async def tag_version(
-        self, application: str, label: str, *, version: int = 0
+        self, application: str, label: str, *, version: int = 0, version_label: str = ""
     ) -> hpb.LabelResponse:
-        """Label a version (0: the current one) with a semantic version such as 1.4.0."""
+        """Label a version (0: the current one, or the one labelled ``version_label``)
+        with a semantic version such as 1.4.0."""
         return await self._call(
             self._history.TagVersion,
-            hpb.TagVersionRequest(application=application, version=version, label=label),
+            hpb.TagVersionRequest(
+                application=application, version=version, label=label, version_label=version_label
+            ),
         )
 
     async def bump_version(
-        self, application: str, part: str, *, version: int = 0
+        self, application: str, part: str, *, version: int = 0, version_label: str = ""
     ) -> hpb.LabelResponse:
-        """Label a version one ``major|minor|patch`` above the highest label (first: 1.0.0)."""
+        """Label a version (0: the current one, or the one labelled ``version_label``)
+        one ``major|minor|patch`` above the highest label at or below it (first: 1.0.0)."""
         return await self._call(
             self._history.BumpVersion,
-            hpb.BumpVersionRequest(application=application, part=part, version=version),
+            hpb.BumpVersionRequest(
+                application=application, part=part, version=version, version_label=version_label
+            ),
         )
 
     async def key_history(
-        self, application: str, key: str, *, limit: int = 0, before_version: int = 0
+        self,
+        application: str,
+        key: str,
+        *,
+        limit: int = 0,
+        before_version: int = 0,
+        before_label: str = "",
     ) -> hpb.KeyHistoryResponse:
-        """Each version where ``key``'s effective value changed, newest first (unless
-        0, only those before ``before_version``)."""
+        """Each version where ``key``'s effective value changed, newest first (only
+        those before ``before_version``, or before the version labelled ``before_label``)."""
         return await self._call(
             self._history.KeyHistory,
             hpb.KeyHistoryRequest(
-                application=application, key=key, limit=limit, before_version=before_version
+                application=application,
+                key=key,
+                limit=limit,
+                before_version=before_version,
+                before_label=before_label,
             ),
         )
 
@@ -486,12 +569,29 @@ class Client(TransferCalls):
         return await self._call(self._history.GetGeneration, hpb.GetGenerationRequest(id=id))
 
     async def revert_generation(
-        self, generation: int, *, force: bool = False, reason: str = "", created_by: str = ""
+        self,
+        generation: int = 0,
+        *,
+        application: str = "",
+        version: int = 0,
+        label: str = "",
+        force: bool = False,
+        reason: str = "",
+        created_by: str = "",
     ) -> WriteResult:
+        """Apply the inverse of a generation: by id, or (``generation`` 0) the one that
+        wrote ``application``'s version numbered ``version`` (0: its current one) or
+        labelled ``label``."""
         return await self._write(
             self._history.RevertGeneration,
             hpb.RevertGenerationRequest(
-                id=generation, force=force, reason=reason, created_by=created_by
+                id=generation,
+                application=application,
+                version=version,
+                label=label,
+                force=force,
+                reason=reason,
+                created_by=created_by,
             ),
         )
 

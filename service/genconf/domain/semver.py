@@ -1,4 +1,12 @@
-"""Semantic version labels of an application's versions, and the bump to the next one."""
+"""Semantic version labels of an application's versions, the bump to the next one,
+and the rule that keeps them in order: labels grow with versions.
+
+A label names a version wherever a number does, so the two orders must agree: a
+label on version N is above every label on versions before N and below every
+label on versions after it (labels on the same version are free among
+themselves). The store checks it, under the application's fence, on every label it
+puts.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from genconf.errors import InvalidArgument
+from genconf.errors import FailedPrecondition, InvalidArgument
 
 SEMVER_RE: Final = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -77,3 +85,59 @@ def next_label(existing: Iterable[str], part: Bump) -> SemVer:
     if not parsed:
         return SemVer(1, 0, 0)
     return max(parsed, key=SemVer.sort_key).bump(part)
+
+
+def highest(labels: Iterable[str]) -> SemVer | None:
+    """The highest of ``labels`` in semver order; None when there are none."""
+    parsed = [SemVer.parse(label) for label in labels]
+    return max(parsed, key=SemVer.sort_key) if parsed else None
+
+
+def backwards_neighbour(
+    label: SemVer, version: int, labelled: Iterable[tuple[int, str]]
+) -> tuple[int, SemVer] | None:
+    """The label ``label`` on ``version`` would go backwards against, if any.
+
+    ``labelled``: (version, label) pairs of the application's other labels. The
+    nearest offender is named: the closest earlier version with a label not below
+    ``label`` (its highest), else the closest later one with a label not above it
+    (its lowest).
+    """
+    key = label.sort_key()
+    earlier = [
+        (n, other.sort_key(), other)
+        for n, other in ((n, SemVer.parse(t)) for n, t in labelled)
+        if n < version and other.sort_key() >= key
+    ]
+    if earlier:
+        number, _, other = max(earlier, key=lambda e: (e[0], e[1]))
+        return number, other
+    later = [
+        (n, other.sort_key(), other)
+        for n, other in ((n, SemVer.parse(t)) for n, t in labelled)
+        if n > version and other.sort_key() <= key
+    ]
+    if later:
+        number, _, other = min(later, key=lambda e: (e[0], e[1]))
+        return number, other
+    return None
+
+
+def check_order(label: SemVer, version: int, labelled: Iterable[tuple[int, str]]) -> None:
+    """Refuse a label that would break "labels grow with versions" (`backwards_neighbour`)."""
+    pairs = list(labelled)
+    offender = backwards_neighbour(label, version, pairs)
+    if offender is None:
+        return
+    number, other = offender
+    below = highest(text for n, text in pairs if n < version)
+    above = [SemVer.parse(text) for n, text in pairs if n > version]
+    room = [
+        f"above {below}" if below else "",
+        f"below {min(above, key=SemVer.sort_key)}" if above else "",
+    ]
+    raise FailedPrecondition(
+        f"label {label} on version {version} would go backwards: version {number} "
+        f"already has {other}; labels grow with versions (version {version} may take "
+        f"a label {' and '.join(r for r in room if r)})"
+    )

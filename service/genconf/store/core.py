@@ -31,7 +31,6 @@ from genconf.store.documents import (
     secret_keys,
     settings_changes,
     version_doc,
-    version_id,
 )
 
 Clock = Callable[[], dt.datetime]
@@ -140,20 +139,6 @@ class StoreCore:
         return doc
 
     # -- versions: every change to master -----------------------------------
-
-    async def _version(
-        self, s: AsyncClientSession, app: Mapping[str, Any], n: int
-    ) -> dict[str, Any]:
-        """Version ``n`` of ``app`` (0: the current one)."""
-        n = n or int(app["version"])
-        doc = await self.db[VERSIONS].find_one({"_id": version_id(app["_id"], n)}, session=s)
-        if doc is None:
-            pruned = " (or it was pruned by --retain-versions)" if self.retain_versions else ""
-            raise NotFound(
-                f"application {app['_id']!r} has no version {n}{pruned}; "
-                f"its versions run 1..{app['version']}"
-            )
-        return doc
 
     async def _write_versions(
         self,

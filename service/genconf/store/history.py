@@ -4,6 +4,11 @@ Versions and generations are immutable (only a version's labels grow), so they
 need no cache: a read from the primary sees every acknowledged write, and the
 model cache stays bounded by the live model instead of growing with history.
 Writes to history (rollback, revert, labels) live in `genconf.store.history_writes`.
+
+A request names a version by number (0: the current one) or by a semantic label
+it carries (``1.4.0``, ``v1.4.0``), never both: `version_ref` checks how it is
+named and `find_version` finds it, for the reads here and inside the writes'
+transactions alike, so every call says the same thing when it is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from genconf.domain import config, diff, names, semver, values
@@ -69,6 +75,119 @@ class KeyHistoryEntry:
     version_doc: Mapping[str, Any]
 
 
+# -- naming a version ------------------------------------------------------------------
+
+VersionRef = int | semver.SemVer
+"""A version as a request names it: its number (0: the current one) or a label."""
+
+
+def version_ref(
+    number: int, label: str, *, fields: tuple[str, str] = ("version", "label")
+) -> VersionRef:
+    """How a request names a version, checked before anything is read: a number or
+    a well-formed label, not both. ``fields`` name the two request fields."""
+    number_field, label_field = fields
+    if label and number:
+        raise InvalidArgument(
+            f"{number_field} {number} and {label_field} {label!r} both name a version; "
+            "give one of them"
+        )
+    if label:
+        return semver.SemVer.parse(label)
+    if number < 0:
+        raise InvalidArgument(
+            f"{number_field} must be a version number (1 or more; 0: the current one), not {number}"
+        )
+    return number
+
+
+async def find_version(
+    db: AsyncDatabase[dict[str, Any]],
+    app: Mapping[str, Any],
+    ref: VersionRef,
+    session: AsyncClientSession | None = None,
+) -> dict[str, Any]:
+    """The version ``ref`` names (`version_ref`) of application document ``app``;
+    `NotFound` naming it and what the application does have."""
+    name = app["_id"]
+    if isinstance(ref, int):
+        ref = ref or int(app["version"])
+        query: dict[str, Any] = {"_id": version_id(name, ref)}
+    else:
+        query = {"application": name, "tags": str(ref)}
+    with mongo_errors():
+        doc = await db[VERSIONS].find_one(query, session=session)
+        if doc is not None:
+            return doc
+        hint = await _missing_hint(db, app, ref, session)
+    raise NotFound(f"version {ref} not found for application {name} ({hint})")
+
+
+async def _missing_hint(
+    db: AsyncDatabase[dict[str, Any]],
+    app: Mapping[str, Any],
+    ref: VersionRef,
+    session: AsyncClientSession | None,
+) -> str:
+    """What the application has instead of the version asked for."""
+    name, current = app["_id"], int(app["version"])
+    if isinstance(ref, int):
+        runs = f"its versions run 1..{current}"
+        if ref <= current:  # it was written, so --retain-versions pruned it
+            return f"{runs}; version {ref} was pruned: the server keeps the newest and the labelled"
+        return runs
+    labels = await labelled_versions(db, name, session)
+    top = semver.highest(label for _, label in labels)
+    if top is None:
+        return "it has no labels yet"
+    where = next(n for n, label in labels if label == str(top))
+    return f"its highest label is {top}, on version {where}"
+
+
+async def labelled_versions(
+    db: AsyncDatabase[dict[str, Any]], application: str, session: AsyncClientSession | None = None
+) -> list[tuple[int, str]]:
+    """Every (version, label) pair of ``application``, oldest version first."""
+    cursor = db[VERSIONS].find(
+        {"application": application, "tags.0": {"$exists": True}},
+        {"version": 1, "tags": 1},
+        sort=[("version", ASCENDING)],
+        session=session,
+    )
+    return [(int(doc["version"]), tag) async for doc in cursor for tag in doc["tags"]]
+
+
+def top_label(doc: Mapping[str, Any]) -> str:
+    """The highest label on one version document ("" when it has none)."""
+    top = semver.highest(doc.get("tags", ()))
+    return "" if top is None else str(top)
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    """One version's effective config against another's, and how a person reads it."""
+
+    application: str
+    from_version: int
+    to_version: int
+    from_label: str  # the highest label on each side ("" when none)
+    to_label: str
+    entries: diff.Diff
+    secret_keys: list[str]  # secret when either version was written (observers: redacted)
+
+    @property
+    def summary(self) -> str:
+        """``web 1.0.0 -> 1.1.0: 2 changed, 1 added, 0 removed``; a side without a
+        label is named ``version N``."""
+        before = self.from_label or f"version {self.from_version}"
+        after = self.to_label or f"version {self.to_version}"
+        d = self.entries
+        return (
+            f"{self.application} {before} -> {after}: {len(d.changed)} changed, "
+            f"{len(d.added)} added, {len(d.removed)} removed"
+        )
+
+
 class History:
     """Read-only queries over ``versions`` and ``generations``."""
 
@@ -117,52 +236,56 @@ class History:
         )
         return Page(docs[:size], len(docs) > size), int(app["version"])
 
-    async def get_version(self, application: str, version: int = 0) -> dict[str, Any]:
-        """Version ``version`` (0: the current one)."""
-        return await self._version_of(await self.application(application), version)
+    async def get_version(
+        self, application: str, version: int = 0, *, label: str = ""
+    ) -> dict[str, Any]:
+        """The version numbered ``version`` (0: the current one) or labelled ``label``."""
+        ref = version_ref(version, label)
+        return await self.resolve(await self.application(application), ref)
 
-    async def _version_of(self, app: Mapping[str, Any], version: int) -> dict[str, Any]:
-        number = version or int(app["version"])
-        doc = await self._find_one(VERSIONS, {"_id": version_id(app["_id"], number)})
-        if doc is None:
-            raise NotFound(
-                f"application {app['_id']!r} has no version {number} "
-                f"(its versions run up to {app['version']}; older ones may have been pruned)"
-            )
-        return doc
+    async def resolve(self, app: Mapping[str, Any], ref: VersionRef) -> dict[str, Any]:
+        """The version document ``ref`` names (`find_version`)."""
+        return await find_version(self.db, app, ref)
 
     async def latest(self, application: str) -> Latest:
         app = await self.application(application)
-        labelled = await self._find(
-            VERSIONS,
-            {"application": application, "tags.0": {"$exists": True}},
-            sort=[("version", ASCENDING)],
-            projection={"version": 1, "tags": 1},
-        )
-        best: tuple[semver.SemVer, int] | None = None
-        for doc in labelled:
-            for tag in doc["tags"]:
-                label = semver.SemVer.parse(tag)
-                if best is None or best[0] < label:
-                    best = (label, int(doc["version"]))
-        if best is None:
+        with mongo_errors():
+            labelled = await labelled_versions(self.db, application)
+        top = semver.highest(label for _, label in labelled)
+        if top is None:
             return Latest(int(app["version"]), "", 0)
-        return Latest(int(app["version"]), str(best[0]), best[1])
+        return Latest(
+            int(app["version"]), str(top), next(n for n, lbl in labelled if lbl == str(top))
+        )
 
     async def diff_versions(
-        self, application: str, from_version: int, to_version: int = 0
-    ) -> tuple[int, int, diff.Diff, list[str]]:
-        """Effective config of one version against another's, under the current schema;
-        and the keys secret when either was written (redacted for observers)."""
-        if from_version < 1:
-            raise InvalidArgument(f"from_version must be 1 or more, not {from_version}")
+        self,
+        application: str,
+        from_version: int = 0,
+        to_version: int = 0,
+        *,
+        from_label: str = "",
+        to_label: str = "",
+    ) -> VersionDiff:
+        """Effective config of one version against another's (``to``: by default the
+        current one), under the current schema; and the keys secret when either was
+        written (redacted for observers)."""
+        if not from_label and from_version < 1:
+            raise InvalidArgument(
+                f"from_version must be 1 or more, not {from_version} (or name it by from_label)"
+            )
+        start = version_ref(from_version, from_label, fields=("from_version", "from_label"))
+        end = version_ref(to_version, to_label, fields=("to_version", "to_label"))
         app = await self.application(application)
         schema = schema_of(app)
-        before = await self._version_of(app, from_version)
-        after = await self._version_of(app, to_version)
-        return (
+        before = await self.resolve(app, start)
+        after = await self.resolve(app, end)
+        return VersionDiff(
+            application,
             int(before["version"]),
             int(after["version"]),
+            top_label(before),
+            top_label(after),
             diff.diff(
                 config.effective_config(schema, before["settings"]),
                 config.effective_config(schema, after["settings"]),
@@ -171,10 +294,17 @@ class History:
         )
 
     async def key_history(
-        self, application: str, key: str, *, limit: int = 0, before_version: int = 0
+        self,
+        application: str,
+        key: str,
+        *,
+        limit: int = 0,
+        before_version: int = 0,
+        before_label: str = "",
     ) -> tuple[list[KeyHistoryEntry], bool]:
         """Each version where ``key``'s effective value changed, newest first (only
-        those older than ``before_version`` when it is not 0).
+        those older than ``before_version``, or the version labelled ``before_label``,
+        when one is given).
 
         Values are judged under the current schema's default for the key; the
         oldest version kept opens the history.
@@ -191,13 +321,18 @@ class History:
         # Only checked here: whether a version changed the key depends on the
         # versions before it, never on later ones, so the bound is a plain filter.
         between(0, before_version)
+        bound_ref = version_ref(
+            before_version, before_label, fields=("before_version", "before_label")
+        )
         app = await self.application(application)
         spec = require_key(schema_of(app), key)
+        bound = before_version
+        if isinstance(bound_ref, semver.SemVer):
+            bound = int((await self.resolve(app, bound_ref))["version"])
         projection = {f"settings.{key}": 1, **{f: 1 for f in _VERSION_FIELDS}}
         found: list[KeyHistoryEntry] = []
         # The oldest version read so far of the newest stretch not yet closed.
         opening: KeyHistoryEntry | None = None
-        bound = before_version
         batch = size + 1
         while True:
             query: dict[str, Any] = {"application": application}
