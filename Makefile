@@ -10,9 +10,18 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
+	@echo "installing genconf and its dependencies into $(VENV) (the first time: about a minute)"
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
+
+# The console's browser tests drive Debian's chromium (no browser download by playwright).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the console's browser tests (once)"
+	$(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 # `make run` overrides, e.g. make run DATA_DIR=/tmp/demo LISTEN=127.0.0.1:0 (any free port).
 DATA_DIR ?= .genconf-data
@@ -23,7 +32,7 @@ run: $(STAMP)
 	@$(VENV)/bin/genconf serve --demo --data-dir '$(DATA_DIR)' --listen '$(LISTEN)'
 
 ## test: lint and run the whole suite (real mongod, real gRPC on loopback)
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check service tests
 	$(VENV)/bin/ruff format --check service tests
 	$(PY) -m pytest -q

@@ -51,7 +51,7 @@ LAYERS: dict[str, int | str] = {
     **dict.fromkeys(
         ["genconf", "errors", "logs", "addresses", "defaults", "backoff", "signals"], 0
     ),
-    **dict.fromkeys(["domain", "wire"], 1),
+    **dict.fromkeys(["domain", "wire", "shapes"], 1),
     "security": 2,
     "store": 3,
     "readside": 4,
@@ -60,6 +60,7 @@ LAYERS: dict[str, int | str] = {
     **dict.fromkeys(["cli", "agent"], TOP),
     **dict.fromkeys(["bench", "dev"], "side"),
     "domain.values": 0,  # ABSENT and how a value reads: the error messages use it too
+    "client.results": 1,  # a unit's Config as the client returns it: the JSON shapes use it
 }
 # Until `serve` takes the embedded MongoDB from its caller, the server starts it.
 KNOWN = {("genconf.api.server", "genconf.dev.embedded")}

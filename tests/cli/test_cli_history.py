@@ -1,6 +1,6 @@
 """The history and token commands of `genconf`, run as subprocesses against a real server.
 
-Their `-o json` is the stable shape of `genconf.cli.shapes`: the exact key sets, exact
+Their `-o json` is the stable shape of `genconf.shapes`: the exact key sets, exact
 number types (versions and ids are ints, an int option's value is an int and a
 float option's a float) and the same bytes for the same state.
 """

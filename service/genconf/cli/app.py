@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from genconf.cli import render, shapes
+from genconf import shapes
+from genconf.cli import render
 from genconf.cli.config import typed_values
 from genconf.cli.files import load_schema_file, load_values_file
 from genconf.cli.framework import (

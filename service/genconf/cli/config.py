@@ -7,7 +7,8 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from genconf.cli import render, shapes
+from genconf import shapes
+from genconf.cli import render
 from genconf.cli.files import load_values_file, read_text
 from genconf.cli.framework import (
     Command,

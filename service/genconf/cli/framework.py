@@ -4,7 +4,7 @@ helpers the command groups share.
 
 Adding a command: write ``async def handler(ctx: Ctx, args) -> int | None`` that
 uses ``ctx.client`` and prints through ``ctx.out.emit(data, render)`` (data from
-`genconf.cli.shapes`, drawn by `genconf.cli.render`), then declare it as a
+`genconf.shapes`, drawn by `genconf.cli.render`), then declare it as a
 ``Command(...)`` (its arguments as data: plain names, `arg(...)` and the shared
 options such as `force`) in ``commands.add_all(...)`` in the ``register`` function
 of its group's module (`genconf.cli.app`, ...), which
@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from genconf.cli import render, shapes
+from genconf import shapes
+from genconf.cli import render
 from genconf.cli.output import ColorMode, Format, Output
 from genconf.cli.settings import Settings
 from genconf.client import Client, WriteResult

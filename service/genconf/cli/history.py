@@ -1,7 +1,7 @@
 """`genconf` commands for history: versions (one application's), generations
 (model-wide change records) and key history.
 
-Each prints the stable shape `genconf.cli.shapes` defines for its result (``-o json``
+Each prints the stable shape `genconf.shapes` defines for its result (``-o json``
 / ``-o yaml``) or its table (``-o table``). Versions carry no schema, so commands
 that print config values fetch the application's to type them.
 
@@ -15,7 +15,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from genconf.cli import render, shapes
+from genconf import shapes
+from genconf.cli import render
 from genconf.cli.framework import (
     Arg,
     Command,

@@ -1,7 +1,7 @@
 """How `genconf` prints: one layer shared by every command.
 
 A command builds plain data (its stable machine-readable shape, see
-`genconf.cli.shapes`) and, for people, a rendering of it (`genconf.cli.render`).
+`genconf.shapes`) and, for people, a rendering of it (`genconf.cli.render`).
 `-o json` and `-o yaml` print the data as is (sorted keys, so the same state always prints the same
 bytes); `-o table`, the default, prints the rendering: aligned columns, colour
 and cells cut to a readable width on a terminal, plain and complete when piped.

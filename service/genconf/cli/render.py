@@ -1,4 +1,4 @@
-"""The people's view (`-o table`) of each shape in `genconf.cli.shapes`: a
+"""The people's view (`-o table`) of each shape in `genconf.shapes`: a
 `Renderer` that draws it as fields, tables and lines, in colour on a terminal.
 """
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from genconf.cli.output import Output, Renderer, show
-from genconf.cli.shapes import Data
+from genconf.shapes import Data
 
 
 def author_text(d: Data) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from genconf.cli import render, shapes
+from genconf import shapes
+from genconf.cli import render
 from genconf.cli.framework import Command, Commands, Ctx, arg, duration
 
 

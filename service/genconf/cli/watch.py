@@ -9,7 +9,8 @@ import sys
 import anyio
 import grpc
 
-from genconf.cli import render, shapes
+from genconf import shapes
+from genconf.cli import render
 from genconf.cli.framework import Command, Commands, Ctx, apps, arg
 from genconf.defaults import non_negative
 from genconf.errors import ClientError, GenconfError, TooOld

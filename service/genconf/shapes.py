@@ -1,6 +1,7 @@
-"""The stable machine-readable shape of every object `genconf` prints.
+"""The stable machine-readable shape of every object `genconf` prints and the
+JSON API returns.
 
-`-o json` and `-o yaml` print exactly these dicts, so scripts may rely on them:
+`-o json`, `-o yaml` and the HTTP API give exactly these dicts, so scripts may rely on them:
 every key is always present (``null`` where a value is absent: config values are
 never null, so ``null`` is unambiguous), config values keep their exact JSON
 types, timestamps are ISO 8601 in UTC. `genconf.cli.render` draws the people's
@@ -15,7 +16,8 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from genconf.client import Config, WriteResult
+from genconf.client.results import Config
+from genconf.domain.results import WriteResult
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
