@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pymongo import MongoClient
 from support.cli_runner import Genconf, Run, clean_env
-from support.servers import digest
+from support.servers import admin_session, digest
 
 from genconf.api.server import RunningServer
 from genconf.client import Client
@@ -162,3 +162,45 @@ async def test_config_patch(genconf: Genconf, files: Any, refused: Refusals) -> 
     (await genconf("config", "patch", "web", "motd", "--diff", back, "--branch", "b")).ok()
     missing = await refused("config", "patch", "web", "motd", "--diff", str(files("x", "")) + "no")
     assert "cannot read diff file" in missing.err
+
+
+async def test_config_get_one_value_and_a_branch_view(
+    genconf: Genconf, files: Any, client: Client
+) -> None:
+    (
+        await genconf("app", "create", "web", "--schema", files("s.json", SCHEMA), "--units", "2")
+    ).ok()
+    (await genconf("config", "set", "web", "port=9090", "motd=" + MOTD[0])).ok()
+    assert (await genconf("config", "get", "web/0", "port")).ok().out == "9090\n"
+    assert (await genconf("config", "get", "web/0", "motd")).ok().out == MOTD[0]
+    assert (await genconf("config", "get", "web", "log-level")).ok().out == "info\n"
+    assert (await genconf("config", "get", "web/0", "port", "-o", "json")).json() == 9090
+    missing = await genconf("config", "get", "web/0", "nope")
+    assert missing.rc == 1 and "web/0 has no value for 'nope'" in missing.err
+
+    (await genconf("branch", "add", "canary")).ok()
+    (await genconf("config", "set", "web", "port=7000", "--branch", "canary")).ok()
+    (await genconf("config", "unset", "web", "motd", "--branch", "canary")).ok()
+    view = (await genconf("config", "get", "web", "--branch", "canary", "-o", "json")).json()
+    assert view["effective"] == {"port": 7000, "log-level": "info"}
+    assert view["branch"] == "canary"
+    table = (await genconf("config", "get", "web", "--branch", "canary")).ok().out
+    assert "branch canary" in table and "7000" in table
+    assert (
+        await genconf("config", "get", "web", "port", "--branch", "canary")
+    ).ok().out == "7000\n"
+    unit = await genconf("config", "get", "web/0", "--branch", "canary")
+    assert unit.rc == 2 and "is a unit" in unit.err
+
+
+async def test_an_agent_token_reads_its_own_unit_in_table_mode(
+    mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    async with admin_session(mongo_uri, db_name) as (srv, admin):
+        await admin.create_application("web", schema=SCHEMA, units=1, settings={"port": 1})
+        token = (await admin.create_token("agent", unit="web/0")).token
+        run = await Genconf(srv.address, clean_env(tmp_path))(
+            "config", "get", "web/0", "--token", token
+        )
+        lines = run.ok().out.splitlines()
+        assert any(line.split()[:3] == ["port", "1", "-"] for line in lines), lines

@@ -4,8 +4,11 @@ on master or on a branch, typed by the application's schema."""
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import grpc
 
 from genconf import shapes
 from genconf.cli import render
@@ -26,10 +29,11 @@ from genconf.cli.framework import (
 )
 from genconf.cli.output import show
 from genconf.client import Client
+from genconf.domain.config import Change, Op, effective_config
 from genconf.domain.schema import OptionSpec, parse_schema, parse_text_value, require_key
 from genconf.domain.values import ABSENT
-from genconf.errors import UsageError
-from genconf.wire import schema_from_proto
+from genconf.errors import ClientError, GenconfError, UsageError
+from genconf.wire import from_struct, schema_from_proto
 
 
 async def _schema_of(client: Client, application: str) -> dict[str, OptionSpec]:
@@ -45,41 +49,102 @@ def typed_values(
 
 
 async def _config_get(ctx: Ctx, args: argparse.Namespace) -> None:
-    client = ctx.client
+    if args.branch and "/" in args.target:
+        raise UsageError(
+            f"--branch shows an application's view (genconf config get APP --branch B); "
+            f"{args.target} is a unit, which sees the branch it tracks"
+        )
     if "/" not in args.target:
-        app = await client.get_application(args.target)
-        data = shapes.app_config_view(app)
-        header = [("application", args.target), ("version", str(data["version"]))]
+        data, rows, header = await _application_config(ctx.client, args)
+    else:
+        data, rows, header = await _unit_config(ctx, args)
+    if args.key is not None:
+        _print_value(ctx, args, data["effective" if "effective" in data else "config"])
+        return
+    ctx.out.emit(data, render.render_config(rows, header))
+
+
+def _print_value(ctx: Ctx, args: argparse.Namespace, config: Mapping[str, Any]) -> None:
+    """One key's value, bare (``etcdctl get --print-value-only``): text as it is,
+    anything else as JSON; ``-o json`` prints it as JSON."""
+    if args.key not in config:
+        raise GenconfError(f"{args.target} has no value for {args.key!r}")
+    value = config[args.key]
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    # A text ending in a newline prints exactly as it is (`> file` keeps the value).
+    ctx.out.emit(value, lambda out: [text.removesuffix("\n")])
+
+
+Rows = list[tuple[str, Any, str]]
+
+
+async def _application_config(
+    client: Client, args: argparse.Namespace
+) -> tuple[dict[str, Any], Rows, list[tuple[str, str]]]:
+    app = await client.get_application(args.target)
+    data = shapes.app_config_view(app)
+    header = [("application", args.target), ("version", str(data["version"]))]
+    if not args.branch:
         rows = [
             (k, v, "master" if k in data["settings"] else "default")
             for k, v in sorted(data["effective"].items())
         ]
-        ctx.out.emit(data, render.render_config(rows, header))
-        return
+        return data, rows, header
+    # A branch's view without a tracking unit: the same function the server uses.
+    changes_doc = shapes.branch_changes_view(await client.get_branch(args.branch))
+    changes = {
+        key: Change(Op(c["op"]), ABSENT if c["value"] is None else c["value"])
+        for key, c in changes_doc.get(args.target, {}).items()
+    }
+    schema = parse_schema(schema_from_proto(app.schema))
+    effective = effective_config(schema, from_struct(app.settings), changes)
+    data = {**data, "branch": args.branch, "effective": shapes.typed(app.schema, effective)}
+    header.append(("branch", args.branch))
+    rows = [
+        (
+            k,
+            v,
+            f"branch {args.branch}"
+            if k in changes
+            else ("master" if k in data["settings"] else "default"),
+        )
+        for k, v in sorted(data["effective"].items())
+    ]
+    return data, rows, header
+
+
+async def _unit_config(
+    ctx: Ctx, args: argparse.Namespace
+) -> tuple[dict[str, Any], Rows, list[tuple[str, str]]]:
+    client = ctx.client
     config = await client.get_config(args.target)
     data = shapes.config_view(config)
-    if ctx.out.machine:
-        ctx.out.emit(data)
-        return
-    app = await client.get_application(config.application)
-    changed: dict[str, Any] = {}
-    if config.branch:
-        changes = shapes.branch_changes_view(await client.get_branch(config.branch))
-        changed = changes.get(config.application, {})
-
-    def source(key: str) -> str:
-        if key in changed:
-            return f"branch {config.branch}"
-        return "master" if key in app.settings.fields else "default"
-
     header = [
         ("unit", args.target),
         ("branch", config.branch or "- (master)"),
         ("app version", str(config.app_version)),
         ("hash", config.hash),
     ]
-    rows = [(k, v, source(k)) for k, v in sorted(config.config.items())]
-    ctx.out.emit(data, render.render_config(rows, header))
+    if ctx.out.machine or args.key is not None:
+        return data, [], header
+    try:
+        app = await client.get_application(config.application)
+        changed: dict[str, Any] = {}
+        if config.branch:
+            changes = shapes.branch_changes_view(await client.get_branch(config.branch))
+            changed = changes.get(config.application, {})
+    except ClientError as exc:
+        if exc.code != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+        # An agent's token reads its own unit only: the values, without their sources.
+        return data, [(k, v, "-") for k, v in sorted(config.config.items())], header
+
+    def source(key: str) -> str:
+        if key in changed:
+            return f"branch {config.branch}"
+        return "master" if key in app.settings.fields else "default"
+
+    return data, [(k, v, source(k)) for k, v in sorted(config.config.items())], header
 
 
 def _check_branch_flags(args: argparse.Namespace) -> None:
@@ -218,9 +283,14 @@ def register(commands: Commands) -> None:
         Command(
             "get",
             _config_get,
-            "an application's config (APP) or a unit's effective config (APP/N)",
-            ["web", "web/0", "web/0 -o json"],
-            [arg("target", help="APP or APP/N")],
+            "an application's config (APP) or a unit's effective config (APP/N); "
+            "with KEY, only that value",
+            ["web", "web/0", "web/0 port", "web --branch canary", "web/0 -o json"],
+            [
+                arg("target", help="APP or APP/N"),
+                arg("key", nargs="?", help="print only this key's value, bare"),
+                arg("--branch", help="an application's config as units tracking BRANCH see it"),
+            ],
         ),
         Command(
             "set",
