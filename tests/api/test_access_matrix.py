@@ -31,13 +31,21 @@ from support.rpcs import (
     Rpc,
     bearer,
     invoke,
+    invoke_bidi,
     invoke_raw,
 )
 from support.servers import BOOTSTRAP, SERVING, admin_session, auth_server, digest, running_server
 
 from genconf.client import Client
 from genconf.security import auth
-from genconf.v1 import admin_pb2, agent_pb2, controller_pb2, history_pb2, tokens_pb2
+from genconf.v1 import (
+    admin_pb2,
+    agent_pb2,
+    controller_pb2,
+    history_pb2,
+    tokens_pb2,
+    transfer_pb2,
+)
 
 WEB_SCHEMA: dict[str, Any] = {
     "port": {"type": "int", "default": 80},
@@ -77,7 +85,17 @@ def role_of(caller: str) -> auth.Role | None:
     return None
 
 
-Request = Callable[[str, Seeded], Message]
+Request = Callable[[str, Seeded], Message | list[Message]]
+
+# An import of nothing (a header and an end record): allowed, it writes nothing.
+EMPTY_IMPORT = [
+    transfer_pb2.ImportRequest(record=transfer_pb2.ExportRecord(json=text))
+    for text in (
+        '{"record":"genconf-export","format":1,"exported_at":"2024-01-01T00:00:00.000Z",'
+        '"applications":null}',
+        '{"record":"end","applications":0,"units":0,"versions":0,"branches":0,"generations":0}',
+    )
+]
 
 MATRIX_REQUESTS: dict[str, Request] = {
     # AgentService
@@ -93,7 +111,9 @@ MATRIX_REQUESTS: dict[str, Request] = {
     "UpdateApplication": lambda c, s: controller_pb2.UpdateApplicationRequest(
         name="db", charm=f"db-{c}"
     ),
-    "RemoveApplication": lambda c, s: controller_pb2.RemoveApplicationRequest(name=f"rm-{c}"),
+    "RemoveApplication": lambda c, s: controller_pb2.RemoveApplicationRequest(
+        name=f"rm-{c}", force=True
+    ),
     "GetApplication": lambda c, s: controller_pb2.GetApplicationRequest(name="web"),
     "ListApplications": lambda c, s: controller_pb2.ListApplicationsRequest(),
     "AddUnits": lambda c, s: controller_pb2.AddUnitsRequest(application="db", count=1),
@@ -103,6 +123,10 @@ MATRIX_REQUESTS: dict[str, Request] = {
     "ListUnits": lambda c, s: controller_pb2.ListUnitsRequest(application="web"),
     "SetConfig": lambda c, s: controller_pb2.SetConfigRequest(
         application="web", set=struct({"port": 8081}), reason=c, created_by=FORGED_AUTHOR
+    ),
+    # Each caller adds one line at the top of web's motd: every patch applies.
+    "PatchConfig": lambda c, s: controller_pb2.PatchConfigRequest(
+        application="web", key="motd", diff=f"@@ -0,0 +1 @@\n+{c}\n", created_by=FORGED_AUTHOR
     ),
     "AddBranch": lambda c, s: controller_pb2.AddBranchRequest(
         name=f"nb-{c}", created_by=FORGED_AUTHOR
@@ -152,6 +176,9 @@ MATRIX_REQUESTS: dict[str, Request] = {
     ),
     "ListTokens": lambda c, s: tokens_pb2.ListTokensRequest(),
     "RevokeToken": lambda c, s: tokens_pb2.RevokeTokenRequest(id=s.spare_token_id),
+    # TransferService (admin only: an export holds every secret)
+    "Export": lambda c, s: transfer_pb2.ExportRequest(),
+    "Import": lambda c, s: EMPTY_IMPORT,
 }
 
 
@@ -180,7 +207,7 @@ async def seed_matrix(
     # An agent token of web/0 in an earlier "web", removed before the one used here.
     await admin.create_application("web", units=1)
     stale = await admin.create_token("agent", unit="web/0", name="stale")
-    await admin.remove_application("web")
+    await admin.remove_application("web", force=True)
     await admin.create_application("web", schema=WEB_SCHEMA, units=8)
     await admin.create_application("db", schema=DB_SCHEMA, units=1)
     for writer in ("admin", "controller"):
@@ -301,7 +328,12 @@ async def test_access_matrix(
                         raw = channel.unary_unary(rpc.path)
                         if rpc.streaming:
                             raw = channel.unary_stream(rpc.path)  # type: ignore[assignment]
-                        code, details = await invoke_raw(raw, garbage, seeded.tokens[caller])
+                        if rpc.client_streaming:
+                            code, details = await invoke_bidi(
+                                channel.stream_stream(rpc.path), [garbage], seeded.tokens[caller]
+                            )
+                        else:
+                            code, details = await invoke_raw(raw, garbage, seeded.tokens[caller])
                         assert code == expected, f"{code.name}: {details}"
 
 

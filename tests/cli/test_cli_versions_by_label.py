@@ -111,7 +111,7 @@ async def test_dataset_versioning_walk_by_label(
     assert digest(mongo_client, db_name) == before
     for run in (missing, rollback_missing):
         assert run.rc == 1 and run.out == ""
-        assert "version 1.0.2 not found for application web" in run.err, run.err
+        assert "NOT_FOUND: version 1.0.2 not found for application web" in run.err, run.err
     assert malformed.rc == 2 and malformed.out == ""
     assert "MAJOR.MINOR.PATCH" in malformed.err and "invalid int value" not in malformed.err
     assert backwards.rc == 1 and (

@@ -5,7 +5,13 @@ a place in the policy, fails here. Pure: no mongod, no server."""
 from __future__ import annotations
 
 import pytest
-from support.policy import READ_RPC_NAMES, WRITE_RPC_NAMES, policy_roles
+from support.policy import (
+    ADMIN_RPC_NAMES,
+    ADMIN_SERVICES,
+    READ_RPC_NAMES,
+    WRITE_RPC_NAMES,
+    policy_roles,
+)
 from support.rpcs import RPCS, genconf_services
 from support.tables import rows
 
@@ -33,12 +39,12 @@ def test_every_rpc_has_an_access_rule_and_no_rule_is_stale() -> None:
 
 def test_every_rpc_is_classified_as_a_read_or_a_write() -> None:
     names = {rpc.name for rpc in RPCS}
-    reads, writes = set(READ_RPC_NAMES), set(WRITE_RPC_NAMES)
+    reads, writes, admin = set(READ_RPC_NAMES), set(WRITE_RPC_NAMES), set(ADMIN_RPC_NAMES)
     assert not reads & writes, sorted(reads & writes)
+    assert not admin & (reads | writes), sorted(admin & (reads | writes))
     assert len(reads) == len(READ_RPC_NAMES) and len(writes) == len(WRITE_RPC_NAMES)
-    assert names == reads | writes, (
-        f"unclassified: {sorted(names - reads - writes)}; stale: {sorted(reads | writes - names)}"
-    )
+    known = reads | writes | admin
+    assert names == known, f"unclassified: {sorted(names - known)}; stale: {sorted(known - names)}"
 
 
 def test_rule_table_follows_the_policy() -> None:
@@ -58,7 +64,9 @@ def test_rule_table_follows_the_policy() -> None:
         role: {r.name for r in RPCS if role in auth.RULES[r.path].roles} for role in auth.Role
     }
     assert by_role[auth.Role.ADMIN] == {r.name for r in RPCS}
-    assert by_role[auth.Role.CONTROLLER] == {r.name for r in RPCS if r.service != "TokenService"}
+    assert by_role[auth.Role.CONTROLLER] == {
+        r.name for r in RPCS if r.service not in ADMIN_SERVICES
+    }
     assert by_role[auth.Role.OBSERVER] == set(READ_RPC_NAMES) - {"ListTokens"}
     assert by_role[auth.Role.AGENT] == {"GetConfig", "WatchConfig", "ReportApplied"}
 

@@ -53,14 +53,19 @@ READ_RPC_NAMES = (
     "ListTokens",
 )
 AGENT_RPC_NAMES = frozenset({"GetConfig", "WatchConfig", "ReportApplied"})
+# The whole model out and in (issue 17): an export holds every secret value in clear.
+ADMIN_RPC_NAMES = ("Export", "Import")
+# Services only the admin may call.
+ADMIN_SERVICES = frozenset({"TokenService", "TransferService"})
 
 
 def policy_roles(rpc: Rpc) -> frozenset[auth.Role]:
     """Who may call ``rpc``, in the issue's words: admin everything; controller writes
     and reads; observer reads and the admin feed, no writes; agent bound to one unit,
-    only GetConfig, WatchConfig and ReportApplied. Tokens are the admin's alone."""
+    only GetConfig, WatchConfig and ReportApplied. Tokens are the admin's alone, and
+    so are export and import (issue 17)."""
     roles = {auth.Role.ADMIN}
-    if rpc.service != "TokenService":
+    if rpc.service not in ADMIN_SERVICES:
         roles.add(auth.Role.CONTROLLER)
         if rpc.name in READ_RPC_NAMES:
             roles.add(auth.Role.OBSERVER)

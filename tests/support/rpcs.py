@@ -41,6 +41,9 @@ class Rpc:
     request_type: type[Message]
     response_type: type[Message]
     streaming: bool
+    # Requests stream too (TransferService/Import, bidirectional): `invoke` sends a
+    # list of messages.
+    client_streaming: bool = False
 
     @property
     def short(self) -> str:
@@ -63,7 +66,9 @@ def all_rpcs() -> list[Rpc]:
     rpcs = []
     for service in genconf_services():
         for method in service.methods:
-            assert not method.client_streaming, f"{method.full_name}: client streams are new here"
+            # A client stream must also stream its replies: the guard authenticates
+            # bidirectional calls (api/interceptor.py), not client-streaming ones.
+            assert method.server_streaming or not method.client_streaming, method.full_name
             rpcs.append(
                 Rpc(
                     f"/{service.full_name}/{method.name}",
@@ -72,6 +77,7 @@ def all_rpcs() -> list[Rpc]:
                     message_factory.GetMessageClass(method.input_type),
                     message_factory.GetMessageClass(method.output_type),
                     method.server_streaming,
+                    method.client_streaming,
                 )
             )
     return rpcs
@@ -81,15 +87,22 @@ RPCS = all_rpcs()
 
 
 async def invoke(
-    channel: grpc.aio.Channel, rpc: Rpc, request: Message, token: str | None
+    channel: grpc.aio.Channel, rpc: Rpc, request: Message | list[Message], token: str | None
 ) -> tuple[grpc.StatusCode, str]:
-    """Call ``rpc`` once (a stream: its first message) and return its status."""
+    """Call ``rpc`` once (a stream: its first message) and return its status; a
+    client stream sends ``request``, a list of messages."""
     if rpc.streaming:
-        stream = channel.unary_stream(
-            rpc.path,
-            request_serializer=rpc.request_type.SerializeToString,
-            response_deserializer=rpc.response_type.FromString,
-        )(request, metadata=bearer(token), timeout=CALL_TIMEOUT)
+        options = {
+            "request_serializer": rpc.request_type.SerializeToString,
+            "response_deserializer": rpc.response_type.FromString,
+        }
+        if rpc.client_streaming:
+            assert isinstance(request, list)
+            bidi = channel.stream_stream(rpc.path, **options)
+            return await invoke_bidi(bidi, request, token)
+        stream = channel.unary_stream(rpc.path, **options)(
+            request, metadata=bearer(token), timeout=CALL_TIMEOUT
+        )
         try:
             first = await stream.read()
             if first is grpc.aio.EOF:
@@ -109,6 +122,29 @@ async def invoke(
     except grpc.aio.AioRpcError as exc:
         return exc.code(), exc.details() or ""
     return OK, ""
+
+
+async def invoke_bidi(
+    callable_: Any, requests: list[Any], token: str | None
+) -> tuple[grpc.StatusCode, str]:
+    """A bidirectional call the way its clients make one (TransferService/Import):
+    wait for the server's first message (it has admitted the call), send
+    ``requests`` (messages, or bytes to a callable without serializers), half-close,
+    read to the end. A client that writes before then races the guard's refusal,
+    which gRPC may then report as INTERNAL."""
+    call = callable_(metadata=bearer(token), timeout=CALL_TIMEOUT)
+    try:
+        if await call.read() is not grpc.aio.EOF:
+            for request in requests:
+                await call.write(request)
+            await call.done_writing()
+            while await call.read() is not grpc.aio.EOF:
+                pass
+        return await call.code(), await call.details() or ""
+    except grpc.aio.AioRpcError as exc:
+        return exc.code(), exc.details() or ""
+    finally:
+        call.cancel()
 
 
 async def invoke_raw(

@@ -35,6 +35,7 @@ from genconf.api.interceptor import GuardInterceptor
 from genconf.api.metrics import Metrics, MetricsInterceptor
 from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
 from genconf.api.tokens import TokenServicer
+from genconf.api.transfer import add_transfer_service
 from genconf.defaults import (
     DEFAULT_BOOKMARK_INTERVAL,
     DEFAULT_DATA_DIR,
@@ -71,6 +72,7 @@ from genconf.v1 import (
     history_pb2_grpc,
     tokens_pb2,
     tokens_pb2_grpc,
+    transfer_pb2,
 )
 from genconf.wire import MAX_MESSAGE_BYTES
 
@@ -82,6 +84,7 @@ SERVICE_NAMES: Final = (
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     tokens_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+    transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,
 )
 
 
@@ -345,6 +348,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         tokens_pb2_grpc.add_TokenServiceServicer_to_server(
             TokenServicer(store, read.cache, read.tokens), server
         )
+        add_transfer_service(store, server)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         if config.extra_handlers is not None:
             config.extra_handlers(server, read.cache)

@@ -25,7 +25,19 @@ from typing import Any
 import anyio
 import grpc
 
-from genconf.cli import agent, app, bench, branch, config, history, serve, tokens, unit, watch
+from genconf.cli import (
+    agent,
+    app,
+    bench,
+    branch,
+    config,
+    history,
+    serve,
+    tokens,
+    transfer,
+    unit,
+    watch,
+)
 from genconf.cli.framework import Commands, Ctx, Handler, common_options
 from genconf.cli.output import ColorMode, Output
 from genconf.cli.settings import Settings, resolve
@@ -33,7 +45,7 @@ from genconf.errors import ClientError, ConfigFileError, GenconfError, UsageErro
 from genconf.logs import setup_logging
 
 # In the order `genconf --help` lists them.
-COMMAND_GROUPS = (serve, app, unit, config, branch, history, tokens, watch, agent, bench)
+COMMAND_GROUPS = (serve, app, unit, config, branch, history, transfer, tokens, watch, agent, bench)
 
 EXAMPLES = """\
 Examples:
@@ -97,7 +109,8 @@ def _exit_code(exc: BaseException, settings: Settings) -> int | None:
     if isinstance(exc, UsageError):
         return _fail(str(exc), 2)
     if isinstance(exc, ClientError):
-        code = _fail(exc.message or exc.code.name, 1)
+        # The server's status names the kind of failure for scripts: NOT_FOUND: ...
+        code = _fail(f"{exc.code.name}: {exc.message}" if exc.message else exc.code.name, 1)
         if exc.code == grpc.StatusCode.UNAVAILABLE:
             print(
                 f"hint: is a genconf server running at {settings.server}? "

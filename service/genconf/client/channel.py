@@ -37,6 +37,18 @@ class _BearerUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_with_bearer(details, self.token), request)
 
 
+class _BearerStreamStream(grpc.aio.StreamStreamClientInterceptor):
+    """The same for bidirectional streams (import)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def intercept_stream_stream(
+        self, continuation: Any, details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(_with_bearer(details, self.token), request_iterator)
+
+
 def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
     metadata.add("authorization", f"Bearer {token}")
@@ -83,7 +95,11 @@ def open_channel(
     options = [*options, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
     interceptors: list[grpc.aio.ClientInterceptor] | None = None
     if token:
-        interceptors = [_BearerUnaryUnary(token), _BearerUnaryStream(token)]
+        interceptors = [
+            _BearerUnaryUnary(token),
+            _BearerUnaryStream(token),
+            _BearerStreamStream(token),
+        ]
     if tls_ca:
         try:
             with open(tls_ca, "rb") as f:

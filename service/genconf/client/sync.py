@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from genconf.client.aio import Client
@@ -60,6 +60,9 @@ class SyncClient:
 
     def watch_deltas(self, **kwargs: Any) -> Iterator[admin_pb2.DeltaBatch]:
         return self._iterate(self._client.watch_deltas(**kwargs))
+
+    def export_model(self, applications: Sequence[str] = ()) -> Iterator[str]:
+        return self._iterate(self._client.export_model(applications))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._client, name)

@@ -389,6 +389,7 @@ RULES: Final[Mapping[str, Access]] = {
         ListTokens=Access(ADMIN),
         RevokeToken=Access(ADMIN),
     ),
+    **_service("TransferService", Export=Access(ADMIN), Import=Access(ADMIN)),
     "/grpc.health.v1.Health/Check": Access(ANY, public=True),
     "/grpc.health.v1.Health/List": Access(ANY, public=True),
     "/grpc.health.v1.Health/Watch": Access(ANY, public=True),
