@@ -266,7 +266,7 @@ async def test_snapshot_then_deltas_reconstruct_the_model_under_concurrent_write
             else:
                 app = f"{name}-tmp{step}"
                 await client.create_application(app, units=2)
-                w = await client.remove_application(app)
+                w = await client.remove_application(app, force=True)
             revisions.append(w.revision)
             if step == steps // 2:
                 halfway.set()

@@ -72,7 +72,7 @@ async def test_applications_create_update_get_list_remove(client: Client) -> Non
     assert [a.name for a in apps] == ["db", "web"]
     assert apps[0].charm == "postgres"
 
-    removed = await client.remove_application("web")
+    removed = await client.remove_application("web", force=True)
     apps = await client.list_applications(min_revision=removed.revision)
     assert [a.name for a in apps] == ["db"]
     assert await client.list_units(min_revision=removed.revision) == []

@@ -222,7 +222,7 @@ async def test_a_recreated_applications_old_agent_token_is_refused(
             try:
                 with anyio.fail_after(CALL_TIMEOUT):
                     seen.append(await anext(watch))
-                await admin.remove_application("reborn")
+                await admin.remove_application("reborn", force=True)
                 with pytest.raises(ClientError) as caught:
                     await drain(watch, seen)
             finally:

@@ -57,7 +57,7 @@ def request(rng: random.Random, c: Client) -> tuple[str, Awaitable[Any]]:
     ops: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
         ("create", lambda: c.create_application(app, schema=INT_PORT, units=rng.randrange(3))),
         ("schema", lambda: c.update_application(app, schema=rng.choice([INT_PORT, STR_PORT]))),
-        ("remove-app", lambda: c.remove_application(app)),
+        ("remove-app", lambda: c.remove_application(app, force=True)),
         ("add-units", lambda: c.add_units(app, count=rng.randrange(1, 3))),
         ("remove-unit", lambda: c.remove_unit(unit)),
         ("set", lambda: c.set_config(app, {"port": value})),

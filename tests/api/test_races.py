@@ -136,6 +136,17 @@ async def test_add_units_racing_forced_abort(
     await run_rounds(pair, mongo_client, db_name, one, "add units vs forced abort")
 
 
+async def committed_or_empty(client: Client, branch: str, seen: Any) -> None:
+    """Commit ``branch``: it must work when it stages a change, and be refused as
+    empty (then aborted) when it stages none."""
+    if any(group.changes for group in seen.changes):
+        await client.commit_branch(branch)
+        return
+    with pytest.raises(ClientError, match="nothing to commit"):
+        await client.commit_branch(branch)
+    await client.abort_branch(branch, force=True)
+
+
 @pytest.mark.parametrize("write", ["set-branch-config", "track-application"])
 async def test_branch_writes_racing_remove_application(
     pair: tuple[Client, Client],
@@ -144,8 +155,8 @@ async def test_branch_writes_racing_remove_application(
     write: str,
 ) -> None:
     """Staging or tracking on a branch while the application is removed leaves the
-    branch holding nothing of it: the branch still commits, and a re-created
-    application of that name inherits nothing."""
+    branch holding nothing of it: a re-created application of that name inherits
+    nothing, and the branch, now empty, has nothing to commit."""
 
     async def one(a: Client, b: Client, r: int) -> tuple[Outcome, Outcome]:
         app, branch = await app_and_branch(a, "rm", r, units=1)
@@ -154,13 +165,13 @@ async def test_branch_writes_racing_remove_application(
             if write == "set-branch-config"
             else a.track_branch(branch, applications=[app])
         )
-        outcome = await race(staged, b.remove_application(app))
+        outcome = await race(staged, b.remove_application(app, force=True))
         assert not mongo_violations(mongo_client, db_name)
         await a.create_application(app, schema=SCHEMA, units=1)
         fresh = await a.get_branch(branch)
         assert app not in fresh.track_applications
         assert app not in {c.application for c in fresh.changes}
-        await a.commit_branch(branch)
+        await committed_or_empty(a, branch, fresh)
         return outcome
 
     await run_rounds(pair, mongo_client, db_name, one, f"{write} vs remove application")
@@ -182,7 +193,7 @@ async def test_schema_change_racing_branch_config(
             b.set_branch_config(branch, app, {"port": 8080}),
         )
         assert outcome.count("ok") == 1, outcome
-        await a.commit_branch(branch)
+        await committed_or_empty(a, branch, await a.get_branch(branch))
         return outcome
 
     seen = await run_rounds(pair, mongo_client, db_name, one, "schema change vs branch config")

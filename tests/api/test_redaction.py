@@ -248,7 +248,7 @@ async def test_history_stays_redacted_by_the_schema_it_was_written_under(
         start = (await admin.snapshot()).revision
         await admin.create_application("reborn", schema=SCHEMA, units=1)
         old = await admin.set_config("reborn", {"pin": PIN})
-        await admin.remove_application("reborn")
+        await admin.remove_application("reborn", force=True)
         await admin.create_application("reborn", schema=PUBLIC_SCHEMA, units=1)
         new = await admin.set_config("reborn", {"pin": "1111"})
 

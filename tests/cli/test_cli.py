@@ -208,7 +208,9 @@ async def test_every_command_succeeds_with_stable_json(
     aborted = (await genconf("branch", "abort", "scratch", "--force", *j)).json()
     assert set(aborted) == {"revision", "generation", "versions", "units"}
     assert (await genconf("branch", "list", *j)).json() == []
-    assert (await genconf("app", "remove", "db", *j)).json()["revision"] > 0
+    kept = await genconf("app", "remove", "db", *j)
+    assert kept.rc == 1 and "application 'db' has 1 unit(s) (db/0)" in kept.err
+    assert (await genconf("app", "remove", "db", "--force", *j)).json()["revision"] > 0
     assert [a.name for a in await client.list_applications()] == ["web"]
 
     # YAML is the same data.

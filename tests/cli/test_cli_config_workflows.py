@@ -204,3 +204,15 @@ async def test_an_agent_token_reads_its_own_unit_in_table_mode(
         )
         lines = run.ok().out.splitlines()
         assert any(line.split()[:3] == ["port", "1", "-"] for line in lines), lines
+
+
+async def test_sharp_edges_of_set_and_history_flags(genconf: Genconf, files: Any) -> None:
+    (await genconf("app", "create", "web", "--schema", files("s.json", SCHEMA))).ok()
+    blank = await genconf("config", "set", "web", "motd=")
+    assert blank.rc == 2 and "pass --empty if you mean that" in blank.err
+    (await genconf("config", "set", "web", "motd=", "--empty")).ok()
+    assert (await genconf("config", "get", "web", "motd")).ok().out == "\n"
+    for argv in (["versions", "web", "--limit", "0"], ["versions", "web", "--limit", "1001"]):
+        refused = await genconf(*argv)
+        assert refused.rc == 2 and "--limit" in refused.err, refused.err
+    assert len((await genconf("versions", "web", "--limit", "1", "-o", "json")).json()) == 1

@@ -191,7 +191,7 @@ async def test_history_errors_exit_1_with_the_servers_message(
     await client.create_application("web", schema=SCHEMA)
     cases: list[tuple[list[str], int, str]] = [
         (["versions", "nope"], 1, "'nope' not found"),
-        (["versions", "web", "--limit", "5000"], 1, "limit must be at most 1000"),
+        (["versions", "web", "--limit", "5000"], 2, "expected at most 1000, got 5000"),
         (["version", "show", "web", "99"], 1, "version 99 not found for application web"),
         (["version", "diff", "web", "1", "99"], 1, "version 99 not found for application web"),
         (["version", "diff", "web", "0"], 1, "from_version must be 1 or more"),
@@ -203,7 +203,7 @@ async def test_history_errors_exit_1_with_the_servers_message(
         (["version", "latest", "nope"], 1, "'nope' not found"),
         (["key-history", "web", "nope"], 1, "unknown config key 'nope'"),
         (["key-history", "nope", "port"], 1, "'nope' not found"),
-        (["generations", "--limit=-1"], 1, "limit must not be negative"),
+        (["generations", "--limit=-1"], 2, "expected a number >= 0, got -1"),
         (["generations", "--before=-1"], 1, "must not be negative"),
         (["generation", "show", "99"], 1, "generation 99 not found"),
         (["generation", "revert", "99"], 1, "generation 99 not found"),

@@ -169,7 +169,7 @@ class RandomWriter:
                 "create",
                 lambda: s.create_application(new_app, schema=SCHEMA, units=r.randint(0, 4)),
             ),
-            (0.4, "remove_app", lambda: s.remove_application(app)),
+            (0.4, "remove_app", lambda: s.remove_application(app, force=True)),
             (1, "schema", lambda: s.update_application(app, schema=r.choice([SCHEMA, SCHEMA_ALT]))),
             (3, "add_units", lambda: s.add_units(app, count=r.randint(1, 2))),
             (1.5, "remove_unit", lambda: s.remove_unit(r.choice(self.apps.get(app) or ["a/0"]))),

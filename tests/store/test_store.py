@@ -846,7 +846,7 @@ async def test_every_write_returns_a_strictly_increasing_revision(store: Store) 
         lambda: store.abort_branch("c"),
         lambda: store.set_applied("app/1", hash="h", ok=True, message="fine"),
         lambda: store.remove_unit("app/2"),
-        lambda: store.remove_application("db"),
+        lambda: store.remove_application("db", force=True),
     ]
     revisions = []
     for write in writes:
@@ -898,7 +898,7 @@ async def test_remove_application_removes_units_versions_and_branch_parts(store:
     await store.track_branch("b", applications=["app"])
     await store.track_branch("b", units=["db/0"])
 
-    await store.remove_application("app")
+    await store.remove_application("app", force=True)
     state = await store.load()
     assert "app" not in state[APPLICATIONS]
     assert sorted(state[UNITS]) == ["db/0"]
@@ -909,7 +909,7 @@ async def test_remove_application_removes_units_versions_and_branch_parts(store:
     with pytest.raises(NotFound):
         await History(store.db).get_version("app", 1)
     with pytest.raises(NotFound):
-        await store.remove_application("app")
+        await store.remove_application("app", force=True)
 
     # the branch still commits what is left of it
     result = await store.commit_branch("b")
@@ -1001,5 +1001,5 @@ async def test_fences_go_with_what_they_guard(store: Store) -> None:
     assert await count(store, FENCES) == 3
     await store.commit_branch("done")
     await store.abort_branch("dropped")
-    await store.remove_application("app")
+    await store.remove_application("app", force=True)
     assert await count(store, FENCES) == 0

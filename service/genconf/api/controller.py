@@ -61,7 +61,7 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
     async def RemoveApplication(
         self, request: pb.RemoveApplicationRequest, context: Context
     ) -> WriteResult:
-        return await self.store.remove_application(request.name)
+        return await self.store.remove_application(request.name, force=request.force)
 
     @unary
     @read(lambda request: names.validate_app_name(request.name))

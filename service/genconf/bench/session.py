@@ -134,7 +134,7 @@ class Session:
         if self.client is not None:
             for app in self.apps:
                 with contextlib.suppress(ClientError):
-                    await self.client.remove_application(app)
+                    await self.client.remove_application(app, force=True)
 
     async def drop_database(self) -> None:
         """Drop the database we made (after our server stopped watching it)."""

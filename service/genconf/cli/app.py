@@ -14,6 +14,7 @@ from genconf.cli.framework import (
     Ctx,
     arg,
     assignment,
+    force,
     meta,
     metadata_of,
     reason,
@@ -59,7 +60,7 @@ async def _app_list(ctx: Ctx, args: argparse.Namespace) -> None:
 
 
 async def _app_remove(ctx: Ctx, args: argparse.Namespace) -> None:
-    w = await ctx.settled(await ctx.client.remove_application(args.name))
+    w = await ctx.settled(await ctx.client.remove_application(args.name, force=args.force))
     written(ctx, w, f"removed application {args.name}")
 
 
@@ -118,7 +119,13 @@ def register(commands: Commands) -> None:
         ),
         Command("show", _app_show, "an application's schema and values", ["web"], ["name"]),
         Command("list", _app_list, "every application", ["", "-o json"]),
-        Command("remove", _app_remove, "remove an application and its units", ["web"], ["name"]),
+        Command(
+            "remove",
+            _app_remove,
+            "remove an application (with --force, also when it has units)",
+            ["web", "web --force"],
+            ["name", force("remove its units too (their agents' tokens stop working)")],
+        ),
         Command(
             "set-charm",
             _app_set_charm,

@@ -211,6 +211,12 @@ async def _config_set(ctx: Ctx, args: argparse.Namespace) -> None:
         raise UsageError(
             "give KEY=VALUE pairs, or --values FILE (with --replace: the whole config)"
         )
+    blank = [key for key, text in args.values if text == ""]
+    if blank and not args.empty:
+        raise UsageError(
+            f"{blank[0]}= sets {blank[0]!r} to the empty string: pass --empty if you mean "
+            f"that, or run genconf config unset {args.application} {blank[0]}"
+        )
     schema = await _schema_of(ctx.client, args.application)
     values = load_values_file(args.values_file, args.application) if args.values_file else {}
     values.update(typed_values(schema, args.values))
@@ -320,6 +326,11 @@ def register(commands: Commands) -> None:
                     action="store_true",
                     help="the values are the whole config: every key not given goes back "
                     "to its default (or away, in an open application)",
+                ),
+                arg(
+                    "--empty",
+                    action="store_true",
+                    help="allow KEY= (the empty string); without it KEY= is refused",
                 ),
                 *EXPECT_FLAGS,
                 *WRITE_FLAGS,

@@ -33,6 +33,7 @@ from genconf.cli.framework import (
 )
 from genconf.cli.output import show
 from genconf.client import Client, WriteResult
+from genconf.defaults import positive
 from genconf.domain.patch import unified_diff
 from genconf.domain.semver import SemVer
 from genconf.errors import FailedPrecondition, InvalidArgument, UsageError
@@ -49,6 +50,16 @@ class VersionArg:
 
     def __str__(self) -> str:
         return self.label or f"version {self.number}"
+
+
+def bounded_limit(text: str) -> int:
+    """``--limit``: 1 to 1000 (0 would mean the server's default: say so instead)."""
+    value = positive(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(
+            f"expected at most 1000, got {value}; page back with --before"
+        )
+    return value
 
 
 def version_arg(text: str) -> VersionArg:
@@ -277,7 +288,13 @@ def _paging(since: str | None = None, *, by_version: bool = False) -> list[Arg]:
         )
     )
     return [
-        arg("--limit", type=int, default=0, help="at most this many (default 100)"),
+        arg(
+            "--limit",
+            type=bounded_limit,
+            default=0,
+            metavar="N",
+            help="at most N, 1 to 1000 (default 100)",
+        ),
         *since_flag,
         before,
     ]

@@ -143,9 +143,11 @@ class Client(TransferCalls):
                 request.schema[key].CopyFrom(option)
         return await self._write(self._controller.UpdateApplication, request)
 
-    async def remove_application(self, name: str) -> WriteResult:
+    async def remove_application(self, name: str, *, force: bool = False) -> WriteResult:
+        """``force``: also when it has units (they are removed with it)."""
         return await self._write(
-            self._controller.RemoveApplication, cpb.RemoveApplicationRequest(name=name)
+            self._controller.RemoveApplication,
+            cpb.RemoveApplicationRequest(name=name, force=force),
         )
 
     async def get_application(self, name: str, *, min_revision: int = 0) -> types_pb2.Application:

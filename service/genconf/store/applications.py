@@ -185,11 +185,24 @@ class ApplicationWrites(StoreCore):
         _, revision = await self._transact(body)
         return WriteResult(revision)
 
-    async def remove_application(self, name: str) -> WriteResult:
-        """Remove an application, its units and versions, and its part of every branch."""
+    async def remove_application(self, name: str, *, force: bool = False) -> WriteResult:
+        """Remove an application, its units and versions, and its part of every branch.
+
+        With units it takes ``force``: they go too (read under the application's
+        fence, which adding a unit takes, so a unit added meanwhile is counted)."""
 
         async def body(s: AsyncClientSession) -> None:
             await self._app(s, name)
+            if not force:
+                units = await self.db[UNITS].distinct("_id", {"application": name}, session=s)
+                if units:
+                    shown = ", ".join(sorted(units, key=lambda u: int(u.rsplit("/", 1)[1]))[:5])
+                    more = f" and {len(units) - 5} more" if len(units) > 5 else ""
+                    raise FailedPrecondition(
+                        f"application {name!r} has {len(units)} unit(s) ({shown}{more}); "
+                        "removing it removes them too and their agents' tokens stop "
+                        "working: pass force to remove it with its units"
+                    )
             flt = {"$or": [{f"changes.{name}": {"$exists": True}}, {"track_applications": name}]}
             touched = await self.db[BRANCHES].distinct("_id", flt, session=s)
             tracked = await self.db[UNITS].distinct(

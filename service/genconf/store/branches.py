@@ -311,6 +311,11 @@ class BranchWrites(StoreCore):
                 new[app_name] = config.apply_changes(old[app_name], changes)
             if conflicts and not force:
                 raise Conflict(f"branch {branch!r}", conflicts)
+            if not new:
+                raise FailedPrecondition(
+                    f"branch {branch!r} has no changes: nothing to commit. Stage some "
+                    f"(genconf config set APP KEY=VALUE --branch {branch}) or abort it"
+                )
             generation, versions = await self._write_versions(
                 s,
                 "commit",

@@ -57,10 +57,12 @@ class UpdateApplicationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., charm: _Optional[str] = ..., schema: _Optional[_Mapping[str, _types_pb2.OptionSchema]] = ..., replace_schema: _Optional[bool] = ...) -> None: ...
 
 class RemoveApplicationRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "force")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class GetApplicationRequest(_message.Message):
     __slots__ = ("name", "min_revision")
