@@ -18,6 +18,24 @@ _ADDRESS_SCHEMES: Final = ("ipv4:", "ipv6:", "dns:")
 _LOCAL_SCHEMES: Final = ("unix:", "unix-abstract:")
 
 
+DEFAULT_PORT: Final = 50051
+
+
+def with_default_port(target: str, port: int = DEFAULT_PORT) -> str:
+    """``HOST`` -> ``HOST:50051`` (``[V6]`` and a bare IPv6 address too); a target
+    with a port, or a gRPC target with a scheme (``dns:///...``), as it is."""
+    target = target.strip()
+    if not target or "/" in target or target.startswith(_ADDRESS_SCHEMES + _LOCAL_SCHEMES):
+        return target
+    if target.startswith("["):
+        return target if "]:" in target else f"{target}:{port}"
+    try:
+        ip = ipaddress.ip_address(target)
+    except ValueError:
+        return target if ":" in target else f"{target}:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 def host_of(address: str) -> str:
     """The host of ``HOST:PORT``, ``[V6]:PORT``, a bare IP or a bare host name."""
     address = address.strip()

@@ -61,7 +61,7 @@ def test_token_format_and_authentication_rules() -> None:
     for token, why in [
         (forged, "not valid"),
         ("gct_0000000000000000_" + secret, "not valid"),
-        ("something else", "not a genconf token"),
+        ("something else", "invalid or unknown token"),
     ]:
         with pytest.raises(auth.Unauthenticated, match=why) as caught:
             auth.authenticate(token, lookup, None, now)

@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+from importlib.metadata import version
 from typing import Any
 
 import anyio
@@ -39,6 +40,7 @@ from genconf.cli import (
     watch,
 )
 from genconf.cli.framework import Commands, Ctx, Handler, common_options
+from genconf.cli.messages import in_cli_words, unavailable_hint
 from genconf.cli.output import ColorMode, Output
 from genconf.cli.settings import Settings, resolve
 from genconf.errors import ClientError, ConfigFileError, GenconfError, UsageError
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"genconf {version('genconf')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = Commands(sub, common)
     for group in COMMAND_GROUPS:
@@ -110,13 +113,10 @@ def _exit_code(exc: BaseException, settings: Settings) -> int | None:
         return _fail(str(exc), 2)
     if isinstance(exc, ClientError):
         # The server's status names the kind of failure for scripts: NOT_FOUND: ...
-        code = _fail(f"{exc.code.name}: {exc.message}" if exc.message else exc.code.name, 1)
+        message = in_cli_words(exc.message)
+        code = _fail(f"{exc.code.name}: {message}" if message else exc.code.name, 1)
         if exc.code == grpc.StatusCode.UNAVAILABLE:
-            print(
-                f"hint: is a genconf server running at {settings.server}? "
-                "(--server, GENCONF_SERVER)",
-                file=sys.stderr,
-            )
+            print(unavailable_hint(settings.server, settings.tls_ca), file=sys.stderr)
         return code
     if isinstance(exc, GenconfError):
         return _fail(exc.message, 1)

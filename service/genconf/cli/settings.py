@@ -3,6 +3,7 @@ config file, then defaults (the first that gives a value wins).
 
     flag                  environment                 config file key     default
     --server              GENCONF_SERVER              server              127.0.0.1:50051
+                          (a host without a port means port 50051)
     --token               GENCONF_TOKEN               token               (none)
     --tls-ca              GENCONF_TLS_CA              tls_ca              (none: plaintext)
     --insecure-plaintext  GENCONF_INSECURE_PLAINTEXT  insecure_plaintext  false
@@ -28,6 +29,7 @@ from typing import Any, Final
 
 import yaml
 
+from genconf.addresses import with_default_port
 from genconf.cli.output import Format
 from genconf.defaults import DEFAULT_LISTEN
 from genconf.errors import ConfigFileError
@@ -132,7 +134,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
         where = f"config file {path}: insecure_plaintext"
         insecure = _boolean(from_file.get("insecure_plaintext", False), where)
     return Settings(
-        server=pick("server") or DEFAULT_SERVER,
+        server=with_default_port(pick("server") or DEFAULT_SERVER),
         token=pick("token"),
         tls_ca=pick("tls_ca"),
         output=fmt,

@@ -303,7 +303,11 @@ def authenticate(
         return Principal(BOOTSTRAP_ID, Role.ADMIN, name=bootstrap.name or BOOTSTRAP_NAME)
     match = TOKEN_RE.match(plaintext)
     if match is None:
-        raise Unauthenticated("the bearer token is not a genconf token (gct_...)")
+        # A mistyped bootstrap token lands here too: say what it may be, not what it is not.
+        raise Unauthenticated(
+            "invalid or unknown token: it is neither this server's bootstrap admin token "
+            "nor a token it minted (gct_...)"
+        )
     token_id, secret = match[1], match[2]
     record = lookup.get(token_id)
     if record is None or not hmac.compare_digest(digest(record.salt, secret), record.hash):
