@@ -32,6 +32,7 @@ from genconf.agent.status import Status, wants_live_status
 from genconf.api.server import RunningServer
 from genconf.client import Client
 from genconf.domain import values
+from genconf.errors import UsageError
 from genconf.store.store import Store
 from genconf.v1 import types_pb2
 
@@ -189,6 +190,32 @@ async def test_agent_reports_a_failing_command_with_its_exit_code_and_stderr(
     )
 
 
+async def test_agent_retries_a_failed_command_until_it_succeeds(
+    srv: RunningServer, tmp_path: Path
+) -> None:
+    """The first run fails (reported, marked on the status), the retry after backoff
+    succeeds and replaces the report: no new config was needed."""
+    target = tmp_path / "web.json"
+    marker = tmp_path / "second-run"
+    flaky = f"test -f {marker} && echo fine || {{ touch {marker}; echo 'not yet' >&2; exit 1; }}"
+    async with Client(srv.address, timeout=10) as c:
+        created = await c.create_application("web", schema=SCHEMA, units=1)
+        config = await c.get_config("web/0", min_revision=created.revision)
+        before_agent = (await c.snapshot()).revision  # every report comes after it
+        async with agent_process(
+            srv.address, "web/0", target, "--exec", flaky, stderr=tmp_path / "agent.log"
+        ) as proc:
+            with anyio.fail_after(WAIT):
+                async for batch in c.watch_deltas(since_revision=before_agent, kinds=["unit"]):
+                    units = [d.unit for d in batch.deltas if d.key == "web/0"]
+                    if any(u.applied.hash == config.hash and u.applied.ok for u in units):
+                        break
+            assert await stop(proc) == 0
+    log = (tmp_path / "agent.log").read_text()
+    assert "exec exited with code 1: not yet" in log
+    assert "exec: retrying (attempt 2" in log and "exec ok" in log
+
+
 # -- in-process: formats, resume hashes, atomic writes -----------------------------------
 
 CONFIG: dict[str, Any] = {
@@ -257,7 +284,11 @@ async def test_a_command_past_its_time_limit_is_killed_and_reported() -> None:
 def test_format_follows_the_file_suffix() -> None:
     assert FileFormat.for_path(Path("a/web.yml")) is FileFormat.YAML
     assert FileFormat.for_path(Path("web.env")) is FileFormat.ENV
-    assert FileFormat.for_path(Path("web.conf")) is FileFormat.JSON
+    assert FileFormat.for_path(Path("web")) is FileFormat.JSON
+    assert FileFormat.for_path(Path("web.JSON")) is FileFormat.JSON
+    for name in ("web.toml", "web.conf"):
+        with pytest.raises(UsageError, match="pass --format json\\|yaml\\|env"):
+            FileFormat.for_path(Path(name))
 
 
 # -- on a terminal: the live status line ----------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Final
 import yaml
 
 from genconf.domain import values
+from genconf.errors import UsageError
 
 HEADER_RE: Final = re.compile(r"^# genconf unit=(\S+) hash=([0-9a-f]{64})$")
 
@@ -28,13 +29,19 @@ class FileFormat(enum.StrEnum):
 
     @classmethod
     def for_path(cls, path: Path) -> FileFormat:
-        """The format a file name suggests (``.yaml``/``.yml``, ``.env``), else JSON."""
+        """The format a file name says (``.json`` or none, ``.yaml``/``.yml``, ``.env``);
+        any other suffix (``web.toml``) is refused rather than filled with JSON."""
         suffix = path.suffix.lower()
         if suffix in (".yaml", ".yml"):
             return cls.YAML
         if suffix == ".env":
             return cls.ENV
-        return cls.JSON
+        if suffix in ("", ".json"):
+            return cls.JSON
+        raise UsageError(
+            f"cannot tell which format to write {path.name} in: genconf writes json, yaml "
+            f"and env; pass --format json|yaml|env, or name the file .json, .yaml or .env"
+        )
 
 
 def env_name(key: str) -> str:

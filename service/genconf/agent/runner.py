@@ -121,6 +121,9 @@ class Agent:
         self.options = options
         self.status = status
         self.reporter = Reporter(client, options.unit, client.backoff, status)
+        self._tg: anyio.abc.TaskGroup | None = None
+        # The retries of the newest config's failed --exec; a newer config cancels them.
+        self._retrying: anyio.CancelScope | None = None
 
     async def run(self) -> None:
         """Until cancelled; a ClientError that reconnecting cannot fix propagates."""
@@ -132,6 +135,7 @@ class Agent:
         self.status.draw()
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             tg.start_soon(self.reporter.run)
             if self.status.live:
                 tg.start_soon(self._watch_connection)
@@ -146,6 +150,9 @@ class Agent:
 
     async def apply(self, config: Config) -> None:
         opts = self.options
+        if self._retrying is not None:
+            self._retrying.cancel()  # the failed command was for an older config
+            self._retrying = None
         data = render(opts.format, opts.unit, config.config, config.hash)
         where = f"(app version {config.app_version}, branch {config.branch or 'master'})"
         try:
@@ -161,27 +168,50 @@ class Agent:
         self.status.event(f"wrote {opts.path}: config {config.hash[:12]} {where}")
         report = Report(config.hash, True, f"wrote {opts.path}")
         if opts.command:
-            env = {
-                **os.environ,
-                "GENCONF_UNIT": opts.unit,
-                "GENCONF_FILE": str(opts.path),
-                "GENCONF_HASH": config.hash,
-                "GENCONF_BRANCH": config.branch,
-                "GENCONF_APP_VERSION": str(config.app_version),
-            }
-            self.status.suspend()
-            result = await run_command(opts.command, env, opts.exec_timeout)
-            self.status.draw()
-            for line in result.stderr.splitlines():
-                self.status.event(f"exec: {line}")
-            if result.ok:
-                report = Report(config.hash, True, f"wrote {opts.path}; exec ok")
-                self.status.event("exec ok")
-            else:
-                message = result.describe(opts.exec_timeout)
-                report = Report(config.hash, False, message)
-                self.status.event(message, error=True)
+            report = await self._exec(config)
+            if not report.ok and self._tg is not None:
+                self._retrying = anyio.CancelScope()
+                self._tg.start_soon(self._retry_exec, config, self._retrying)
         self.reporter.submit(report)
+
+    async def _exec(self, config: Config) -> Report:
+        """Run --exec for ``config``; the report says how it went, and so does the
+        status line (a failed command is marked on it until one succeeds)."""
+        opts = self.options
+        assert opts.command is not None
+        env = {
+            **os.environ,
+            "GENCONF_UNIT": opts.unit,
+            "GENCONF_FILE": str(opts.path),
+            "GENCONF_HASH": config.hash,
+            "GENCONF_BRANCH": config.branch,
+            "GENCONF_APP_VERSION": str(config.app_version),
+        }
+        self.status.suspend()
+        result = await run_command(opts.command, env, opts.exec_timeout)
+        self.status.draw()
+        for line in result.stderr.splitlines():
+            self.status.event(f"exec: {line}")
+        if result.ok:
+            self.status.applied = config.hash[:12]
+            self.status.event("exec ok")
+            return Report(config.hash, True, f"wrote {opts.path}; exec ok")
+        message = result.describe(opts.exec_timeout)
+        self.status.applied = f"{config.hash[:12]} (exec failed)"
+        self.status.event(message, error=True)
+        return Report(config.hash, False, message)
+
+    async def _retry_exec(self, config: Config, scope: anyio.CancelScope) -> None:
+        """Run the failed command again with jittered backoff until it succeeds or a
+        newer config arrives (which cancels ``scope``); each outcome is reported."""
+        with scope:
+            for attempt, delay in enumerate(self.client.backoff.delays(), start=2):
+                await anyio.sleep(delay)
+                self.status.event(f"exec: retrying (attempt {attempt}, after {delay:.1f} s)")
+                report = await self._exec(config)
+                self.reporter.submit(report)
+                if report.ok:
+                    return
 
     async def _watch_connection(self) -> None:
         """Keep the status line's connection state current (terminal only)."""
