@@ -173,11 +173,12 @@ async def test_history_tables_are_plain_when_piped(
     for run in (versions, key_history, generation):
         assert "\x1b" not in run.ok().out and not run.out.lstrip().startswith("{")
     rows = [line.split() for line in versions.out.splitlines()]
-    assert rows[0] == ["VERSION", "TIME", "BY", "TAGS", "REASON", "SETTINGS"]
+    assert rows[0] == ["VERSION", "TIME", "BY", "TAGS", "REASON", "CHANGES"]
     assert [(r[0], r[-2], r[-1]) for r in rows[1:]] == [
-        ("2", "tune", "port=8080"),
+        ("2", "tune", "+port=8080"),
         ("1", "created", "(defaults)"),
     ]
+    assert all(len(r[1]) == len("21:29:53") for r in rows[1:]), "today: the time only"
     assert key_history.out.splitlines()[0].split() == [
         "VERSION", "VALUE", "SOURCE", "TIME", "BY", "REASON"
     ]  # fmt: skip

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -207,21 +208,65 @@ def _settings_text(settings: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={show(v)}" for k, v in sorted(settings.items()))
 
 
+def short_time(iso: str | None, now: dt.datetime | None = None) -> str:
+    """A time for a table: ``11:09:24`` today (local time), the date otherwise."""
+    if not iso:
+        return "-"
+    when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    today = (now or dt.datetime.now().astimezone()).date()
+    return when.strftime("%H:%M:%S") if when.date() == today else when.strftime("%Y-%m-%d")
+
+
+def _brief(value: Any, width: int = 24) -> str:
+    """A value on one short line: newlines shown as ⏎, cut with …."""
+    text = show(value).replace("\n", "⏎")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def changes_text(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> str:
+    """What a version changed against the one before it: ``~port 80→90 +motd -tls``
+    (``before`` None: not in the listing, so only the keys it set)."""
+    if before is None:
+        return " ".join(f"={k}" for k in sorted(after)) or "-"
+    parts = []
+    for key in sorted(set(before) | set(after)):
+        if key not in before:
+            parts.append(f"+{key}={_brief(after[key])}")
+        elif key not in after:
+            parts.append(f"-{key}")
+        elif show(before[key]) != show(after[key]):
+            parts.append(f"~{key} {_brief(before[key])}→{_brief(after[key])}")
+    return " ".join(parts) or "(no change)"
+
+
 def render_versions(versions: list[Data]) -> Renderer:
+    """Newest first; CHANGES compares each version with the one listed below it (the
+    previous one), so a row stays one line however long the values are."""
+
     def render(out: Output) -> list[str]:
-        rows = [
-            (
-                str(v["version"]),
-                v["timestamp"] or "-",
-                author_text(v),
-                ", ".join(v["tags"]) or "-",
-                v["reason"] or "-",
-                _settings_text(v["settings"]) or out.style.dim("(defaults)"),
+        rows = []
+        for i, v in enumerate(versions):
+            older = versions[i + 1] if i + 1 < len(versions) else None
+            if older is not None and older["version"] == v["previous_version"]:
+                before: Mapping[str, Any] | None = older["settings"]
+            elif not v["previous_version"]:
+                before = {}  # the first version: everything it holds is new
+            else:
+                before = None
+            rows.append(
+                (
+                    str(v["version"]),
+                    short_time(v["timestamp"]),
+                    author_text(v),
+                    ", ".join(v["tags"]) or "-",
+                    v["reason"] or "-",
+                    changes_text(before, v["settings"])
+                    if v["settings"] or before is None or before
+                    else out.style.dim("(defaults)"),
+                )
             )
-            for v in versions
-        ]
         return out.table(
-            ("VERSION", "TIME", "BY", "TAGS", "REASON", "SETTINGS"), rows, empty="no versions"
+            ("VERSION", "TIME", "BY", "TAGS", "REASON", "CHANGES"), rows, empty="no versions"
         )
 
     return render
@@ -293,7 +338,7 @@ def render_key_history(entries: list[Data]) -> Renderer:
                 str(e["version"]),
                 out.style.dim("(no value)") if e["value"] is None else show(e["value"]),
                 out.style.dim("default") if e["is_default"] else out.style.yellow("set"),
-                e["timestamp"] or "-",
+                short_time(e["timestamp"]),
                 e["created_by"] or "-",
                 e["reason"] or "-",
             )
@@ -317,7 +362,7 @@ def render_generations(generations: list[Data]) -> Renderer:
                 str(g["id"]),
                 g["kind"],
                 g["branch"] or "-",
-                g["created_at"] or "-",
+                short_time(g["created_at"]),
                 author_text(g),
                 _versions_text(g["versions"]) or "-",
                 g["reason"] or "-",
@@ -370,7 +415,7 @@ def render_tokens(tokens: list[Data]) -> Renderer:
                 t["role"],
                 t["unit"] or "-",
                 _token_state(out, t),
-                t["created_at"] or "-",
+                short_time(t["created_at"]),
                 t["expires_at"] or "never",
                 t["description"] or "-",
             )
