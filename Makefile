@@ -24,12 +24,15 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 # `make run` overrides, e.g. make run DATA_DIR=/tmp/demo LISTEN=127.0.0.1:0 (any free port).
-DATA_DIR ?= .genconf-data
-LISTEN   ?= 127.0.0.1:50051
+DATA_DIR    ?= .genconf-data
+LISTEN      ?= 127.0.0.1:50051
+HTTP_LISTEN ?= 127.0.0.1:8080
 
-## run: start the embedded MongoDB and the server with a small demo model (Ctrl-C stops both)
+## run: start the embedded MongoDB and the server with a small demo model, the console and
+## the JSON API on HTTP_LISTEN (Ctrl-C stops both)
 run: $(STAMP)
-	@$(VENV)/bin/genconf serve --demo --data-dir '$(DATA_DIR)' --listen '$(LISTEN)'
+	@$(VENV)/bin/genconf serve --demo --data-dir '$(DATA_DIR)' --listen '$(LISTEN)' \
+		--http-listen '$(HTTP_LISTEN)'
 
 ## test: lint and run the whole suite (real mongod, real gRPC on loopback)
 test: $(STAMP) $(CHROMIUM)
@@ -51,7 +54,7 @@ protos: $(STAMP)
 
 ## bench: every benchmark at its default size (a few minutes each)
 bench: $(STAMP)
-	for w in ingest fanout targeted read idle storm; do $(VENV)/bin/genconf bench $$w || exit 1; done
+	for w in ingest fanout targeted read idle storm http-read; do $(VENV)/bin/genconf bench $$w || exit 1; done
 
 ## soak: writes, branches and agent churn for MINUTES (default 10); memory growth, final check
 MINUTES ?= 10

@@ -56,6 +56,9 @@ LAYERS: dict[str, int | str] = {
     "store": 3,
     "readside": 4,
     "api": 5,
+    # HTTP beside gRPC: its routes call api/'s servicers through api/'s gate, and
+    # api/server.py starts it (same layer: one may import the other, no cycle).
+    "http": 5,
     "client": CLIENT_SIDE,
     **dict.fromkeys(["cli", "agent"], TOP),
     **dict.fromkeys(["bench", "dev"], "side"),

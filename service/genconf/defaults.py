@@ -102,6 +102,11 @@ SERVE_OPTIONS: Final[tuple[ServeOption, ...]] = (
     ServeOption("--mongo-uri", "a MongoDB 6.0+ replica set URI"),
     ServeOption("--data-dir", "embedded MongoDB's data", DEFAULT_DATA_DIR, to_config=Path),
     ServeOption("--listen", "host:port to serve gRPC on", DEFAULT_LISTEN),
+    ServeOption(
+        "--http-listen",
+        "host:port to serve the JSON API (/api/v1/) and the web console (/) on; default: off",
+        metavar="HOST:PORT",
+    ),
     ServeOption("--database", "the model's database name", DEFAULT_DATABASE),
     ServeOption(
         "--bookmark-interval", "seconds between watch bookmarks", DEFAULT_BOOKMARK_INTERVAL, float

@@ -139,7 +139,7 @@ async def test_a_subset_from_standard_input_into_a_model_that_lacks_it(
             before = digest(mongo_client, name)
             refused = await genconf_stdin(other.address, env, subset.encode(), "import", "-")
             assert refused.rc == 1
-            assert "generation ids 8 (import with renumber_generations" in refused.err
+            assert "generation ids 8 (import with --renumber-generations" in refused.err
             assert digest(mongo_client, name) == before
             done = await genconf_stdin(
                 other.address, env, subset.encode(), "import", "-", "--renumber-generations"

@@ -5,11 +5,13 @@ the repository's .genconf-data."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) ->
     data_dir = tmp_path / "demo-data"
     # -o: the venv is installed already; do not let a newer pyproject.toml reinstall it.
     argv = ["make", "--no-print-directory", "-o", ".venv/.installed", "run"]
-    argv += [f"DATA_DIR={data_dir}", "LISTEN=127.0.0.1:0"]
+    argv += [f"DATA_DIR={data_dir}", "LISTEN=127.0.0.1:0", "HTTP_LISTEN=127.0.0.1:0"]
     stderr_path = tmp_path / "make.err"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENCONF_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")  # no user config file
@@ -51,7 +53,16 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) ->
             assert line is not None, f"make run ended: {stderr_path.read_text()[-3000:]}"
             printed.append(line.rstrip("\n"))
         address = printed[-1].removeprefix(READY)
-        assert printed[0].startswith("loaded the demo model: applications web")
+        assert printed[0] == (
+            "loaded the demo model: applications db (2 units), web (3 units); "
+            "branch 'canary' tracked by web/0"
+        )
+        console = next(line for line in printed if line.startswith("console: http://"))
+        url = console.split()[1]
+        with urllib.request.urlopen(url, timeout=10) as page:  # the console, served
+            assert b"genconf" in page.read()
+        with urllib.request.urlopen(url + "api/v1/units/web/0/config", timeout=10) as reply:
+            assert json.loads(reply.read())["config"]["log-level"] == "debug"
         commands = [line.strip() for line in printed if line.startswith("  ")]
         assert len(commands) == 3, printed
         outputs = []

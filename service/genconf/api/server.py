@@ -1,9 +1,10 @@
-"""Wiring and lifecycle: MongoDB (given or embedded) -> store + read side -> gRPC.
+"""Wiring and lifecycle: MongoDB (given or embedded) -> store + read side -> gRPC
+(and, with ``http_listen``, the same services over HTTP: `genconf.http`).
 
 `serve()` is one async context: everything it starts is stopped on the way out,
 in reverse order, even when startup fails half-way. Health is NOT_SERVING until
 the cache has synced; on shutdown every stream ends with UNAVAILABLE so agents
-reconnect to another replica.
+reconnect to another replica (HTTP streams end the same way, then HTTP stops).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ from genconf.defaults import (
 )
 from genconf.dev.embedded import EmbeddedMongo
 from genconf.errors import GenconfError, InvalidArgument
+from genconf.http.api import HttpApi
+from genconf.http.calls import Gate, MethodTable
+from genconf.http.server import HttpSettings, serve_http, split_listen
 from genconf.readside.cache import ModelCache
 from genconf.readside.multiwatcher import Tuning
 from genconf.readside.readiness import follow_readiness
@@ -132,6 +136,10 @@ class ServerConfig:
     feed_buffer: int = DEFAULT_FEED_BUFFER
     feed_bytes: int = DEFAULT_FEED_BYTES  # the same limit in (estimated) bytes
     metrics_listen: str | None = None  # HOST:PORT for Prometheus' /metrics (None: off)
+    # HOST:PORT for the JSON API and the console (None: off); the same rules as
+    # `listen` (loopback without authentication, TLS or --insecure-plaintext off it).
+    http_listen: str | None = None
+    http_bench: bool = False  # serve the bench's empty HTTP route (genconf bench http-read)
     # Whole-server health is NOT_SERVING after this long without word from the
     # change stream (genconf.readside.readiness).
     stale_after: float = DEFAULT_STALE_AFTER
@@ -156,6 +164,7 @@ class RunningServer:
     mongo_uri: str
     phase: Phase = Phase.STARTING
     metrics_address: str | None = None
+    http_address: str | None = None  # host:port the HTTP API actually bound (None: off)
 
 
 async def _serve_when_synced(running: RunningServer) -> None:
@@ -216,20 +225,23 @@ def check_limits(config: ServerConfig) -> None:
 def check_transport(config: ServerConfig, *, tls: bool) -> None:
     """With authentication on, a listen off loopback carries bearer tokens: refuse
     plaintext unless ``insecure_plaintext`` says the network is trusted, and then say
-    so loudly at every start (before anything binds, so nothing is exposed)."""
-    if config.admin_token is None or tls or is_loopback(config.listen):
-        return
-    if not config.insecure_plaintext:
-        raise InvalidArgument(
-            f"refusing to take bearer tokens in clear on {config.listen} (authentication on, "
-            "no TLS): give --tls-cert and --tls-key, or --insecure-plaintext if the network "
-            "is trusted"
+    so loudly at every start (before anything binds, so nothing is exposed). The
+    HTTP listen, when given, is judged the same way."""
+    for listen in (config.listen, config.http_listen):
+        if listen is None or config.admin_token is None or tls or is_loopback(listen):
+            continue
+        if not config.insecure_plaintext:
+            raise InvalidArgument(
+                f"refusing to take bearer tokens in clear on {listen} (authentication on, "
+                "no TLS): give --tls-cert and --tls-key, or --insecure-plaintext if the "
+                "network is trusted"
+            )
+        log.warning(
+            "--insecure-plaintext: bearer tokens travel in clear on %s; anyone on the "
+            "network path can read and reuse them; use --tls-cert/--tls-key unless the "
+            "network is trusted",
+            listen,
         )
-    log.warning(
-        "--insecure-plaintext: bearer tokens travel in clear on %s; anyone on the network "
-        "path can read and reuse them; use --tls-cert/--tls-key unless the network is trusted",
-        config.listen,
-    )
 
 
 def address_in_use(listen: str) -> str:
@@ -261,6 +273,23 @@ def check_listen_free(listen: str) -> None:
             # Any other failure (no IPv6 here, say) is gRPC's to judge.
 
 
+def check_http_listen(config: ServerConfig, *, authenticated: bool) -> None:
+    """The HTTP listen obeys the rule of the gRPC one: loopback only without
+    authentication; and it cannot be the gRPC address."""
+    listen = config.http_listen
+    if listen is None:
+        return
+    split_listen(listen)
+    if not authenticated and not is_loopback(listen):
+        raise InvalidArgument(
+            f"refusing to serve HTTP on {listen} without authentication: give a bootstrap "
+            "admin token with --admin-token-file FILE or GENCONF_ADMIN_TOKEN (and TLS with "
+            "--tls-cert/--tls-key), or bind to a loopback address such as 127.0.0.1:8080"
+        )
+    if listen == config.listen and not listen.endswith(":0"):
+        raise InvalidArgument(f"--http-listen and --listen are both {listen}: give each its own")
+
+
 @asynccontextmanager
 async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     """Run a genconf server until the block exits."""
@@ -273,9 +302,12 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             "admin token with --admin-token-file FILE or GENCONF_ADMIN_TOKEN (and TLS with "
             "--tls-cert/--tls-key), or bind to a loopback address such as 127.0.0.1:50051"
         )
+    check_http_listen(config, authenticated=bootstrap is not None)
     credentials = server_credentials(config)
     check_transport(config, tls=credentials is not None)
     check_listen_free(config.listen)  # before MongoDB: a clash is found at once
+    if config.http_listen is not None:
+        check_listen_free(config.http_listen)
     async with AsyncExitStack() as stack:
         mongo_uri = config.mongo_uri
         if mongo_uri is None:
@@ -333,22 +365,26 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
                 ("grpc.server.max_pending_requests_hard_limit", 100_000),
             ],
         )
+        # Each service goes on the gRPC server through `services`, which keeps its
+        # handlers for the HTTP side: both protocols call the same servicer objects.
+        services = MethodTable(server)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(
-            AgentServicer(store, read.cache, bookmark_interval=config.bookmark_interval), server
+            AgentServicer(store, read.cache, bookmark_interval=config.bookmark_interval),
+            services,
         )
         controller_pb2_grpc.add_ControllerServiceServicer_to_server(
-            ControllerServicer(store, read.cache), server
+            ControllerServicer(store, read.cache), services
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(read.cache, feed_buffer=config.feed_buffer), server
+            AdminServicer(read.cache, feed_buffer=config.feed_buffer), services
         )
         history_pb2_grpc.add_HistoryServiceServicer_to_server(
-            HistoryServicer(store, History(store.db)), server
+            HistoryServicer(store, History(store.db)), services
         )
         tokens_pb2_grpc.add_TokenServiceServicer_to_server(
-            TokenServicer(store, read.cache, read.tokens), server
+            TokenServicer(store, read.cache, read.tokens), services
         )
-        add_transfer_service(store, server)
+        add_transfer_service(store, services)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         if config.extra_handlers is not None:
             config.extra_handlers(server, read.cache)
@@ -360,6 +396,26 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             ),
             server,
         )
+        http_address = None
+        if config.http_listen is not None:
+            # Before gRPC binds, so that the stack stops it if that fails; it stops after
+            # `stop_grpc` below has ended the streams, its own included.
+            api = HttpApi(
+                Gate(services, interceptors),
+                read.cache,
+                guard,
+                health=health,
+                max_request_bytes=config.max_request_bytes,
+            )
+            settings = HttpSettings(
+                config.http_listen,
+                shutdown_grace=config.shutdown_grace,
+                tls_cert=config.tls_cert,
+                tls_key=config.tls_key,
+                tls_client_ca=config.tls_client_ca,
+                bench=config.http_bench,
+            )
+            http_address = await stack.enter_async_context(serve_http(settings, api))
         try:
             if credentials is None:
                 port = server.add_insecure_port(config.listen)
@@ -379,7 +435,15 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         address = f"{host}:{port}"
         await server.start()
         running = RunningServer(
-            config, address, store, read, health, server, mongo_uri, metrics_address=metrics_address
+            config,
+            address,
+            store,
+            read,
+            health,
+            server,
+            mongo_uri,
+            metrics_address=metrics_address,
+            http_address=http_address,
         )
         transport = "TLS" if credentials else "plaintext"
         if guard.enabled:

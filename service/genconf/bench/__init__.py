@@ -19,6 +19,7 @@ its figures next to the baseline and their ratio:
 - `targeted`: commits that each change one unit's config at a steady rate, with
   S agents subscribed; commit-to-notified, against a plain change stream.
 - `read`: GetConfig throughput, against an empty unary handler.
+- `http-read`: a unit's config over HTTP, against an empty route of the same stack.
 - `idle`: server memory per idle stream and CPU with bookmarks on, against
   streams that only wait.
 - `storm`: S agents reconnect at once; time until all have their config,
@@ -40,6 +41,7 @@ WORKLOADS: Final = {
     "fanout": "fanout",
     "targeted": "targeted",
     "read": "read",
+    "http-read": "http_read",
     "idle": "idle",
     "storm": "storm",
     "soak": "soak",

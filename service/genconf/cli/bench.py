@@ -21,6 +21,7 @@ BENCH_SUMMARIES: Final = {
     "fanout": "one change to S watching agents: time until the last has it",
     "targeted": "commit-to-notified latency of one-unit changes at a steady rate",
     "read": "GetConfig throughput, vs an empty unary handler",
+    "http-read": "GET of a unit's config over HTTP, vs an empty route of the same stack",
     "idle": "server memory per idle stream and CPU with bookmarks on",
     "storm": "S agents reconnecting at once: time until all have their config",
     "soak": "writes, branches and agent churn for N minutes: memory, then a full check",

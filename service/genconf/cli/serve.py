@@ -63,7 +63,17 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
                 from genconf.dev import demo
 
                 loaded = await demo.load(running.store)
-                print(demo.banner(running.address, loaded, _self_command()), flush=True)
+                print(
+                    demo.banner(
+                        running.address,
+                        loaded,
+                        await demo.describe(running.store),
+                        _self_command(),
+                        http_address=running.http_address,
+                        token_hint=config.admin_token is not None,
+                    ),
+                    flush=True,
+                )
             print(f"{READY_LINE} {running.address}", flush=True)
             signum = await stop.wait()
             log.info("received %s; shutting down", signum.name)
