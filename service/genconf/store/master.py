@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -59,24 +59,23 @@ class MasterWrites(StoreCore):
             check_write_keys(len(to_set))
         else:
             to_set, to_unset = set_and_unset(set, unset)
-        meta = check_metadata(metadata)
-        author = Authorship(created_by, on_behalf_of, authenticated)
-        check_free_text(author, reason)
 
-        async def body(s: AsyncClientSession) -> tuple[int | None, dict[str, int]]:
-            app = await self._app(s, application)
-            check_expected(app, expected_version)
-            schema = schema_of(app)
-            values = validate_settings(schema, to_set, unset=to_unset)
+        def change(app: Mapping[str, Any]) -> dict[str, Any]:
+            values = validate_settings(schema_of(app), to_set, unset=to_unset)
             check_expectations(app, expect)
-            old = dict(app["settings"])
-            new = dict(values) if replace else {**old, **values}
+            new = dict(values) if replace else {**app["settings"], **values}
             for key in to_unset:
                 new.pop(key, None)
-            return await self._write_master(s, app, old, new, reason, author, meta)
+            return new
 
-        (generation, versions), revision = await self._transact(body)
-        return WriteResult(revision, generation=generation, versions=versions)
+        return await self._change_master(
+            application,
+            change,
+            expected_version=expected_version,
+            reason=reason,
+            author=Authorship(created_by, on_behalf_of, authenticated),
+            metadata=metadata,
+        )
 
     async def patch_config(
         self,
@@ -93,19 +92,45 @@ class MasterWrites(StoreCore):
     ) -> WriteResult:
         """Apply a unified diff to master's (effective) text value of ``key``, read and
         written in one transaction: a diff that does not apply writes nothing."""
+
+        def change(app: Mapping[str, Any]) -> dict[str, Any]:
+            schema = schema_of(app)
+            current = config.effective_config(schema, app["settings"])
+            value = patched_value(schema, key, current, unified_diff)
+            return {**app["settings"], **validate_settings(schema, {key: value})}
+
+        return await self._change_master(
+            application,
+            change,
+            expected_version=expected_version,
+            reason=reason,
+            author=Authorship(created_by, on_behalf_of, authenticated),
+            metadata=metadata,
+        )
+
+    async def _change_master(
+        self,
+        application: str,
+        change: Callable[[Mapping[str, Any]], dict[str, Any]],
+        *,
+        expected_version: int | None,
+        reason: str,
+        author: Authorship,
+        metadata: Mapping[str, Any] | None,
+    ) -> WriteResult:
+        """One transaction: read the application under its fence, check the expected
+        version, let ``change`` compute master's new settings (or refuse), write them
+        as a version unless they equal the old ones."""
         meta = check_metadata(metadata)
-        author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author, reason)
 
         async def body(s: AsyncClientSession) -> tuple[int | None, dict[str, int]]:
             app = await self._app(s, application)
             check_expected(app, expected_version)
-            schema = schema_of(app)
-            current = config.effective_config(schema, app["settings"])
-            value = patched_value(schema, key, current, unified_diff)
-            values = validate_settings(schema, {key: value})
-            old = dict(app["settings"])
-            return await self._write_master(s, app, old, {**old, **values}, reason, author, meta)
+            new = change(app)
+            return await self._write_master(
+                s, app, dict(app["settings"]), new, reason, author, meta
+            )
 
         (generation, versions), revision = await self._transact(body)
         return WriteResult(revision, generation=generation, versions=versions)
