@@ -9,7 +9,6 @@ has no rule, or without a request here fails `test_http_access_matrix`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,23 +17,15 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
+from support.access_seed import REFUSED, ROLES, Seeded, role_of, seed_matrix
 from support.policy import policy_roles
 from support.rpcs import RPCS, Rpc
 from support.servers import admin_session, digest
 from web_support import API, bearer, error_of
 
-from genconf.client import Client
 from genconf.security import auth
 
-WEB_SCHEMA: dict[str, Any] = {
-    "port": {"type": "int", "default": 80},
-    "motd": {"type": "string"},
-    "password": {"type": "string", "secret": True},
-}
-DB_SCHEMA: dict[str, Any] = {"motd": {"type": "string"}, "level": {"type": "int"}}
 VALID_HASH = "0" * 64
-ROLES = ("admin", "controller", "observer", "agent", "other-agent")
-REFUSED = ("none", "garbage", "forged", "expired", "revoked", "stale-agent")
 CALLERS = (*ROLES, *REFUSED)
 FORGED_AUTHOR = "mallory"  # what every request claims as its author (X-Genconf-User)
 UNIT_OF = {"admin": "web/3", "controller": "web/4"}
@@ -49,14 +40,6 @@ EMPTY_IMPORT = (
     '"applications":null}\n'
     '{"record":"end","applications":0,"units":0,"versions":0,"branches":0,"generations":0}\n'
 )
-
-
-@dataclass
-class Seeded:
-    start_revision: int
-    tokens: dict[str, str | None]
-    generation_of: dict[str, int]
-    spare_token_id: str
 
 
 @dataclass(frozen=True)
@@ -164,14 +147,6 @@ MATRIX: dict[str, Request] = {
 }
 
 
-def role_of(caller: str) -> auth.Role | None:
-    if caller in ("agent", "other-agent"):
-        return auth.Role.AGENT
-    if caller in ROLES:
-        return auth.Role(caller)
-    return None
-
-
 def expected_status(rpc: Rpc, caller: str) -> int:
     if caller in REFUSED:
         return 401
@@ -192,63 +167,6 @@ async def served_routes(web: httpx.AsyncClient) -> dict[str, str | None]:
         for path, operations in document["paths"].items()
         for verb, operation in operations.items()
     }
-
-
-async def seed(admin: Client, mongo_client: MongoClient[dict[str, Any]], db_name: str) -> Seeded:
-    """The model and the callers' tokens (as the gRPC matrix seeds them)."""
-    start = (await admin.snapshot()).revision
-    await admin.create_application("web", units=1)
-    stale = await admin.create_token("agent", unit="web/0", name="stale")
-    await admin.remove_application("web", force=True)
-    await admin.create_application("web", schema=WEB_SCHEMA, units=8)
-    await admin.create_application("db", schema=DB_SCHEMA, units=1)
-    for writer in ("admin", "controller"):
-        await admin.create_application(f"rm-{writer}")
-        await admin.add_branch(f"tb-{writer}")
-    await admin.set_config("web", {"port": 8080, "password": "s3cret"})
-    await admin.add_branch("feature")
-    await admin.track_branch("feature", units=["web/2"])
-    await admin.set_branch_config("feature", "web", {"port": 9090})
-    generation_of = {}
-    for writer, values in (("admin", {"motd": "hi"}), ("controller", {"level": 3})):
-        generation_of[writer] = (await admin.set_config("db", values)).generation
-    tokens: dict[str, str | None] = {
-        "none": None,
-        "garbage": "not-a-token-at-all",
-        "stale-agent": stale.token,
-    }
-    for caller in ROLES:
-        role = role_of(caller)
-        assert role is not None
-        unit = {"agent": "web/0", "other-agent": "web/1"}.get(caller, "")
-        tokens[caller] = (
-            await admin.create_token(role.value, unit=unit, description=caller, name=caller)
-        ).token
-    admin_token = tokens["admin"]
-    assert admin_token is not None
-    tokens["forged"] = (
-        admin_token[:-43] + ("B" if admin_token[-43] == "A" else "A") + admin_token[-42:]
-    )
-    revoked = await admin.create_token("controller", description="revoked")
-    await admin.revoke_token(revoked.info.id)
-    tokens["revoked"] = revoked.token
-    spare = await admin.create_token("observer", description="spare")
-    now = dt.datetime.now(dt.UTC)
-    expired = auth.mint(
-        auth.Role.ADMIN,
-        unit=None,
-        expires_at=now - dt.timedelta(minutes=1),
-        created_by="test",
-        description="expired",
-        now=now - dt.timedelta(hours=1),
-    )
-    mongo_client[db_name]["tokens"].insert_one(expired.doc)
-    tokens["expired"] = expired.plaintext
-    barrier = await admin.add_branch("barrier")
-    known = {t.id for t in await admin.list_tokens(min_revision=barrier.revision)}
-    assert expired.doc["_id"] in known
-    await admin.abort_branch("barrier")
-    return Seeded(start, tokens, generation_of, spare.info.id)
 
 
 async def perform(web: httpx.AsyncClient, call: Call, token: str | None) -> tuple[int, str]:
@@ -284,7 +202,7 @@ async def test_http_access_matrix(
     subtests: pytest.Subtests,
 ) -> None:
     async with admin_session(mongo_uri, db_name, http_listen="127.0.0.1:0") as (srv, admin):
-        seeded = await seed(admin, mongo_client, db_name)
+        seeded = await seed_matrix(admin, mongo_client, db_name)
         async with httpx.AsyncClient(base_url=f"http://{srv.http_address}", timeout=10) as web:
             routes = await served_routes(web)
             for route, rpc_name in routes.items():
