@@ -90,7 +90,9 @@ async def test_schema_descriptions_and_charm_are_bounded(client: Client) -> None
     )
     with pytest.raises(ClientError) as caught:
         await client.create_application("app", charm="c" * (limits.MAX_NAME_CHARS + 1))
-    assert "charm is" in assert_code(caught.value, grpc.StatusCode.INVALID_ARGUMENT).message
+    assert (
+        "invalid charm name" in assert_code(caught.value, grpc.StatusCode.INVALID_ARGUMENT).message
+    )
 
 
 def test_check_document_names_what_the_limit_and_the_size() -> None:

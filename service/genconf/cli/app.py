@@ -22,7 +22,8 @@ from genconf.cli.framework import (
     written,
 )
 from genconf.defaults import non_negative
-from genconf.domain.schema import OPEN_SCHEMA, parse_schema
+from genconf.domain.schema import OPEN_SCHEMA, WILDCARD, parse_schema
+from genconf.errors import UsageError
 
 
 async def _app_create(ctx: Ctx, args: argparse.Namespace) -> None:
@@ -65,8 +66,21 @@ async def _app_remove(ctx: Ctx, args: argparse.Namespace) -> None:
 
 
 async def _app_set_charm(ctx: Ctx, args: argparse.Namespace) -> None:
-    w = await ctx.settled(await ctx.client.update_application(args.name, charm=args.charm))
-    written(ctx, w, f"application {args.name} now uses charm {args.charm}")
+    schema = None
+    if args.schema:
+        schema = load_schema_file(args.schema)
+        if args.open:
+            schema = {**OPEN_SCHEMA, **schema}
+    elif args.open:
+        raise UsageError("--open goes with --schema: it keeps the new schema open")
+    w = await ctx.settled(
+        await ctx.client.update_application(args.name, charm=args.charm, schema=schema)
+    )
+    text = f"application {args.name} now uses charm {args.charm}"
+    if schema is not None:
+        declared = sum(1 for key in schema if key != WILDCARD)
+        text += f" and a schema of {declared} option(s){', open' if args.open else ''}"
+    written(ctx, w, text)
 
 
 def register(commands: Commands) -> None:
@@ -129,8 +143,26 @@ def register(commands: Commands) -> None:
         Command(
             "set-charm",
             _app_set_charm,
-            "change an application's charm",
-            ["web web-v2"],
-            ["name", "charm"],
+            "change an application's charm, and with --schema its config schema",
+            ["web web-v2", "web web-v3 --schema config.yaml", "llm llm-v2 --schema s.yaml --open"],
+            [
+                arg("name", help="the application"),
+                arg("charm", help="the new charm name, e.g. postgresql, web-v2, ch:redis"),
+                arg(
+                    "--schema",
+                    metavar="FILE",
+                    help="the new schema (as app create --schema); the values in use must fit",
+                ),
+                arg(
+                    "--open",
+                    action="store_true",
+                    help="with --schema: keep allowing keys the schema does not declare",
+                ),
+            ],
+            description="Change an application's charm. With --schema FILE, also replace "
+            "its config schema, checked as at creation: master's values and every "
+            "branch's staged values must fit it, or nothing changes and the error names "
+            "the values that do not. The schema replaces the old one whole; an open "
+            "application stays open only with --open.",
         ),
     )

@@ -13,6 +13,9 @@ from typing import Final
 from genconf.errors import InvalidArgument
 
 APP_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
+# A charm name as Juju spells one ("postgresql", "web-v2"), optionally with a
+# revision ("web-v2-17") or a store prefix ("ch:postgresql", "local:web").
+CHARM_NAME_RE: Final = re.compile(r"^(?:(?:ch|cs|local):)?[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
 BRANCH_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 KEY_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
 # The largest unit number: nine digits, so a unit name stays short and its number
@@ -33,6 +36,18 @@ def _checked(name: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
 def validate_app_name(name: str) -> str:
     rule = "use 1-63 characters, a lowercase letter first, then lowercase letters, digits or '-'"
     return _checked(name, APP_NAME_RE, "application name", rule)
+
+
+def validate_charm_name(name: str) -> str:
+    rule = (
+        "use 1-63 lowercase letters and digits in words joined by single '-', a letter "
+        "first, optionally after 'ch:', 'cs:' or 'local:' (e.g. 'postgresql', 'web-v2', "
+        "'ch:redis')"
+    )
+    bare = name.partition(":")[2] if isinstance(name, str) and ":" in name else name
+    if isinstance(bare, str) and len(bare) > 63:
+        raise InvalidArgument(f"invalid charm name {name[:40]!r}… ({len(name)} characters): {rule}")
+    return _checked(name, CHARM_NAME_RE, "charm name", rule)
 
 
 def validate_branch_name(name: str) -> str:

@@ -9,7 +9,13 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from genconf.domain.authorship import Authorship
-from genconf.domain.names import check_unit_numbers, parse_unit_name, unit_name, validate_app_name
+from genconf.domain.names import (
+    check_unit_numbers,
+    parse_unit_name,
+    unit_name,
+    validate_app_name,
+    validate_charm_name,
+)
 from genconf.domain.results import WriteResult
 from genconf.domain.schema import (
     OPEN_SCHEMA,
@@ -19,7 +25,6 @@ from genconf.domain.schema import (
     validate_settings,
 )
 from genconf.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from genconf.store import limits
 from genconf.store.checks import (
     check_application_size,
     check_count,
@@ -73,7 +78,7 @@ class ApplicationWrites(StoreCore):
         check_count(units)
         author = Authorship(created_by, on_behalf_of, authenticated)
         check_free_text(author, reason)
-        charm = limits.check_text("charm", charm or name, limits.MAX_NAME_CHARS)
+        charm = validate_charm_name(charm or name)
         now = self.clock()
         app_doc = {
             "_id": name,
@@ -126,7 +131,7 @@ class ApplicationWrites(StoreCore):
         if charm is not None and not charm:
             raise InvalidArgument("charm must not be empty")
         if charm is not None:
-            limits.check_text("charm", charm, limits.MAX_NAME_CHARS)
+            validate_charm_name(charm)
 
         async def body(s: AsyncClientSession) -> None:
             app = await self._app(s, name)

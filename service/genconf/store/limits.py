@@ -29,7 +29,7 @@ MAX_APPLICATION_BYTES: Final = 4 * MIB
 MAX_BRANCH_BYTES: Final = 4 * MIB
 MAX_GENERATION_BYTES: Final = 12 * MIB
 MAX_REASON_CHARS: Final = 1024
-MAX_NAME_CHARS: Final = 256  # created_by, charm
+MAX_NAME_CHARS: Final = 256  # created_by (charm names: domain.names, 63)
 MAX_DESCRIPTION_CHARS: Final = 1024  # a schema option's description
 
 
