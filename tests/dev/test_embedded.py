@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,9 +13,9 @@ import pytest
 from pymongo import MongoClient, WriteConcern
 from pymongo.read_concern import ReadConcern
 
-from genconf.dev.embedded import EmbeddedMongo
+from genconf.dev.embedded import DataDirInUse, EmbeddedMongo, check_data_dir_free
 from genconf.dev.mongod import TRANSACTION_LIFETIME_LIMIT
-from genconf.dev.mongod_binary import ENV_MONGOD, find_mongod
+from genconf.dev.mongod_binary import ENV_MONGOD, find_mongod, free_port
 from genconf.dev.replicaset import EmbeddedReplicaSet
 from genconf.errors import MongodNotFound, MongodStartError
 
@@ -204,3 +206,24 @@ def test_replica_set_step_down(replica_set: EmbeddedReplicaSet) -> None:
     new = rs.wait_for_primary(timeout=30)
     assert new != old
     rs.wait_healthy(timeout=30)
+
+
+def test_a_second_server_on_a_data_dir_in_use_says_which_in_one_line(tmp_path: Path) -> None:
+    """`genconf serve` on a data dir another mongod holds: one line, naming the dir,
+    that mongod and the process that started it (here, this test)."""
+    data = tmp_path / "busy"
+    with EmbeddedMongo(data, start_timeout=60) as first:
+        second = subprocess.run(
+            [sys.executable, "-m", "genconf.cli.main", "serve", "--data-dir", str(data),
+             "--listen", f"127.0.0.1:{free_port()}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert second.returncode == 1, second.stderr
+        assert len(lines) == 1, second.stderr
+        assert f"data dir {data.resolve()} is in use by mongod pid {first.pid}" in lines[0]
+        assert f"(pid {os.getpid()})" in lines[0] and "another --data-dir" in lines[0]
+        assert first.running
+        with pytest.raises(DataDirInUse):
+            check_data_dir_free(data)
+    check_data_dir_free(data)  # stopped: free again, nothing raised

@@ -16,7 +16,10 @@ request path. The pieces:
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Self
@@ -34,6 +37,63 @@ from genconf.dev.mongod_binary import HOST, find_mongod, free_port
 from genconf.errors import MongodStartError
 
 log = logging.getLogger(__name__)
+
+
+LOCK_FILE_NAME = "mongod.lock"
+
+
+class DataDirInUse(MongodStartError):
+    """Another mongod holds the data dir: one line naming the dir and the process."""
+
+
+def check_data_dir_free(data_dir: Path) -> None:
+    """Refuse, in one line, a data dir another mongod holds, naming that mongod and
+    the process that started it (a second `genconf serve` on the same dir).
+
+    mongod holds an flock on ``mongod.lock`` (holding its PID) while it runs; taking
+    and dropping the same lock here tells without starting anything. A mongod
+    that grabs the dir just after this check still fails on its own, as before."""
+    lock_path = data_dir / LOCK_FILE_NAME
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return  # no dir or no lock file yet: nobody holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+        holder = os.read(fd, 64).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
+    raise DataDirInUse(
+        f"data dir {data_dir.resolve()} is in use by {_holder_text(holder)}: stop it, "
+        "or give this server another --data-dir"
+    )
+
+
+def _holder_text(pid_text: str) -> str:
+    """``mongod pid 12, started by genconf serve ... (pid 10)`` as far as /proc tells."""
+    if not pid_text.isdigit():
+        return "another mongod"
+    text = f"mongod pid {pid_text}"
+    try:
+        stat = Path(f"/proc/{pid_text}/stat").read_text()
+        parent = stat.rsplit(")", 1)[1].split()[1]
+        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return text
+    words = [a.decode(errors="replace") for a in argv if a]
+    if words and Path(words[0]).name.startswith("python"):
+        words = words[1:]  # the interpreter says nothing; the script does
+    if words:
+        words[0] = Path(words[0]).name
+        return f"{text}, started by `{' '.join(words)}` (pid {parent})"
+    return text
 
 
 class EmbeddedMongo(EmbeddedDatabase):
@@ -88,6 +148,7 @@ class EmbeddedMongo(EmbeddedDatabase):
         """Run mongod and return once it is a writable PRIMARY."""
         if self.running:
             return self
+        check_data_dir_free(self.data_dir)
         binary = find_mongod(self._mongod_arg)
         attempts = 3 if self._auto_port else 1
         for attempt in range(attempts):
