@@ -11,25 +11,44 @@ import datetime as dt
 import json
 import logging
 import sys
-from typing import Final
+from typing import Any, Final
 
 FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def json_line(
+    message: str,
+    *,
+    level: str = "info",
+    logger: str = "genconf",
+    created: float | None = None,
+    **fields: Any,
+) -> str:
+    """One JSON log line, as `JsonFormatter` writes them: also for what a server
+    prints on stdout (the demo banner, the ready line) and its last error under
+    ``--log-format json``, so a log shipper reads every line it gets."""
+    at = dt.datetime.fromtimestamp(created, dt.UTC) if created else dt.datetime.now(dt.UTC)
+    entry = {
+        "time": at.isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        **fields,
+    }
+    return json.dumps(entry, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        extra = {"exception": self.formatException(record.exc_info)} if record.exc_info else {}
+        return json_line(
+            record.getMessage(),
+            level=record.levelname.lower(),
+            logger=record.name,
+            created=record.created,
+            **extra,
+        )
 
 
 def setup_logging(level: str = "info", fmt: str = "text", *, fallback: int = logging.INFO) -> None:

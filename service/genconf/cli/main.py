@@ -44,7 +44,7 @@ from genconf.cli.messages import in_cli_words, unavailable_hint
 from genconf.cli.output import ColorMode, Output
 from genconf.cli.settings import Settings, resolve
 from genconf.errors import ClientError, ConfigFileError, GenconfError, UsageError
-from genconf.logs import setup_logging
+from genconf.logs import json_line, setup_logging
 
 # In the order `genconf --help` lists them.
 COMMAND_GROUPS = (serve, app, unit, config, branch, history, transfer, tokens, watch, agent, bench)
@@ -94,7 +94,11 @@ async def _run(handler: Handler, ctx: Ctx, args: argparse.Namespace) -> int:
         await ctx.aclose()
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, *, as_json: bool = False) -> int:
+    """``as_json``: a server run with ``--log-format json`` ends with a JSON line too."""
+    if as_json:
+        print(json_line(message, level="error", exit_code=code), file=sys.stderr)
+        return code
     prefix = "error: " if code == 1 else "genconf: error: "
     print(prefix + message, file=sys.stderr)
     return code
@@ -107,10 +111,10 @@ def _single(exc: BaseException) -> BaseException:
     return exc
 
 
-def _exit_code(exc: BaseException, settings: Settings) -> int | None:
+def _exit_code(exc: BaseException, settings: Settings, *, as_json: bool = False) -> int | None:
     """The exit code for an exception a command ended with; None: not ours to map."""
     if isinstance(exc, UsageError):
-        return _fail(str(exc), 2)
+        return _fail(str(exc), 2, as_json=as_json)
     if isinstance(exc, ClientError):
         # The server's status names the kind of failure for scripts: NOT_FOUND: ...
         message = in_cli_words(exc.message)
@@ -119,7 +123,7 @@ def _exit_code(exc: BaseException, settings: Settings) -> int | None:
             print(unavailable_hint(settings.server, settings.tls_ca), file=sys.stderr)
         return code
     if isinstance(exc, GenconfError):
-        return _fail(exc.message, 1)
+        return _fail(exc.message, 1, as_json=as_json)
     if isinstance(exc, KeyboardInterrupt):
         return 130
     if isinstance(exc, BrokenPipeError):
@@ -136,16 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(getattr(args, "log_level", None) or "info")
     if args.command == "bench":
         return bench.run(args)
+    as_json = getattr(args, "log_format", "text") == "json"
     try:
         settings = resolve(_flags(args))
     except ConfigFileError as exc:
-        return _fail(str(exc), 2)
+        return _fail(str(exc), 2, as_json=as_json)
     out = Output.for_stream(settings.output, ColorMode(getattr(args, "color", None) or "auto"))
     ctx = Ctx(settings, out)
     try:
         return int(anyio.run(_run, args.func, ctx, args))
     except BaseException as exc:
-        code = _exit_code(_single(exc), settings)
+        code = _exit_code(_single(exc), settings, as_json=as_json)
         if code is None:
             raise
         return code

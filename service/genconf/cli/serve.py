@@ -15,7 +15,7 @@ import anyio
 
 from genconf.cli.framework import Commands, Ctx
 from genconf.defaults import add_serve_flags
-from genconf.logs import setup_logging
+from genconf.logs import json_line, setup_logging
 from genconf.signals import stop_signals
 
 log = logging.getLogger("genconf")
@@ -59,22 +59,27 @@ async def _serve(ctx: Ctx, args: argparse.Namespace) -> int:
         async with serve(config) as running:
             with anyio.fail_after(120):
                 await running.read.wait_synced()
+            as_json = args.log_format == "json"
             if args.demo:
                 from genconf.dev import demo
 
                 loaded = await demo.load(running.store)
-                print(
-                    demo.banner(
-                        running.address,
-                        loaded,
-                        await demo.describe(running.store),
-                        _self_command(),
-                        http_address=running.http_address,
-                        token_hint=config.admin_token is not None,
-                    ),
-                    flush=True,
+                text = demo.banner(
+                    running.address,
+                    loaded,
+                    await demo.describe(running.store),
+                    _self_command(),
+                    http_address=running.http_address,
+                    token_hint=config.admin_token is not None,
                 )
-            print(f"{READY_LINE} {running.address}", flush=True)
+                if as_json:
+                    text = json_line("loaded the demo model", logger="genconf.demo", banner=text)
+                print(text, flush=True)
+            ready = f"{READY_LINE} {running.address}"
+            if as_json:
+                http = running.http_address
+                ready = json_line(ready, address=running.address, http_address=http)
+            print(ready, flush=True)
             signum = await stop.wait()
             log.info("received %s; shutting down", signum.name)
     return 0
