@@ -336,7 +336,7 @@ async def test_help_everywhere_has_examples(genconf: Genconf) -> None:
         assert f"genconf {' '.join(path)}" in text and "Examples:" in text, path
         if path == ("bench",):
             continue  # the workload's own options, not the common ones: see below
-        assert "--server" in text and "-o {table,json,yaml}" in text, path
+        assert "--server" in text and "-o {table,wide,json,yaml}" in text, path
     top, leaf, usage = await genconf.all(["--help"], ["branch", "commit", "--help"], ["app"])
     assert top.ok().out.startswith("usage: genconf") and "Exit codes" in top.out
     assert "genconf branch commit canary --force" in leaf.ok().out
