@@ -572,8 +572,8 @@ async def test_watch_prints_one_line_per_delta_and_resumes_with_since(
     assert deltas[0]["value"]["settings"] == {"k": 1} and deltas[1]["value"]["kind"] == "set"
     text = table.ok().out.splitlines()
     assert len(text) == 4
-    assert text[0].split()[:3] == [str(deltas[0]["revision"]), "application", "web"]
-    assert "k=1" in text[0] and "k=2" in text[2]
+    assert text[0][10:] == "web: at version 2 (charm web): k=1"
+    assert text[2][10:] == "web: k 1 -> 2 (version 3)"
 
     # Resume after the first batch: the next line is the second write's.
     resumed = await genconf(

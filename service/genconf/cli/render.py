@@ -318,29 +318,6 @@ def render_diff(d: Data) -> Renderer:
     return render
 
 
-def delta_line(out: Output, d: Data) -> str:
-    """One readable line per delta of the admin feed."""
-    value = d["value"]
-    head = f"{out.style.dim(str(d['revision']))}  {d['kind']:<11} {out.style.cyan(d['key'])}"
-    if d["removed"]:
-        return f"{head}  {out.style.red('removed')}"
-    detail = ""
-    if d["kind"] == "application" and value:
-        settings = " ".join(f"{k}={show(v)}" for k, v in sorted(value["settings"].items()))
-        detail = f"v{value['version']} charm={value['charm']} {settings}".rstrip()
-    elif d["kind"] == "unit" and value:
-        detail = f"branch={value['branch'] or '-'} applied={applied_text(out, value['applied'])}"
-    elif d["kind"] == "branch" and value:
-        changed = sum(len(k) for k in value["changes"].values())
-        tracking = ",".join([*(f"{a}/*" for a in value["track_applications"])]) or "-"
-        detail = f"changes={changed} apps={tracking}"
-    elif d["kind"] == "generation" and value:
-        versions = " ".join(f"{a}=v{v}" for a, v in sorted(value["versions"].items()))
-        by = f" by {value['created_by']}" if value["created_by"] else ""
-        detail = f"#{value['id']} {value['kind']}{by} {versions}".rstrip()
-    return f"{head}  {detail}".rstrip()
-
-
 def render_text(text: str) -> Renderer:
     """A one-line result (writes: what changed)."""
     return lambda out: [text]
