@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,10 +29,11 @@ from pymongo import MongoClient
 
 from genconf.api.server import RunningServer, ServerConfig, serve
 from genconf.client import Client
+from genconf.client.channel import server_name_options
 from genconf.errors import ClientError
 from genconf.readside.multiwatcher import Tuning
 from genconf.store.documents import BOOKKEEPING
-from genconf.v1 import admin_pb2
+from genconf.v1 import admin_pb2, types_pb2
 from support.rpcs import CALL_TIMEOUT
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -53,13 +54,14 @@ async def wait_serving(
     address: str,
     limit: float = START_TIMEOUT,
     credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> None:
     """Until the server's overall gRPC health is SERVING (Health.Watch: no polling),
     over TLS with ``credentials`` when given, else over plaintext."""
     channel = (
-        grpc.aio.secure_channel(address, credentials)
+        grpc.aio.secure_channel(address, credentials, options=list(options))
         if credentials is not None
-        else grpc.aio.insecure_channel(address)
+        else grpc.aio.insecure_channel(address, options=list(options))
     )
     async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -72,6 +74,28 @@ async def wait_serving(
             finally:
                 call.cancel()
         raise AssertionError(f"health watch on {address} ended before SERVING")
+
+
+async def wait_serving_as(address: str, ca: bytes, name: str) -> None:
+    """`wait_serving` checking the server's certificate against ``name`` instead of
+    the address dialled (as `--tls-server-name` does)."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+    await wait_serving(address, credentials=credentials, options=server_name_options(name))
+
+
+async def applied(client: Client, unit: str, hash_: str, limit: float = 30.0) -> types_pb2.Unit:
+    """The unit once its agent reported ``hash_`` applied: from the snapshot if it has
+    already, else from the admin feed after the snapshot's revision (no gap)."""
+    with anyio.fail_after(limit):
+        snapshot = await client.snapshot()
+        for u in snapshot.units:
+            if u.name == unit and u.applied.hash == hash_:
+                return u
+        async for batch in client.watch_deltas(since_revision=snapshot.revision, kinds=["unit"]):
+            for delta in batch.deltas:
+                if delta.key == unit and delta.unit.applied.hash == hash_:
+                    return delta.unit
+    raise AssertionError("the admin feed ended")
 
 
 def server_config(mongo_uri: str, db_name: str, **overrides: Any) -> ServerConfig:

@@ -6,6 +6,7 @@ config file, then defaults (the first that gives a value wins).
                           (a host without a port means port 50051)
     --token               GENCONF_TOKEN               token               (none)
     --tls-ca              GENCONF_TLS_CA              tls_ca              (none: plaintext)
+    --tls-server-name     GENCONF_TLS_SERVER_NAME     tls_server_name     (none: the host dialled)
     --insecure-plaintext  GENCONF_INSECURE_PLAINTEXT  insecure_plaintext  false
     -o/--output           GENCONF_OUTPUT              output              table
     --config              GENCONF_CONFIG              -                   (see below)
@@ -16,7 +17,9 @@ $XDG_CONFIG_HOME/genconf/config.yaml, is optional.
 
 Without --tls-ca a token is sent in clear only to a loopback address;
 ``insecure_plaintext`` (true/false, yes/no, on/off, 1/0) allows it to any, for a
-trusted network.
+trusted network. ``tls_server_name`` is the name the server certificate is checked
+against when it differs from the host dialled (``kubectl port-forward`` to
+127.0.0.1 of a server whose certificate names genconf.genconf.svc).
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ from genconf.defaults import DEFAULT_LISTEN
 from genconf.errors import ConfigFileError
 
 DEFAULT_SERVER: Final = DEFAULT_LISTEN  # the server's own default address
-FILE_KEYS: Final = ("server", "token", "tls_ca", "output", "insecure_plaintext")
+FILE_KEYS: Final = ("server", "token", "tls_ca", "tls_server_name", "output", "insecure_plaintext")
 ENV: Final = {
     "server": "GENCONF_SERVER",
     "token": "GENCONF_TOKEN",
     "tls_ca": "GENCONF_TLS_CA",
+    "tls_server_name": "GENCONF_TLS_SERVER_NAME",
     "output": "GENCONF_OUTPUT",
     "insecure_plaintext": "GENCONF_INSECURE_PLAINTEXT",
 }
@@ -54,6 +58,7 @@ class Settings:
     server: str = DEFAULT_SERVER
     token: str | None = None
     tls_ca: str | None = None
+    tls_server_name: str | None = None  # checked against the certificate instead of the host
     output: Format = Format.TABLE
     insecure_plaintext: bool = False  # a token may go in clear off loopback
     config_file: Path | None = None  # the file that was read, if any
@@ -137,6 +142,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
         server=with_default_port(pick("server") or DEFAULT_SERVER),
         token=pick("token"),
         tls_ca=pick("tls_ca"),
+        tls_server_name=pick("tls_server_name"),
         output=fmt,
         insecure_plaintext=insecure,
         config_file=path,

@@ -81,18 +81,31 @@ def open_channel(
     token: str | None = None,
     tls_ca: str | None = None,
     insecure_plaintext: bool = False,
+    tls_server_name: str | None = None,
 ) -> grpc.aio.Channel:
     """A channel to ``target``: TLS verified against the CA file ``tls_ca`` when given,
     and a bearer ``token`` on every call when given (over plaintext only to a
     loopback address, unless ``insecure_plaintext``: `check_token_transport`).
 
+    ``tls_server_name`` checks the server's certificate against that name instead
+    of ``target``'s host, for a server reached through another address (a
+    ``kubectl port-forward`` to 127.0.0.1 of a server whose certificate names
+    ``genconf.genconf.svc``); it needs ``tls_ca``.
+
     ``target`` may list several replicas, ``IP:PORT,IP:PORT``: calls are spread
     over them (round robin), and a replica that goes away is skipped, so a
     reconnecting watch lands on one that is up."""
     check_token_transport(target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext)
+    if tls_server_name and not tls_ca:
+        raise GenconfError(
+            f"--tls-server-name {tls_server_name} needs --tls-ca: the server name is "
+            "checked against the certificate of a TLS server"
+        )
     target, options = balanced_target(target)
     # The server sends replies up to this size (a large config, twice): see there.
     options = [*options, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    if tls_server_name:
+        options += server_name_options(tls_server_name)
     interceptors: list[grpc.aio.ClientInterceptor] | None = None
     if token:
         interceptors = [
@@ -111,6 +124,19 @@ def open_channel(
             target, credentials, options=options, interceptors=interceptors
         )
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+def server_name_options(name: str) -> list[tuple[str, Any]]:
+    """Channel options that verify the server certificate against ``name`` (SNI and
+    the hostname check) and send it as the HTTP/2 authority, as if ``name`` had
+    been dialled."""
+    name = name.strip()
+    if not name or any(c.isspace() or c in "/:@" for c in name):
+        raise GenconfError(
+            f"invalid TLS server name {name!r}: give a DNS name the server certificate "
+            "covers, e.g. genconf.genconf.svc (no port, no scheme)"
+        )
+    return [("grpc.ssl_target_name_override", name), ("grpc.default_authority", name)]
 
 
 def balanced_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
