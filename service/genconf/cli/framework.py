@@ -42,7 +42,11 @@ class Ctx:
         if self._client is None:
             s = self.settings
             self._client = Client(
-                s.server, token=s.token, tls_ca=s.tls_ca, insecure_plaintext=s.insecure_plaintext
+                s.server,
+                token=s.token,
+                tls_ca=s.tls_ca,
+                insecure_plaintext=s.insecure_plaintext,
+                tls_server_name=s.tls_server_name,
             )
         return self._client
 
@@ -83,6 +87,13 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--token", default=s, help="bearer token sent on every call (GENCONF_TOKEN)")
     g.add_argument("--tls-ca", default=s, help="CA file: connect with TLS (GENCONF_TLS_CA)")
     g.add_argument(
+        "--tls-server-name",
+        default=s,
+        metavar="NAME",
+        help="check the server certificate against NAME instead of the host dialled, e.g. "
+        "through kubectl port-forward (GENCONF_TLS_SERVER_NAME)",
+    )
+    g.add_argument(
         "--insecure-plaintext",
         action="store_true",
         default=s,
@@ -119,12 +130,14 @@ def force(help: str) -> Arg:
     return arg("--force", action="store_true", help=help)
 
 
-def reason(help: str | None = None, default: str | None = None) -> Arg:
+def reason(help: str = "why: recorded with the change", default: str | None = None) -> Arg:
     return arg("--reason", default=default, help=help)
 
 
-def expected_version(help: str | None = None) -> Arg:
-    return arg("--expected-version", type=int, default=None, help=help)
+def expected_version(
+    help: str = "refuse unless master is still at this version (optimistic locking)",
+) -> Arg:
+    return arg("--expected-version", type=int, default=None, metavar="N", help=help)
 
 
 def meta(
@@ -144,6 +157,37 @@ def metadata_of(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
 def apps(help: str) -> Arg:
     """``--app``, repeatable."""
     return arg("--app", action="append", help=help)
+
+
+# The help of a positional argument declared by its plain name (see `Commands.add`);
+# ``name`` is the name of what the command's group is about.
+POSITIONAL_HELP: Final[Mapping[str, str]] = {
+    "application": "the application",
+    "unit": "the unit, APP/N",
+    "units": "units, APP/N (one or more)",
+    "key": "the config key",
+    "keys": "config keys (one or more)",
+    "values": "KEY=VALUE pairs (one or more)",
+    "charm": "the charm name",
+    "label": "a version label, MAJOR.MINOR.PATCH",
+    "part": "which part of the label to raise: major, minor or patch",
+    "id": "its id",
+    "changes": "KEY=VALUE to set a label, KEY- to remove one",
+}
+GROUP_NOUNS: Final[Mapping[str, str]] = {"app": "application", "token": "token"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written, and every option's default in its help
+    (unless the help already says it, or there is none worth saying)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or "%(default)" in text:
+            return text
+        if action.default in (None, "", False, [], (), argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 @dataclass(frozen=True)
@@ -189,13 +233,22 @@ class Commands:
             description=description or help[0].upper() + help[1:] + ".",
             epilog=epilog,
             parents=[self.common],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         parser.set_defaults(func=handler)
         for argument in arguments:
             a = arg(argument) if isinstance(argument, str) else argument
-            parser.add_argument(*a.names, **a.options)
+            options = dict(a.options)
+            if "help" not in options and not a.names[0].startswith("-"):
+                options["help"] = self._positional_help(a.names[0])
+            parser.add_argument(*a.names, **options)
         return parser
+
+    def _positional_help(self, name: str) -> str:
+        if name == "name":
+            group = self.prefix.split()[-1]
+            return f"the {GROUP_NOUNS.get(group, group)}'s name"
+        return POSITIONAL_HELP.get(name, "")  # tests/cli/test_help_text.py wants one
 
     def add_all(self, *commands: Command) -> None:
         for c in commands:

@@ -276,7 +276,7 @@ def _paging(since: str | None = None, *, by_version: bool = False) -> list[Arg]:
             default=VersionArg(),
             metavar="VERSION",
             help="only versions older than VERSION (a number or a label); page back with "
-            "the last entry's number",
+            "the last entry's number (default: from the newest)",
         )
         if by_version
         else arg(
@@ -284,7 +284,8 @@ def _paging(since: str | None = None, *, by_version: bool = False) -> list[Arg]:
             type=int,
             default=0,
             metavar="N",
-            help="only entries older than N; page back with the last entry's number",
+            help="only entries older than N; page back with the last entry's number "
+            "(default: from the newest)",
         )
     )
     return [

@@ -51,7 +51,13 @@ def register(commands: Commands) -> None:
             "mint a token; it is printed once",
             ["--role controller --name ci-deploy --expires 12h", "--role agent --unit web/0"],
             [
-                arg("--role", required=True, choices=["admin", "controller", "observer", "agent"]),
+                arg(
+                    "--role",
+                    required=True,
+                    choices=["admin", "controller", "observer", "agent"],
+                    help="what the token may do: admin everything, controller change "
+                    "config, observer read (secrets hidden), agent its own unit",
+                ),
                 arg(
                     "--unit",
                     default="",
@@ -59,7 +65,7 @@ def register(commands: Commands) -> None:
                     "unit of that name needs a new token)",
                 ),
                 arg("--expires", type=duration, default=None, help="e.g. 12h, 30d (default never)"),
-                arg("--description", default=""),
+                arg("--description", default="", help="a note kept with the token"),
                 arg(
                     "--name",
                     default="",
