@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import pytest
 from support.procs import stop_process
-from support.servers import free_port, running_server
+from support.servers import applied, free_port, running_server
 
 from genconf.agent import files
 from genconf.agent.command import run_command
@@ -34,7 +34,6 @@ from genconf.client import Client
 from genconf.domain import values
 from genconf.errors import UsageError
 from genconf.store.store import Store
-from genconf.v1 import types_pb2
 
 SCHEMA: dict[str, Any] = {
     "port": {"type": "int", "default": 8080},
@@ -67,21 +66,6 @@ async def agent_process(
 async def stop(proc: asyncio.subprocess.Process) -> int:
     proc.send_signal(signal.SIGTERM)
     return await asyncio.wait_for(proc.wait(), 10)
-
-
-async def applied(client: Client, unit: str, hash_: str) -> types_pb2.Unit:
-    """The unit once it reports ``hash_`` as applied: from the snapshot if it has
-    already, else from the admin feed after the snapshot's revision (no gap)."""
-    with anyio.fail_after(WAIT):
-        snapshot = await client.snapshot()
-        for u in snapshot.units:
-            if u.name == unit and u.applied.hash == hash_:
-                return u
-        async for batch in client.watch_deltas(since_revision=snapshot.revision, kinds=["unit"]):
-            for delta in batch.deltas:
-                if delta.key == unit and delta.unit.applied.hash == hash_:
-                    return delta.unit
-    raise AssertionError("the admin feed ended")
 
 
 async def test_agent_applies_each_config_once_across_branch_commit_and_restarts(
@@ -186,7 +170,7 @@ async def test_agent_reports_a_failing_command_with_its_exit_code_and_stderr(
     assert unit.applied.message.startswith("exec exited with code 3: ")
     assert unit.applied.message.endswith("line 1\nbad port, refusing")
     assert target.read_text() == (
-        f"# genconf unit=web/0 hash={config.hash}\nNAME=web\nPORT=8080\nWORKERS=2\n"
+        f"# genconf unit=web/0 hash={config.hash}\nNAME='web'\nPORT='8080'\nWORKERS='2'\n"
     )
 
 
@@ -386,7 +370,7 @@ async def test_agent_on_a_terminal_draws_a_status_line_and_writes_the_format_ask
     assert text.endswith("\r\n"), "the last status line is left in place, then a new line"
     assert " INFO " not in text, "on a terminal: the status line, not log records"
     assert target.read_text() == (
-        f"# genconf unit=web/0 hash={config.hash}\nNAME=web\nPORT=8080\nWORKERS=2\n"
+        f"# genconf unit=web/0 hash={config.hash}\nNAME='web'\nPORT='8080'\nWORKERS='2'\n"
     )
 
 

@@ -1,5 +1,6 @@
-"""The command an agent runs after each write (``--exec``): ``sh -c`` in a session
-of its own, bounded in time, its stderr kept for the report."""
+"""The commands an agent runs (``--exec`` after each write, ``--health-cmd`` after
+it and periodically): ``sh -c`` in a session of their own, bounded in time, their
+stderr (the health command's stdout too) kept for the report."""
 
 from __future__ import annotations
 
@@ -21,23 +22,26 @@ DRAIN_GRACE: Final = 1.0  # seconds to finish reading stderr after the command e
 @dataclass(frozen=True)
 class CommandResult:
     returncode: int | None  # None: killed after the timeout
-    stderr: str  # the last STDERR_KEEP_BYTES of it
+    output: str  # the last STDERR_KEEP_BYTES of what was collected (stderr, or both)
 
     @property
     def stderr_tail(self) -> str:
-        return self.stderr.strip()[-STDERR_TAIL_CHARS:]
+        return self.output.strip()[-STDERR_TAIL_CHARS:]
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
-    def describe(self, limit: float) -> str:
+    def outcome(self, limit: float, name: str = "exec") -> str:
+        """``exec exited with code 3``: how the command ended, without its output."""
         if self.returncode is None:
-            what = f"exec timed out after {limit:g}s"
-        elif self.returncode < 0:
-            what = f"exec killed by signal {-self.returncode}"
-        else:
-            what = f"exec exited with code {self.returncode}"
+            return f"{name} timed out after {limit:g}s"
+        if self.returncode < 0:
+            return f"{name} killed by signal {-self.returncode}"
+        return f"{name} exited with code {self.returncode}"
+
+    def describe(self, limit: float) -> str:
+        what = self.outcome(limit)
         return f"{what}: {self.stderr_tail}" if self.stderr_tail else what
 
 
@@ -48,24 +52,28 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def run_command(command: str, env: Mapping[str, str], limit: float) -> CommandResult:
-    """Run ``command`` with ``sh -c`` for at most ``limit`` seconds; its stdout is
-    ours, its stderr is collected for the report."""
+async def run_command(
+    command: str, env: Mapping[str, str], limit: float, *, merge_stdout: bool = False
+) -> CommandResult:
+    """Run ``command`` with ``sh -c`` for at most ``limit`` seconds; its stderr is
+    collected for the report, and its stdout is ours (the command may print for the
+    operator) unless ``merge_stdout``: then both are collected, interleaved as written."""
     process = await anyio.open_process(
         ["/bin/sh", "-c", command],
         stdin=subprocess.DEVNULL,
-        stdout=None,  # inherited: the command may print for the operator
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE if merge_stdout else None,
+        stderr=subprocess.STDOUT if merge_stdout else subprocess.PIPE,
         env=dict(env),
         start_new_session=True,
     )
     collected = bytearray()
     drained = anyio.Event()
+    stream = process.stdout if merge_stdout else process.stderr
 
     async def drain() -> None:
-        assert process.stderr is not None
+        assert stream is not None
         try:
-            async for chunk in process.stderr:
+            async for chunk in stream:
                 collected.extend(chunk)
                 del collected[:-STDERR_KEEP_BYTES]
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -95,5 +103,5 @@ async def run_command(command: str, env: Mapping[str, str], limit: float) -> Com
             if process.returncode is None:
                 _kill_group(process.pid, signal.SIGKILL)
         await process.aclose()
-    stderr = collected.decode(errors="replace")
-    return CommandResult(None if timed_out else process.returncode, stderr)
+    output = collected.decode(errors="replace")
+    return CommandResult(None if timed_out else process.returncode, output)

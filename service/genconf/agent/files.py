@@ -8,7 +8,6 @@ import enum
 import json
 import os
 import re
-import shlex
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,9 +43,55 @@ class FileFormat(enum.StrEnum):
         )
 
 
+class RenderError(Exception):
+    """A config that cannot be put in the file asked for (an env value a shell cannot
+    hold, a template that fails): the apply fails and PATH is left as it is."""
+
+
 def env_name(key: str) -> str:
-    """A config key as an environment variable name: ``log-level`` -> ``LOG_LEVEL``."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
+    """A config key as an environment variable name: ``log-level`` -> ``LOG_LEVEL``,
+    ``2fa`` -> ``_2FA`` (a name cannot start with a digit)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def env_quote(text: str) -> str:
+    """``'debug'``: every value in single quotes, as the README shows, each ``'`` in
+    it written ``'\\''``. Inside single quotes a shell takes every byte as it is
+    (``$``, backslashes, newlines, any UTF-8), so sourcing gives ``text`` back."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def env_value(value: Any) -> str:
+    """A value as an env file holds it: a string as itself, anything else (numbers,
+    booleans, lists, objects) as its JSON with sorted keys."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def env_lines(config: Mapping[str, Any]) -> str:
+    """``LOG_LEVEL='debug'``, one line per key in key order. Refused (RenderError):
+    two keys that make the same variable, and a NUL character, which no shell
+    variable can hold."""
+    names: dict[str, str] = {}
+    lines = []
+    for key in sorted(config):
+        name = env_name(key)
+        if name in names:
+            raise RenderError(
+                f"keys {names[name]!r} and {key!r} both become the variable {name} "
+                "in an env file; write json or yaml, or rename one of them"
+            )
+        names[name] = key
+        text = env_value(config[key])
+        if "\0" in text:
+            raise RenderError(
+                f"the value of {key!r} holds a NUL character, which a shell variable "
+                "cannot hold; write json or yaml instead"
+            )
+        lines.append(f"{name}={env_quote(text)}\n")
+    return "".join(lines)
 
 
 def render(fmt: FileFormat, unit: str, config: Mapping[str, Any], hash_: str) -> bytes:
@@ -60,12 +105,7 @@ def render(fmt: FileFormat, unit: str, config: Mapping[str, Any], hash_: str) ->
             dict(config), sort_keys=True, allow_unicode=True, default_flow_style=False
         )
         return (header + body).encode()
-    lines = []
-    for key in sorted(config):
-        value = config[key]
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        lines.append(f"{env_name(key)}={shlex.quote(text)}\n")
-    return (header + "".join(lines)).encode()
+    return (header + env_lines(config)).encode()
 
 
 def hash_on_disk(path: Path, fmt: FileFormat, unit: str) -> str:

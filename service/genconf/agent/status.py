@@ -36,6 +36,7 @@ class Status:
     applied: str = "-"
     configs: int = 0
     when: str = ""
+    health: str = ""  # shown only with --health-cmd: "health unknown", "healthy", ...
     _drawn: bool = False
 
     def event(self, text: str, *, error: bool = False) -> None:
@@ -55,6 +56,8 @@ class Status:
             f"genconf agent {self.unit} | {self.connection} | applied {self.applied} "
             f"| {self.configs} config(s) written{self.when}"
         )
+        if self.health:
+            line += f" | {self.health}"
         self._clear()
         self.stream.write(line)
         self.stream.flush()

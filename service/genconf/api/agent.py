@@ -23,6 +23,7 @@ from genconf.readside.core import EffectiveConfig
 from genconf.readside.watch import ConfigWatch
 from genconf.store.store import Store
 from genconf.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from genconf.wire import health_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -279,6 +280,16 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
         names.parse_unit_name(request.unit)
         if len(request.hash) != 64 or any(c not in "0123456789abcdef" for c in request.hash):
             raise InvalidArgument("hash must be the 64-character sha256 hex of the config")
+        if request.health not in types_pb2.Health.values():
+            raise InvalidArgument(
+                f"health must be HEALTH_UNKNOWN, HEALTH_HEALTHY or HEALTH_UNHEALTHY, "
+                f"not {request.health}"
+            )
         return await self.store.set_applied(
-            request.unit, hash=request.hash, ok=request.ok, message=request.message
+            request.unit,
+            hash=request.hash,
+            ok=request.ok,
+            message=request.message,
+            health=health_name(request.health),
+            health_message=request.health_message,
         )

@@ -8,18 +8,21 @@ could let a removed unit's credentials through.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Final
 
 from bson import Binary
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
+from genconf.domain.records import HEALTH_STATES
 from genconf.domain.results import WriteResult
-from genconf.errors import GenconfError
+from genconf.errors import GenconfError, InvalidArgument
 from genconf.store.core import StoreCore
 from genconf.store.documents import APPLICATIONS, BRANCHES, KEYS, OBSERVER_KEY, UNITS
 from genconf.store.mongo import mongo_errors
+
+MESSAGE_CHARS: Final = 4096  # of a report's message and health message (the rest is cut)
 
 
 class ReportWrites(StoreCore):
@@ -46,12 +49,34 @@ class ReportWrites(StoreCore):
         hash: str,
         ok: bool,
         message: str = "",
+        health: str = "unknown",
+        health_message: str = "",
     ) -> WriteResult:
-        """Record an agent's latest applied report on its unit."""
-        report = {"hash": hash, "ok": ok, "message": message[:4096], "at": self.clock()}
+        """Record an agent's latest applied report on its unit, with the unit's health.
+
+        ``health_since`` keeps the time the unit first reported this health on this
+        hash (a rollout's bake time counts from it); a change of either resets it."""
+        if health not in HEALTH_STATES:
+            raise InvalidArgument(
+                f"health must be one of {', '.join(HEALTH_STATES)}, not {health!r}"
+            )
+        now = self.clock()
+        report: dict[str, Any] = {
+            "hash": hash,
+            "ok": ok,
+            "message": message[:MESSAGE_CHARS],
+            "at": now,
+            "health": health,
+            "health_message": health_message[:MESSAGE_CHARS],
+            "health_since": None,
+        }
 
         async def body(s: AsyncClientSession) -> None:
-            await self._unit(s, unit)
+            doc = await self._unit(s, unit)
+            previous = doc.get("applied") or {}
+            if health != "unknown":
+                same = previous.get("health") == health and previous.get("hash") == hash
+                report["health_since"] = (same and previous.get("health_since")) or now
             await self.db[UNITS].update_one(
                 {"_id": unit}, {"$set": {"applied": report}, "$inc": {"revision": 1}}, session=s
             )
