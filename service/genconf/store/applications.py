@@ -9,6 +9,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from genconf.domain.authorship import Authorship
+from genconf.domain.labels import relabelled
 from genconf.domain.names import (
     check_unit_numbers,
     parse_unit_name,
@@ -25,6 +26,7 @@ from genconf.domain.schema import (
     validate_settings,
 )
 from genconf.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from genconf.store import cohorts
 from genconf.store.checks import (
     check_application_size,
     check_count,
@@ -217,6 +219,7 @@ class ApplicationWrites(StoreCore):
                 await self._fence(s, "branch", branch)
             await self.db[UNITS].delete_many({"application": name}, session=s)
             await self.db[VERSIONS].delete_many({"application": name}, session=s)
+            await cohorts.forget_application(self.db, s, name)
             await self.db[BRANCHES].update_many(
                 flt,
                 {
@@ -235,12 +238,20 @@ class ApplicationWrites(StoreCore):
     # -- units -------------------------------------------------------------
 
     async def add_units(
-        self, application: str, *, count: int = 0, names: Sequence[str] = ()
+        self,
+        application: str,
+        *,
+        count: int = 0,
+        names: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Add ``count`` units (numbering continues) or the named ones; never reuse a number.
 
-        A unit of an application that a branch tracks as a whole tracks that branch.
+        A unit of an application that a branch tracks as a whole tracks that branch;
+        else a unit in a cohort a branch tracks of the application (read with its
+        ``labels``) tracks that branch (`genconf.store.cohorts.place_new_units`).
         """
+        unit_labels = relabelled({}, labels, ()) if labels else {}
         check_count(count)
         numbers: list[int] = []
         for unit in names:
@@ -277,7 +288,12 @@ class ApplicationWrites(StoreCore):
             if branch is not None:
                 # The new units track it: a concurrent abort or commit must conflict.
                 await self._fence(s, "branch", branch)
-            await self.db[UNITS].insert_many([unit_doc(app, n, branch) for n in chosen], session=s)
+            docs = [unit_doc(app, n, branch) for n in chosen]
+            if unit_labels:  # stored only when there are some, as `label_unit` does
+                for doc in docs:
+                    doc["labels"] = dict(unit_labels)
+            await cohorts.place_new_units(self.db, s, docs)
+            await self.db[UNITS].insert_many(docs, session=s)
             await self.db[APPLICATIONS].update_one(
                 {"_id": application},
                 {"$set": {"next_unit": max(chosen) + 1}, "$inc": {"revision": 1}},

@@ -11,6 +11,7 @@ from __future__ import annotations
 from genconf.store.applications import ApplicationWrites
 from genconf.store.branches import BranchWrites
 from genconf.store.history_writes import HistoryWrites
+from genconf.store.labels import LabelWrites
 from genconf.store.master import MasterWrites
 from genconf.store.reports import ReportWrites
 from genconf.store.tokens import TokenWrites
@@ -21,6 +22,7 @@ class Store(
     ApplicationWrites,
     MasterWrites,
     BranchWrites,
+    LabelWrites,
     HistoryWrites,
     TokenWrites,
     ReportWrites,
