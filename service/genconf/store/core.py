@@ -174,6 +174,7 @@ class StoreCore:
             "created_at": now,
             "reason": reason,
             "versions": versions,
+            "application_uids": {name: apps[name].get("uid", "") for name in new_settings},
             "revision": 1,
         }
         limits.check_document(

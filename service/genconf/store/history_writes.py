@@ -145,6 +145,14 @@ class HistoryWrites(StoreCore):
                         f"generation {reverted} changed application {app_name!r}, "
                         "which has been removed since; it cannot be reverted"
                     )
+                written_uid = gen.get("application_uids", {}).get(app_name, "")
+                if written_uid and written_uid != app.get("uid", ""):
+                    raise FailedPrecondition(
+                        f"generation {reverted} changed an earlier application named "
+                        f"{app_name!r} (uid {written_uid[:12]}), removed since; today's "
+                        f"{app_name!r} is another application (uid {app.get('uid', '')[:12]}) "
+                        "with a history of its own, so the generation cannot be reverted onto it"
+                    )
                 before = dict(app["settings"])
                 conflicts.extend(config.find_conflicts(app_name, before, inverse))
                 after = config.apply_changes(before, inverse)
