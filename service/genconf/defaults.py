@@ -39,6 +39,9 @@ DEFAULT_FEED_BUFFER: Final = 1_000
 # megabytes, so the ring and each feed's queue are bounded in (estimated) bytes too.
 DEFAULT_RING_BYTES: Final = 256 * MIB
 DEFAULT_FEED_BYTES: Final = 64 * MIB
+# The rollout driver (`genconf.rollout`): its lease, and how often it looks.
+DEFAULT_LEASE_SECONDS: Final = 10.0
+DEFAULT_ROLLOUT_TICK: Final = 0.5
 
 
 # -- flag value types ------------------------------------------------------------
@@ -65,6 +68,7 @@ def positive(text: str) -> int:
 
 SECURITY: Final = "security (authentication is on when an admin token is given)"
 OPERATIONS: Final = "operations"
+ROLLOUTS: Final = "rollouts (genconf rollout: one replica drives them, holding a lease)"
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,31 @@ SERVE_OPTIONS: Final[tuple[ServeOption, ...]] = (
         positive,
         metavar="BYTES",
         group=OPERATIONS,
+    ),
+    ServeOption(
+        "--replica-id",
+        "this replica's name in the rollout lease and in rollout history; unique per "
+        "replica (default: HOSTNAME:PID)",
+        metavar="NAME",
+        group=ROLLOUTS,
+    ),
+    ServeOption(
+        "--lease-seconds",
+        "the rollout driver's lease: another replica takes over this long after the "
+        "holder's last renewal (renewed every third of it)",
+        DEFAULT_LEASE_SECONDS,
+        float,
+        metavar="SECONDS",
+        group=ROLLOUTS,
+    ),
+    ServeOption(
+        "--rollout-tick",
+        "seconds between the rollout driver's looks at its rollouts; 0: this replica "
+        "drives no rollout",
+        DEFAULT_ROLLOUT_TICK,
+        float,
+        metavar="SECONDS",
+        group=ROLLOUTS,
     ),
 )
 SERVE_OPTION: Final = {option.flag: option for option in SERVE_OPTIONS}

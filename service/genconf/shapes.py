@@ -21,8 +21,9 @@ from genconf.domain.results import WriteResult
 from genconf.v1 import admin_pb2, types_pb2
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import history_pb2 as hpb
+from genconf.v1 import rollout_pb2 as rpb
 from genconf.v1 import tokens_pb2 as tpb
-from genconf.wire import from_struct, from_value
+from genconf.wire import from_struct, from_value, health_name
 
 Data = dict[str, Any]
 Schema = Mapping[str, types_pb2.OptionSchema]
@@ -64,6 +65,12 @@ def write_view(w: WriteResult) -> Data:
     }
 
 
+def track_view(w: WriteResult) -> Data:
+    """A TrackBranch write: the units it moved onto the branch, and those of a cohort
+    it left on another branch (unit -> why)."""
+    return {**write_view(w), "skipped": dict(sorted(w.skipped.items()))}
+
+
 def option_view(option: types_pb2.OptionSchema) -> Data:
     return {
         "type": option.type,
@@ -94,6 +101,9 @@ def applied_view(unit: types_pb2.Unit) -> Data | None:
         "ok": report.ok,
         "message": report.message,
         "at": timestamp(report.at, report.HasField("at")),
+        "health": health_name(report.health),
+        "health_message": report.health_message,
+        "health_since": timestamp(report.health_since, report.HasField("health_since")),
     }
 
 
@@ -103,6 +113,7 @@ def unit_view(unit: types_pb2.Unit) -> Data:
         "application": unit.application,
         "branch": unit.branch or None,
         "applied": applied_view(unit),
+        "labels": dict(sorted(unit.labels.items())),
     }
 
 
@@ -127,9 +138,14 @@ def branch_view(branch: types_pb2.Branch) -> Data:
         "on_behalf_of": branch.on_behalf_of or None,
         "authenticated": branch.authenticated,
         "created_at": timestamp(branch.created_at, branch.HasField("created_at")),
+        "expires_at": timestamp(branch.expires_at, branch.HasField("expires_at")),
         "track_applications": list(branch.track_applications),
         "units": list(branch.units),
         "changes": branch_changes_view(branch),
+        "cohorts": {
+            c.application: {"percent": c.percent, "selector": c.selector or None}
+            for c in branch.cohorts
+        },
     }
 
 
@@ -221,6 +237,7 @@ def generation_view(gen: types_pb2.Generation, schemas: Mapping[str, Schema] | N
         "created_at": timestamp(gen.created_at, gen.HasField("created_at")),
         "reason": gen.reason,
         "versions": dict(gen.versions),
+        "application_uids": dict(gen.application_uids),
     }
 
 
@@ -329,6 +346,62 @@ def created_token_view(created: tpb.CreateTokenResponse) -> Data:
     return {"token": created.token, **token_view(created.info)}
 
 
+def size_text(size: rpb.RolloutSize) -> str:
+    """A rollout step or failure budget as people write it: ``1`` or ``10%``."""
+    if size.WhichOneof("size") == "percent":
+        return f"{size.percent:g}%"
+    return str(size.units)
+
+
+def transition_view(t: rpb.RolloutTransition) -> Data:
+    return {
+        "at": timestamp(t.at, t.HasField("at")),
+        "by": t.by,
+        "from": getattr(t, "from") or None,
+        "to": t.to,
+        "step": t.step + 1,
+        "why": t.why,
+        "epoch": t.epoch or None,
+        "tracked": t.tracked,
+    }
+
+
+# What a rollout's view holds from the server's cache of the moment (not on the feed).
+ROLLOUT_NOW = ("tracking", "behind", "candidates", "step_size")
+
+
+def rollout_view(r: rpb.Rollout) -> Data:
+    """A rollout; ``step`` counts from 1 (``step 2/4``), here and in transitions."""
+    return {
+        "branch": r.branch,
+        "application": r.application,
+        "steps": [size_text(s) for s in r.steps],
+        "bake_seconds": r.bake_seconds,
+        "max_failed": size_text(r.max_failed),
+        "on_failure": r.on_failure,
+        "commit": r.commit,
+        "selector": r.selector or None,
+        "state": r.state,
+        "step": r.step + 1,
+        "phase": r.phase,
+        "bake_until": timestamp(r.bake_until, r.HasField("bake_until")),
+        "reason": r.reason or None,
+        "failed": list(r.failed),
+        "skipped": dict(sorted(r.skipped.items())),
+        "created_by": r.created_by,
+        "on_behalf_of": r.on_behalf_of,
+        "authenticated": r.authenticated,
+        "created_at": timestamp(r.created_at, r.HasField("created_at")),
+        "updated_at": timestamp(r.updated_at, r.HasField("updated_at")),
+        "note": r.note or None,
+        "tracking": list(r.tracking),
+        "behind": list(r.behind),
+        "candidates": r.candidates,
+        "step_size": r.step_size,
+        "transitions": [transition_view(t) for t in r.transitions],
+    }
+
+
 def delta_view(revision: int, delta: admin_pb2.Delta) -> Data:
     value: Data | None = None
     kind = delta.WhichOneof("value")
@@ -344,10 +417,61 @@ def delta_view(revision: int, delta: admin_pb2.Delta) -> Data:
         del value["units"]
     elif kind == "generation":
         value = generation_view(delta.generation)
+    elif kind == "rollout":
+        value = rollout_view(delta.rollout)
+        for field in ROLLOUT_NOW:
+            del value[field]
     return {
         "revision": revision,
         "kind": delta.kind,
         "key": delta.key,
         "removed": delta.removed,
         "value": value,
+    }
+
+
+def unit_status_view(u: cpb.UnitStatus) -> Data:
+    """One unit of `status_view`: its state and its agent's latest report, flat (every
+    report field null when it never reported)."""
+    report = u.report if u.HasField("report") else None
+    return {
+        "name": u.unit,
+        "branch": u.branch or None,
+        "state": u.state,
+        "reported_at": None if report is None else timestamp(report.at, report.HasField("at")),
+        "hash": None if report is None else report.hash,
+        "ok": None if report is None else report.ok,
+        "message": None if report is None else report.message,
+        "health": None if report is None else health_name(report.health),
+        "health_message": None if report is None else report.health_message,
+        "health_since": None
+        if report is None
+        else timestamp(report.health_since, report.HasField("health_since")),
+    }
+
+
+def status_view(reply: cpb.StatusResponse) -> Data:
+    """`genconf status -o json`: per application its version and label (null: none),
+    ``counts`` of its units per state (current, behind, failed, unreported: what a
+    script checks), the branches in flight for it, and each unit's state."""
+    return {
+        "revision": reply.revision,
+        "applications": [
+            {
+                "name": a.application,
+                "version": a.version,
+                "label": a.label or None,
+                "counts": {
+                    "current": a.current,
+                    "behind": a.behind,
+                    "failed": a.failed,
+                    "unreported": a.unreported,
+                },
+                "branches": [
+                    {"name": b.branch, "units": b.units, "keys": b.keys} for b in a.branches
+                ],
+                "units": [unit_status_view(u) for u in a.units],
+            }
+            for a in reply.applications
+        ],
     }

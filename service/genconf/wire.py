@@ -17,6 +17,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from genconf.domain.results import WriteResult
 from genconf.domain.schema import MAX_EXACT_INT
 from genconf.domain.values import ABSENT
+from genconf.errors import InvalidArgument
 from genconf.v1 import types_pb2
 
 # The trailing-metadata key of a call's typed error detail (a `types_pb2.ErrorDetail`).
@@ -79,6 +80,35 @@ def to_timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return out
 
 
+# A unit's health as stored and shown (`records.HEALTH_STATES`) <-> the proto enum.
+_HEALTH_NAMES: Final[dict[int, str]] = {
+    types_pb2.HEALTH_UNKNOWN: "unknown",
+    types_pb2.HEALTH_HEALTHY: "healthy",
+    types_pb2.HEALTH_UNHEALTHY: "unhealthy",
+}
+_HEALTH_VALUES: Final[dict[str, types_pb2.Health]] = {
+    "unknown": types_pb2.HEALTH_UNKNOWN,
+    "healthy": types_pb2.HEALTH_HEALTHY,
+    "unhealthy": types_pb2.HEALTH_UNHEALTHY,
+}
+
+
+def health_name(value: int) -> str:
+    """``HEALTH_HEALTHY`` -> ``"healthy"``; a value this build does not know (a newer
+    peer's) is ``"unknown"`` rather than an error."""
+    return _HEALTH_NAMES.get(value, "unknown")
+
+
+def health_value(name: str) -> types_pb2.Health:
+    """``"healthy"`` -> ``HEALTH_HEALTHY``."""
+    try:
+        return _HEALTH_VALUES[name]
+    except KeyError:
+        raise InvalidArgument(
+            f"health must be one of {', '.join(_HEALTH_VALUES)}, not {name!r}"
+        ) from None
+
+
 def expectations_to_proto(
     expect: Mapping[str, Any],
     out: Any,  # a request's map<string, ExpectedValue>
@@ -120,8 +150,11 @@ def write_response(result: WriteResult) -> types_pb2.WriteResponse:
         generation=result.generation,
         versions=dict(result.versions),
         units=list(result.units),
+        skipped=dict(result.skipped),
     )
 
 
 def write_result(msg: types_pb2.WriteResponse) -> WriteResult:
-    return WriteResult(msg.revision, msg.generation, dict(msg.versions), list(msg.units))
+    return WriteResult(
+        msg.revision, msg.generation, dict(msg.versions), list(msg.units), dict(msg.skipped)
+    )

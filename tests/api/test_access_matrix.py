@@ -42,6 +42,7 @@ from genconf.v1 import (
     agent_pb2,
     controller_pb2,
     history_pb2,
+    rollout_pb2,
     tokens_pb2,
     transfer_pb2,
 )
@@ -90,6 +91,7 @@ MATRIX_REQUESTS: dict[str, Request] = {
         name=REMOVED_UNIT_OF.get(c, "web/5")
     ),
     "ListUnits": lambda c, s: controller_pb2.ListUnitsRequest(application="web"),
+    "LabelUnit": lambda c, s: controller_pb2.LabelUnitRequest(unit="web/1", set={"by": c}),
     "SetConfig": lambda c, s: controller_pb2.SetConfigRequest(
         application="web", set=struct({"port": 8081}), reason=c, created_by=FORGED_AUTHOR
     ),
@@ -114,8 +116,13 @@ MATRIX_REQUESTS: dict[str, Request] = {
         branch=f"tb-{c}", force=True, created_by=FORGED_AUTHOR
     ),
     "AbortBranch": lambda c, s: controller_pb2.AbortBranchRequest(branch=f"nb-{c}"),
+    "RebaseBranch": lambda c, s: controller_pb2.RebaseBranchRequest(name=f"hb-{c}"),
+    "DropBranchKey": lambda c, s: controller_pb2.DropBranchKeyRequest(
+        name=f"hb-{c}", application="web", key="motd"
+    ),
     "ListBranches": lambda c, s: controller_pb2.ListBranchesRequest(),
     "GetBranch": lambda c, s: controller_pb2.GetBranchRequest(name="feature"),
+    "GetStatus": lambda c, s: controller_pb2.GetStatusRequest(application="web"),
     # HistoryService
     "ListVersions": lambda c, s: history_pb2.ListVersionsRequest(application="web"),
     "GetVersion": lambda c, s: history_pb2.GetVersionRequest(application="web", version=1),
@@ -139,6 +146,20 @@ MATRIX_REQUESTS: dict[str, Request] = {
     # AdminService
     "Snapshot": lambda c, s: admin_pb2.SnapshotRequest(),
     "WatchDeltas": lambda c, s: admin_pb2.WatchDeltasRequest(since_revision=s.start_revision),
+    # RolloutService (the server drives none: --rollout-tick 0)
+    "StartRollout": lambda c, s: rollout_pb2.StartRolloutRequest(
+        branch=f"ro-{c}",
+        application="db",
+        steps=[rollout_pb2.RolloutSize(units=1)],
+        created_by=FORGED_AUTHOR,
+    ),
+    "GetRollout": lambda c, s: rollout_pb2.GetRolloutRequest(branch="ro-admin"),
+    "ListRollouts": lambda c, s: rollout_pb2.ListRolloutsRequest(),
+    "PauseRollout": lambda c, s: rollout_pb2.PauseRolloutRequest(
+        branch=f"ro-{c}", reason=c, created_by=FORGED_AUTHOR
+    ),
+    "ResumeRollout": lambda c, s: rollout_pb2.ResumeRolloutRequest(branch=f"ro-{c}"),
+    "AbortRollout": lambda c, s: rollout_pb2.AbortRolloutRequest(branch=f"ro-{c}"),
     # TokenService
     "CreateToken": lambda c, s: tokens_pb2.CreateTokenRequest(
         role="observer", description=c, name=f"minted by {c}"
@@ -176,7 +197,9 @@ async def test_access_matrix(
     subtests: pytest.Subtests,
 ) -> None:
     assert set(MATRIX_REQUESTS) == {rpc.name for rpc in RPCS}, "an RPC has no matrix request"
-    async with admin_session(mongo_uri, db_name) as (srv, admin):
+    # No rollout driver: a refused call is judged by what it wrote, and a driver's
+    # steps would write meanwhile.
+    async with admin_session(mongo_uri, db_name, rollout_tick=0) as (srv, admin):
         seeded = await seed_matrix(admin, mongo_client, db_name)
         async with grpc.aio.insecure_channel(srv.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
@@ -212,12 +235,21 @@ async def test_access_matrix(
                     labels.add(f"{writer} (token {match[1]})")
                 claimed = [
                     doc
-                    for name in ("versions", "generations", "branches")
+                    for name in ("versions", "generations", "branches", "rollouts")
                     for doc in db[name].find({"on_behalf_of": FORGED_AUTHOR})
                 ]
                 assert {d["created_by"] for d in claimed} == labels
                 assert all(d["authenticated"] is True for d in claimed)
-                for name in ("versions", "generations", "branches"):
+                # A pause's transition names the token too, the claimed name aside.
+                for writer in ("admin", "controller"):
+                    doc = db["rollouts"].find_one({"_id": f"ro-{writer}"})
+                    assert doc is not None and doc["state"] == "aborted"
+                    paused = [t for t in doc["transitions"] if t["to"] == "paused"]
+                    assert [t["by"] for t in paused] == [
+                        next(label for label in labels if label.startswith(writer))
+                        + f" (on behalf of {FORGED_AUTHOR})"
+                    ]
+                for name in ("versions", "generations", "branches", "rollouts"):
                     assert db[name].find_one({"created_by": FORGED_AUTHOR}) is None, name
                 minted = db["tokens"].find({"name": {"$regex": "^minted by "}})
                 assert [d["name"] for d in minted] == ["minted by admin"]

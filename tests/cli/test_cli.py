@@ -159,7 +159,7 @@ async def test_every_command_succeeds_with_stable_json(
     )
     assert [u["name"] for u in units.json()] == ["db/0", "web/0", "web/1", "web/7"]
     assert web_units.json()[0] == {
-        "name": "web/0", "application": "web", "branch": None, "applied": None
+        "name": "web/0", "application": "web", "branch": None, "applied": None, "labels": {}
     }  # fmt: skip
     assert db_app.json()["charm"] == "postgres-14"
 
@@ -231,8 +231,8 @@ async def test_table_output_is_plain_when_piped_and_coloured_when_asked(
     )  # fmt: skip
     assert "\x1b" not in plain.ok().out
     assert plain.out.splitlines() == [
-        "UNIT   BRANCH  APPLIED       MESSAGE",
-        "web/0  -       not reported",
+        "UNIT   BRANCH  STATE       APPLIED       MESSAGE",
+        "web/0  -       unreported  not reported",
     ]
     assert "\x1b[1mUNIT" in coloured.ok().out
     lines = config.ok().out.splitlines()

@@ -40,7 +40,7 @@ KEY_HISTORY_KEYS = {
 }  # fmt: skip
 GENERATION_KEYS = {
     "id", "kind", "branch", "changes", "created_by", "on_behalf_of", "authenticated",
-    "created_at", "reason", "versions",
+    "created_at", "reason", "versions", "application_uids",
 }  # fmt: skip
 TOKEN_KEYS = {
     "id", "name", "role", "unit", "unit_uid", "created_by", "created_at", "expires_at",

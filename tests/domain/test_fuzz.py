@@ -13,6 +13,7 @@ must still be SERVING. The hostile pieces are in `support.hostile`.
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ from support.wire_bytes import length_delimited, struct, wire
 from genconf.client import SyncClient
 from genconf.domain.semver import SEMVER_RE
 from genconf.v1 import agent_pb2, controller_pb2, history_pb2, tokens_pb2, types_pb2
+from genconf.v1 import rollout_pb2 as R
 
 Code = grpc.StatusCode
 INVALID = frozenset({Code.INVALID_ARGUMENT})
@@ -151,6 +153,21 @@ def case(request: Message | bytes, codes: frozenset[Code]) -> Case:
     return request, codes
 
 
+# Label keys and values Kubernetes would refuse (`genconf.domain.labels`), written out here.
+BAD_LABEL_KEY = st.one_of(
+    st.sampled_from(["", "-a", "a-", "a b", "a" * 64, "Upper.Case/x", "a/b/c", "/a", "z\u00f6ne"]),
+    st.text(max_size=20).filter(  # no "/": "a/b" is a prefix and a name
+        lambda k: "/" not in k and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", k) is None
+    ),
+)
+BAD_LABEL_VALUE = st.one_of(
+    st.sampled_from(["a b", "-a", "a-", "a" * 64, "a=b", "\u00e9"]),
+    st.text(min_size=1, max_size=20).filter(
+        lambda v: re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", v) is None
+    ),
+)
+
+
 # -- per-RPC hostile requests ---------------------------------------------------------------
 
 C = controller_pb2
@@ -169,6 +186,25 @@ def unit_list_refusals(request: Callable[..., Message], unit: str) -> list[st.Se
         st.lists(BAD_APP, min_size=1, max_size=3).map(
             lambda aps: case(request(branch="b", applications=aps), INVALID)
         ),
+    ]
+
+
+def rollout(**fields: Any) -> R.StartRolloutRequest:
+    """A StartRollout of branch "b" to "web" in one step of one unit, but for ``fields``."""
+    request: dict[str, Any] = {"branch": "b", "application": "web"}
+    request["steps"] = [R.RolloutSize(units=1)]
+    request.update(fields)
+    return R.StartRolloutRequest(**request)
+
+
+def rollout_action_refusals(cls: Callable[..., Message]) -> list[st.SearchStrategy[Case]]:
+    """Pause, resume and abort: a bad branch name, a branch without a rollout, a
+    reason too long."""
+    return [
+        BAD_BRANCH.map(lambda n: case(cls(branch=n), INVALID)),
+        MISSING_BRANCH.map(lambda n: case(cls(branch=n), NOT_FOUND)),
+        st.just(case(cls(branch="b"), NOT_FOUND)),
+        st.just(case(cls(branch="b", reason="x" * 2000), INVALID)),
     ]
 
 
@@ -222,10 +258,29 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
         st.just(case(C.AddUnitsRequest(application="web", names=["web/0"]), EXISTS)),
         st.just(case(C.AddUnitsRequest(application="web", count=1, names=["web/7"]), INVALID)),
         st.just(case(C.AddUnitsRequest(application="web"), INVALID)),
+        BAD_LABEL_KEY.map(
+            lambda k: case(C.AddUnitsRequest(application="web", count=1, labels={k: "a"}), INVALID)
+        ),
     ),
     "RemoveUnit": st.one_of(
         BAD_UNIT.map(lambda n: case(C.RemoveUnitRequest(name=n), INVALID)),
         MISSING_UNIT.map(lambda n: case(C.RemoveUnitRequest(name=n), NOT_FOUND)),
+    ),
+    "LabelUnit": st.one_of(
+        BAD_UNIT.map(lambda u: case(C.LabelUnitRequest(unit=u, set={"zone": "a"}), INVALID)),
+        MISSING_UNIT.map(lambda u: case(C.LabelUnitRequest(unit=u, set={"zone": "a"}), NOT_FOUND)),
+        BAD_LABEL_KEY.map(lambda k: case(C.LabelUnitRequest(unit="web/0", set={k: "a"}), INVALID)),
+        BAD_LABEL_KEY.map(lambda k: case(C.LabelUnitRequest(unit="web/0", remove=[k]), INVALID)),
+        BAD_LABEL_VALUE.map(
+            lambda v: case(C.LabelUnitRequest(unit="web/0", set={"zone": v}), INVALID)
+        ),
+        st.just(case(C.LabelUnitRequest(unit="web/0"), INVALID)),
+        st.just(
+            case(C.LabelUnitRequest(unit="web/0", set={"zone": "a"}, remove=["zone"]), INVALID)
+        ),
+        st.just(
+            case(C.LabelUnitRequest(unit="web/0", set={f"k{n}": "v" for n in range(65)}), INVALID)
+        ),
     ),
     "SetConfig": st.one_of(
         BAD_APP.map(lambda n: case(C.SetConfigRequest(application=n, set=PORT_1), INVALID)),
@@ -276,6 +331,9 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "AddBranch": st.one_of(
         BAD_BRANCH.map(lambda n: case(C.AddBranchRequest(name=n), INVALID)),
         st.sampled_from(["b", "empty"]).map(lambda n: case(C.AddBranchRequest(name=n), EXISTS)),
+        st.one_of(st.integers(-(2**63), -1), st.integers(3650 * 86400 + 1, 2**63 - 1)).map(
+            lambda s: case(C.AddBranchRequest(name="fz-new", expires_in_seconds=s), INVALID)
+        ),
     ),
     "TrackBranch": st.one_of(
         *unit_list_refusals(C.TrackBranchRequest, "web/0"),
@@ -287,6 +345,23 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
         st.just(case(C.TrackBranchRequest(branch="b"), INVALID)),
         # web/1 tracks b already: it cannot track another branch too.
         st.just(case(C.TrackBranchRequest(branch="empty", units=["web/1"]), PRECONDITION)),
+        st.floats(allow_nan=True)
+        .filter(lambda p: not 0 < p <= 100 and p != 0)
+        .map(
+            lambda p: case(C.TrackBranchRequest(branch="b", application="web", percent=p), INVALID)
+        ),
+        st.just(case(C.TrackBranchRequest(branch="b", percent=10), INVALID)),
+        st.just(
+            case(C.TrackBranchRequest(branch="b", application="web", percent=10, count=1), INVALID)
+        ),
+        st.text(max_size=40)
+        .filter(lambda t: "=" not in t and t.strip() != "")  # no term is KEY=VALUE
+        .map(
+            lambda t: case(C.TrackBranchRequest(branch="b", application="web", selector=t), INVALID)
+        ),
+        MISSING_APP.map(
+            lambda n: case(C.TrackBranchRequest(branch="b", application=n, percent=10), NOT_FOUND)
+        ),
     ),
     "UntrackBranch": st.one_of(
         *unit_list_refusals(C.UntrackBranchRequest, "web/1"),
@@ -345,6 +420,42 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
         BAD_BRANCH.map(lambda n: case(C.AbortBranchRequest(branch=n), INVALID)),
         MISSING_BRANCH.map(lambda n: case(C.AbortBranchRequest(branch=n), NOT_FOUND)),
         st.just(case(C.AbortBranchRequest(branch="b"), PRECONDITION)),  # web/1 tracks it
+    ),
+    # b stages web.port only; empty stages nothing.
+    "RebaseBranch": st.one_of(
+        BAD_BRANCH.map(lambda n: case(C.RebaseBranchRequest(name=n), INVALID)),
+        MISSING_BRANCH.map(lambda n: case(C.RebaseBranchRequest(name=n), NOT_FOUND)),
+        st.just(case(C.RebaseBranchRequest(name="empty"), PRECONDITION)),
+        st.lists(st.text(max_size=20).filter(lambda k: k != "port"), min_size=1, max_size=3).map(
+            lambda ks: case(C.RebaseBranchRequest(name="b", keys=ks), NOT_FOUND)
+        ),
+        st.lists(BAD_APP, min_size=1, max_size=3).map(
+            lambda aps: case(C.RebaseBranchRequest(name="b", applications=aps), INVALID)
+        ),
+        st.one_of(MISSING_APP, st.just("db")).map(
+            lambda n: case(C.RebaseBranchRequest(name="b", applications=[n]), NOT_FOUND)
+        ),
+    ),
+    "DropBranchKey": st.one_of(
+        BAD_BRANCH.map(
+            lambda n: case(C.DropBranchKeyRequest(name=n, application="web", key="port"), INVALID)
+        ),
+        MISSING_BRANCH.map(
+            lambda n: case(C.DropBranchKeyRequest(name=n, application="web", key="port"), NOT_FOUND)
+        ),
+        BAD_APP.map(
+            lambda n: case(C.DropBranchKeyRequest(name="b", application=n, key="port"), INVALID)
+        ),
+        st.one_of(MISSING_APP, st.just("db")).map(
+            lambda n: case(C.DropBranchKeyRequest(name="b", application=n, key="port"), NOT_FOUND)
+        ),
+        st.text(max_size=20)
+        .filter(lambda k: k != "port")
+        .map(
+            lambda k: case(
+                C.DropBranchKeyRequest(name="b", application="web", key=k), INVALID | NOT_FOUND
+            )
+        ),
     ),
     "ReportApplied": st.one_of(
         BAD_UNIT.map(
@@ -443,6 +554,46 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
             lambda t: case(tokens_pb2.RevokeTokenRequest(id=t), NOT_FOUND)
         ),
     ),
+    "StartRollout": st.one_of(
+        BAD_BRANCH.map(lambda n: case(rollout(branch=n), INVALID)),
+        MISSING_BRANCH.map(lambda n: case(rollout(branch=n), NOT_FOUND)),
+        BAD_APP.map(lambda n: case(rollout(application=n), INVALID)),
+        MISSING_APP.map(lambda n: case(rollout(application=n), NOT_FOUND)),
+        st.just(case(rollout(steps=[]), INVALID)),
+        st.integers(-(2**63), 0).map(
+            lambda u: case(rollout(steps=[R.RolloutSize(units=u)]), INVALID)
+        ),
+        st.floats(allow_nan=True)
+        .filter(lambda p: not 0 < p <= 100)
+        .map(lambda p: case(rollout(steps=[R.RolloutSize(percent=p)]), INVALID)),
+        # Steps that do not grow.
+        st.lists(st.integers(1, 50), min_size=2, max_size=5)
+        .filter(lambda xs: any(b <= a for a, b in itertools.pairwise(xs)))
+        .map(lambda xs: case(rollout(steps=[R.RolloutSize(units=x) for x in xs]), INVALID)),
+        st.integers(51, 120).map(
+            lambda n: case(
+                rollout(steps=[R.RolloutSize(units=i) for i in range(1, n + 1)]), INVALID
+            )
+        ),
+        st.floats(allow_nan=True)
+        .filter(lambda b: not 0 <= b <= 7 * 86400)
+        .map(lambda b: case(rollout(bake_seconds=b), INVALID)),
+        st.text(max_size=20)
+        .filter(lambda t: t not in ("", "pause", "rollback"))
+        .map(lambda t: case(rollout(on_failure=t), INVALID)),
+        st.text(max_size=40)
+        .filter(lambda t: "=" not in t and t.strip() != "")
+        .map(lambda t: case(rollout(selector=t), INVALID)),
+        st.integers(-(2**63), -1).map(
+            lambda u: case(rollout(max_failed=R.RolloutSize(units=u)), INVALID)
+        ),
+        st.just(case(rollout(reason="x" * 2000), INVALID)),
+        # "empty" stages no change to web: nothing to roll out.
+        st.just(case(rollout(branch="empty"), PRECONDITION)),
+    ),
+    "PauseRollout": st.one_of(*rollout_action_refusals(R.PauseRolloutRequest)),
+    "ResumeRollout": st.one_of(*rollout_action_refusals(R.ResumeRolloutRequest)),
+    "AbortRollout": st.one_of(*rollout_action_refusals(R.AbortRolloutRequest)),
 }
 
 

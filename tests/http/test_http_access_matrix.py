@@ -81,6 +81,9 @@ MATRIX: dict[str, Request] = {
     "DELETE /api/v1/units/{app}/{n}": lambda c, s: Call(
         "DELETE", f"/units/web/{REMOVED_UNIT_OF.get(c, '5')}"
     ),
+    "PATCH /api/v1/units/{app}/{n}/labels": lambda c, s: Call(
+        "PATCH", "/units/web/1/labels", {"set": {"by": c}}
+    ),
     "GET /api/v1/units/{app}/{n}/config": lambda c, s: Call("GET", "/units/web/0/config"),
     "GET /api/v1/units/{app}/{n}/watch": lambda c, s: Call(
         "GET", "/units/web/0/watch", stream=True
@@ -92,6 +95,8 @@ MATRIX: dict[str, Request] = {
     "POST /api/v1/branches": lambda c, s: Call("POST", "/branches", {"name": f"nb-{c}"}),
     "GET /api/v1/branches/{b}": lambda c, s: Call("GET", "/branches/feature"),
     "GET /api/v1/branches/{b}/diff": lambda c, s: Call("GET", "/branches/feature/diff"),
+    "GET /api/v1/status": lambda c, s: Call("GET", "/status"),
+    "GET /api/v1/status/{app}": lambda c, s: Call("GET", "/status/web"),
     "POST /api/v1/branches/{b}/track": lambda c, s: Call(
         "POST", f"/branches/tb-{c}/track", {"units": [UNIT_OF.get(c, "web/5")]}
     ),
@@ -105,6 +110,10 @@ MATRIX: dict[str, Request] = {
         "POST", f"/branches/tb-{c}/commit", {"force": True}
     ),
     "POST /api/v1/branches/{b}/abort": lambda c, s: Call("POST", f"/branches/nb-{c}/abort", {}),
+    "POST /api/v1/branches/{b}/rebase": lambda c, s: Call("POST", f"/branches/hb-{c}/rebase", {}),
+    "DELETE /api/v1/branches/{b}/changes/{app}/{key}": lambda c, s: Call(
+        "DELETE", f"/branches/hb-{c}/changes/web/motd"
+    ),
     "GET /api/v1/applications/{app}/versions": lambda c, s: Call(
         "GET", "/applications/web/versions"
     ),
@@ -143,6 +152,17 @@ MATRIX: dict[str, Request] = {
     ),
     "DELETE /api/v1/tokens/{id}": lambda c, s: Call("DELETE", f"/tokens/{s.spare_token_id}"),
     "GET /api/v1/export": lambda c, s: Call("GET", "/export", stream=True),
+    # Rollouts (the server drives none: --rollout-tick 0)
+    "POST /api/v1/rollouts": lambda c, s: Call(
+        "POST", "/rollouts", {"branch": f"ro-{c}", "application": "db", "steps": ["1"]}
+    ),
+    "GET /api/v1/rollouts": lambda c, s: Call("GET", "/rollouts"),
+    "GET /api/v1/rollouts/{b}": lambda c, s: Call("GET", "/rollouts/ro-admin"),
+    "POST /api/v1/rollouts/{b}/pause": lambda c, s: Call(
+        "POST", f"/rollouts/ro-{c}/pause", {"reason": c}
+    ),
+    "POST /api/v1/rollouts/{b}/resume": lambda c, s: Call("POST", f"/rollouts/ro-{c}/resume", {}),
+    "POST /api/v1/rollouts/{b}/abort": lambda c, s: Call("POST", f"/rollouts/ro-{c}/abort"),
     "POST /api/v1/import": lambda c, s: Call("POST", "/import", content=EMPTY_IMPORT.encode()),
 }
 
@@ -201,7 +221,10 @@ async def test_http_access_matrix(
     mongo_client: MongoClient[dict[str, Any]],
     subtests: pytest.Subtests,
 ) -> None:
-    async with admin_session(mongo_uri, db_name, http_listen="127.0.0.1:0") as (srv, admin):
+    # No rollout driver: a refused call is judged by what it wrote, and a driver's
+    # steps would write meanwhile.
+    session = admin_session(mongo_uri, db_name, http_listen="127.0.0.1:0", rollout_tick=0)
+    async with session as (srv, admin):
         seeded = await seed_matrix(admin, mongo_client, db_name)
         async with httpx.AsyncClient(base_url=f"http://{srv.http_address}", timeout=10) as web:
             routes = await served_routes(web)
@@ -247,12 +270,12 @@ async def test_http_access_matrix(
                     labels.add(f"{writer} (token {match[1]})")
                 claimed = [
                     doc
-                    for name in ("versions", "generations", "branches")
+                    for name in ("versions", "generations", "branches", "rollouts")
                     for doc in db[name].find({"on_behalf_of": FORGED_AUTHOR})
                 ]
                 assert {d["created_by"] for d in claimed} == labels
                 assert all(d["authenticated"] is True for d in claimed)
-                for name in ("versions", "generations", "branches"):
+                for name in ("versions", "generations", "branches", "rollouts"):
                     assert db[name].find_one({"created_by": FORGED_AUTHOR}) is None, name
                 minted = db["tokens"].find({"name": {"$regex": "^minted by "}})
                 assert [d["name"] for d in minted] == ["minted by admin"]

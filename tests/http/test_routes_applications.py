@@ -189,7 +189,9 @@ async def test_units(web: httpx.AsyncClient, grpc_client: Client) -> None:
     units = (await web.get(f"{API}/applications/web/units")).json()
     assert [u["name"] for u in units] == ["web/0", "web/1", "web/2", "web/7"]
     assert units == [shapes.unit_view(u) for u in await grpc_client.list_units("web")]
-    assert units[0] == {"name": "web/0", "application": "web", "branch": None, "applied": None}
+    assert units[0] == {
+        "name": "web/0", "application": "web", "branch": None, "applied": None, "labels": {}
+    }  # fmt: skip
     everything = (await web.get(f"{API}/units")).json()
     assert everything == units
     assert (await web.get(f"{API}/units", params={"application": "web"})).json() == units

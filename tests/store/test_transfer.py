@@ -104,6 +104,10 @@ async def build_model(c: Client) -> None:
     await c.set_branch_config("db-test", "notes", {"fresh": [True, None]})
     await c.add_branch("empty")
     await c.add_units("web", count=1)  # web/3, after the others: numbering continues
+    # Labels, and a stable cohort: notes units labelled zone=a join canary.
+    await c.label_unit("web/1", {"zone": "a", "example.com/tier": "front"})
+    await c.label_unit("notes/0", {"zone": "a"})
+    await c.track_branch("canary", application="notes", percent=100, selector="zone=a")
 
 
 async def export_texts(c: Client, applications: tuple[str, ...] = ()) -> list[str]:
@@ -180,6 +184,14 @@ async def test_round_trip_into_an_empty_model_is_exact(
         first = await reads(source)
     versions = [t for t in texts if json.loads(t)["record"] == "version"]
     assert len(versions) >= 50
+    records = [json.loads(t) for t in texts]
+    labelled = {r["name"]: r["labels"] for r in records if r["record"] == "unit" and "labels" in r}
+    assert labelled == {
+        "web/1": {"zone": "a", "example.com/tier": "front"},
+        "notes/0": {"zone": "a"},
+    }
+    (canary,) = [r for r in records if r["record"] == "branch" and r["name"] == "canary"]
+    assert canary["cohorts"] == {"notes": {"percent": 100.0, "selector": "zone=a"}}
     assert json.loads(versions[-1])["authenticated"] is True
     async with second_server(mongo_client, mongo_uri) as (_, other, _):
         steps: list[transfer_pb2.ImportProgress] = []

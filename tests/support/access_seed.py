@@ -57,6 +57,12 @@ async def seed_matrix(
     for writer in ("admin", "controller"):
         await admin.create_application(f"rm-{writer}")
         await admin.add_branch(f"tb-{writer}")
+        # What each writer's StartRollout rolls out (the servers run no rollout driver).
+        await admin.add_branch(f"ro-{writer}")
+        await admin.set_branch_config(f"ro-{writer}", "db", {"level": 7})
+        # Rebased and a key dropped (two keys staged: either may come first).
+        await admin.add_branch(f"hb-{writer}")
+        await admin.set_branch_config(f"hb-{writer}", "web", {"port": 7000, "motd": writer})
     await admin.set_config("web", {"port": 8080, "password": "s3cret"})
     await admin.add_branch("feature")
     await admin.track_branch("feature", units=["web/2"])

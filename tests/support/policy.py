@@ -16,6 +16,7 @@ WRITE_RPC_NAMES = (
     "RemoveApplication",
     "AddUnits",
     "RemoveUnit",
+    "LabelUnit",
     "SetConfig",
     "PatchConfig",
     "AddBranch",
@@ -24,6 +25,8 @@ WRITE_RPC_NAMES = (
     "SetBranchConfig",
     "CommitBranch",
     "AbortBranch",
+    "RebaseBranch",
+    "DropBranchKey",
     "ReportApplied",
     "Rollback",
     "TagVersion",
@@ -31,6 +34,10 @@ WRITE_RPC_NAMES = (
     "RevertGeneration",
     "CreateToken",
     "RevokeToken",
+    "StartRollout",
+    "PauseRollout",
+    "ResumeRollout",
+    "AbortRollout",
 )
 READ_RPC_NAMES = (
     "GetConfig",
@@ -41,6 +48,7 @@ READ_RPC_NAMES = (
     "DiffBranch",
     "ListBranches",
     "GetBranch",
+    "GetStatus",
     "ListVersions",
     "GetVersion",
     "LatestVersion",
@@ -50,6 +58,8 @@ READ_RPC_NAMES = (
     "GetGeneration",
     "Snapshot",
     "WatchDeltas",  # the admin feed
+    "GetRollout",
+    "ListRollouts",
     "ListTokens",
 )
 AGENT_RPC_NAMES = frozenset({"GetConfig", "WatchConfig", "ReportApplied"})

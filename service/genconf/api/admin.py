@@ -10,6 +10,7 @@ import grpc
 
 from genconf.api import convert
 from genconf.api.errors import streaming, unary
+from genconf.api.rollout_convert import rollout_to_proto
 from genconf.defaults import DEFAULT_FEED_BUFFER
 from genconf.domain.deltas import Batch, Delta, Kind
 from genconf.domain.records import Application
@@ -48,6 +49,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             branches=convert.branches_to_proto(cache),
             last_generation=cache.last_generation,
             revision=cache.revision,
+            rollouts=[rollout_to_proto(r) for _, r in sorted(cache.rollouts.items())],
         )
 
     @streaming

@@ -11,13 +11,14 @@ from typing import Any
 import grpc
 
 from genconf import wire
-from genconf.api import convert
+from genconf.api import convert, status
 from genconf.api.errors import unary, write
 from genconf.api.guard import author
 from genconf.api.reads import CacheServicer, listing, read
 from genconf.domain import config, diff, names
 from genconf.domain.results import WriteResult
 from genconf.errors import InvalidArgument, NotFound
+from genconf.store.branches import expiry_after
 from genconf.v1 import controller_pb2 as pb
 from genconf.v1 import controller_pb2_grpc, types_pb2
 
@@ -82,7 +83,16 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
     @write
     async def AddUnits(self, request: pb.AddUnitsRequest, context: Context) -> WriteResult:
         return await self.store.add_units(
-            request.application, count=request.count, names=list(request.names)
+            request.application,
+            count=request.count,
+            names=list(request.names),
+            labels=dict(request.labels),
+        )
+
+    @write
+    async def LabelUnit(self, request: pb.LabelUnitRequest, context: Context) -> WriteResult:
+        return await self.store.label_unit(
+            request.unit, set=dict(request.set), remove=list(request.remove)
         )
 
     @write
@@ -145,7 +155,10 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
 
     @write
     async def AddBranch(self, request: pb.AddBranchRequest, context: Context) -> WriteResult:
-        return await self.store.add_branch(request.name, **author(request.created_by))
+        expires_at = expiry_after(self.store.clock(), request.expires_in_seconds)
+        return await self.store.add_branch(
+            request.name, expires_at=expires_at, **author(request.created_by)
+        )
 
     @write
     async def TrackBranch(self, request: pb.TrackBranchRequest, context: Context) -> WriteResult:
@@ -155,6 +168,8 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
             applications=list(request.applications),
             count=request.count,
             application=request.application or None,
+            percent=request.percent,
+            selector=request.selector,
         )
 
     @write
@@ -216,6 +231,18 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
     async def AbortBranch(self, request: pb.AbortBranchRequest, context: Context) -> WriteResult:
         return await self.store.abort_branch(request.branch, force=request.force)
 
+    @write
+    async def RebaseBranch(self, request: pb.RebaseBranchRequest, context: Context) -> WriteResult:
+        return await self.store.rebase_branch(
+            request.name, keys=list(request.keys), applications=list(request.applications)
+        )
+
+    @write
+    async def DropBranchKey(
+        self, request: pb.DropBranchKeyRequest, context: Context
+    ) -> WriteResult:
+        return await self.store.drop_branch_key(request.name, request.application, request.key)
+
     ListBranches = listing(pb.ListBranchesResponse, branches=convert.branches_to_proto)
 
     @unary
@@ -229,3 +256,9 @@ class ControllerServicer(CacheServicer, controller_pb2_grpc.ControllerServiceSer
         for unit in tracking:
             out.applied.append(convert.unit_applied_to_proto(unit, self.cache.config(unit.name)))
         return out
+
+    # -- fleet status -----------------------------------------------------------
+
+    @unary
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.StatusResponse:
+        return await status.get_status(self.cache, self.store.db, request, context)

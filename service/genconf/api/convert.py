@@ -13,16 +13,18 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from genconf.api.rollout_convert import rollout_to_proto
 from genconf.domain import diff, schema, values
 from genconf.domain.config import effective_config
 from genconf.domain.deltas import Delta
 from genconf.domain.records import Application, AppliedReport, Branch, Generation, Unit
+from genconf.domain.rollouts import Rollout
 from genconf.domain.values import ABSENT
 from genconf.errors import ConflictedKey, MismatchedKey
 from genconf.readside.cache import ModelCache
 from genconf.readside.core import EffectiveConfig, UnitConfig
 from genconf.v1 import admin_pb2, types_pb2
-from genconf.wire import to_struct, to_timestamp, to_value
+from genconf.wire import health_value, to_struct, to_timestamp, to_value
 
 
 def expected_version(request: Any) -> int | None:
@@ -77,7 +79,13 @@ def applied_to_proto(report: AppliedReport | None) -> types_pb2.AppliedReport | 
     if report is None:
         return None
     return types_pb2.AppliedReport(
-        hash=report.hash, ok=report.ok, message=report.message, at=to_timestamp(report.at)
+        hash=report.hash,
+        ok=report.ok,
+        message=report.message,
+        at=to_timestamp(report.at),
+        health=health_value(report.health),
+        health_message=report.health_message,
+        health_since=to_timestamp(report.health_since),
     )
 
 
@@ -89,6 +97,7 @@ def unit_to_proto(unit: Unit) -> types_pb2.Unit:
         applied=applied_to_proto(unit.applied),
         uid=unit.uid,
         application_uid=unit.application_uid,
+        labels=dict(unit.labels),
     )
 
 
@@ -115,6 +124,11 @@ def branch_to_proto(branch: Branch, units: list[str]) -> types_pb2.Branch:
         track_applications=list(branch.track_applications),
         changes=changes,
         units=units,
+        cohorts=[
+            types_pb2.Cohort(application=app, percent=cohort.percent, selector=str(cohort.selector))
+            for app, cohort in sorted(branch.cohorts.items())
+        ],
+        expires_at=to_timestamp(branch.expires_at),
     )
 
 
@@ -153,6 +167,7 @@ def generation_to_proto(gen: Generation) -> types_pb2.Generation:
         created_at=to_timestamp(gen.created_at),
         reason=gen.reason,
         versions=dict(gen.versions),
+        application_uids=dict(gen.application_uids),
     )
 
 
@@ -189,6 +204,8 @@ def delta_to_proto(delta: Delta) -> admin_pb2.Delta:
         out.branch.CopyFrom(branch_to_proto(value, []))
     elif isinstance(value, Generation):
         out.generation.CopyFrom(generation_to_proto(value))
+    elif isinstance(value, Rollout):
+        out.rollout.CopyFrom(rollout_to_proto(value))
     return out
 
 

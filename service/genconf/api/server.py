@@ -13,6 +13,7 @@ import argparse
 import enum
 import errno
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,6 +36,7 @@ from genconf.api.history import HistoryServicer
 from genconf.api.interceptor import GuardInterceptor
 from genconf.api.metrics import Metrics, MetricsInterceptor
 from genconf.api.reads import DEFAULT_WAITS_PER_CALLER, limit_parked_reads
+from genconf.api.rollout import RolloutServicer
 from genconf.api.tokens import TokenServicer
 from genconf.api.transfer import add_transfer_service
 from genconf.defaults import (
@@ -43,11 +45,13 @@ from genconf.defaults import (
     DEFAULT_DATABASE,
     DEFAULT_FEED_BUFFER,
     DEFAULT_FEED_BYTES,
+    DEFAULT_LEASE_SECONDS,
     DEFAULT_LISTEN,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_STREAMS,
     DEFAULT_RING_BYTES,
     DEFAULT_RING_SIZE,
+    DEFAULT_ROLLOUT_TICK,
     DEFAULT_STALE_AFTER,
     DEFAULT_STREAMS_PER_PEER,
     DEFAULT_STREAMS_PER_TOKEN,
@@ -62,6 +66,9 @@ from genconf.readside.cache import ModelCache
 from genconf.readside.multiwatcher import Tuning
 from genconf.readside.readiness import follow_readiness
 from genconf.readside.supervisor import ReadSide, read_side
+from genconf.rollout.driver import Driver, branch_expiry
+from genconf.rollout.lease import check_lease_seconds
+from genconf.rollout.store import RolloutStore
 from genconf.security.auth import bootstrap_record
 from genconf.store.history import History
 from genconf.store.store import Store
@@ -74,6 +81,8 @@ from genconf.v1 import (
     controller_pb2_grpc,
     history_pb2,
     history_pb2_grpc,
+    rollout_pb2,
+    rollout_pb2_grpc,
     tokens_pb2,
     tokens_pb2_grpc,
     transfer_pb2,
@@ -87,6 +96,7 @@ SERVICE_NAMES: Final = (
     controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
+    rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
     tokens_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
     transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,
 )
@@ -143,6 +153,12 @@ class ServerConfig:
     # Whole-server health is NOT_SERVING after this long without word from the
     # change stream (genconf.readside.readiness).
     stale_after: float = DEFAULT_STALE_AFTER
+    # The rollout driver (`genconf.rollout`): this replica's name in its lease and in
+    # rollout history (None: HOSTNAME:PID), the lease's length, and how often it looks
+    # at its rollouts (0: this replica drives none).
+    replica_id: str | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    rollout_tick: float = DEFAULT_ROLLOUT_TICK
     # More handlers on the same gRPC server, given the cache (the bench's baseline):
     # the caller owns them, so the server imports nothing of theirs.
     extra_handlers: Callable[[grpc.aio.Server, ModelCache], None] | None = None
@@ -165,6 +181,7 @@ class RunningServer:
     phase: Phase = Phase.STARTING
     metrics_address: str | None = None
     http_address: str | None = None  # host:port the HTTP API actually bound (None: off)
+    driver: Driver | None = None  # this replica's rollout driver (None: --rollout-tick 0)
 
 
 async def _serve_when_synced(running: RunningServer) -> None:
@@ -177,6 +194,23 @@ async def _serve_when_synced(running: RunningServer) -> None:
     log.info("cache synced at revision %d; serving", running.read.cache.revision)
     await follow_readiness(
         running.health, running.read.watcher.stats, stale_after=running.config.stale_after
+    )
+
+
+def rollout_driver(config: ServerConfig, store: Store, cache: ModelCache) -> Driver | None:
+    """This replica's rollout driver (None with ``rollout_tick`` 0: it drives none). It
+    also expires branches (`Store.expire_branches`), under the same lease: one replica
+    at a time, when the cache shows a branch past its expiry."""
+    if not config.rollout_tick:
+        return None
+    replica = config.replica_id or f"{socket.gethostname()}:{os.getpid()}"
+    return Driver(
+        store,
+        cache,
+        replica=replica,
+        lease_seconds=config.lease_seconds,
+        tick=config.rollout_tick,
+        maintenance=[branch_expiry(store, cache)],
     )
 
 
@@ -208,6 +242,11 @@ def check_limits(config: ServerConfig) -> None:
     """Refuse settings that would make a limit meaningless, naming the option."""
     if not config.stale_after > 0:
         raise InvalidArgument(f"--stale-after must be > 0 seconds, got {config.stale_after}")
+    if not config.rollout_tick >= 0:
+        raise InvalidArgument(
+            f"--rollout-tick must be 0 (no driver) or more seconds, got {config.rollout_tick}"
+        )
+    check_lease_seconds(config.lease_seconds)
     for option, value in (
         ("--feed-buffer", config.feed_buffer),
         ("--feed-bytes", config.feed_bytes),
@@ -319,6 +358,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         store = Store.connect(mongo_uri, config.database, retain_versions=config.retain_versions)
         stack.push_async_callback(store.aclose)
         await store.ensure_schema()
+        await RolloutStore(store).ensure_schema()
         read = await stack.enter_async_context(
             read_side(
                 store.db,
@@ -380,6 +420,9 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         )
         history_pb2_grpc.add_HistoryServiceServicer_to_server(
             HistoryServicer(store, History(store.db)), services
+        )
+        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(
+            RolloutServicer(store, read.cache), services
         )
         tokens_pb2_grpc.add_TokenServiceServicer_to_server(
             TokenServicer(store, read.cache, read.tokens), services
@@ -444,6 +487,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
             mongo_uri,
             metrics_address=metrics_address,
             http_address=http_address,
+            driver=rollout_driver(config, store, read.cache),
         )
         transport = "TLS" if credentials else "plaintext"
         if guard.enabled:
@@ -469,6 +513,8 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         stack.push_async_callback(stop_grpc)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_serve_when_synced, running)
+            if running.driver is not None:
+                tg.start_soon(running.driver.run)
             if guard.enabled:
                 tg.start_soon(guard.sweep_expired)
             try:

@@ -31,9 +31,12 @@ from genconf.cli import (
     app,
     bench,
     branch,
+    completion,
     config,
     history,
+    rollout,
     serve,
+    status,
     tokens,
     transfer,
     unit,
@@ -47,7 +50,21 @@ from genconf.errors import ClientError, ConfigFileError, GenconfError, UsageErro
 from genconf.logs import json_line, setup_logging
 
 # In the order `genconf --help` lists them.
-COMMAND_GROUPS = (serve, app, unit, config, branch, history, transfer, tokens, watch, agent, bench)
+COMMAND_GROUPS = (
+    serve,
+    app,
+    unit,
+    config,
+    branch,
+    rollout,
+    status,
+    history,
+    transfer,
+    tokens,
+    watch,
+    agent,
+    bench,
+)
 
 EXAMPLES = """\
 Examples:
@@ -79,11 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(sub, common)
     for group in COMMAND_GROUPS:
         group.register(commands)
+    completion.register(commands, parser)
     return parser
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("server", "token", "tls_ca", "output", "config", "insecure_plaintext")
+    names = (
+        "server",
+        "token",
+        "tls_ca",
+        "tls_server_name",
+        "output",
+        "config",
+        "insecure_plaintext",
+    )
     return {name: getattr(args, name, None) for name in names}
 
 

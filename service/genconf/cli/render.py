@@ -163,8 +163,12 @@ def render_application(app: Data) -> Renderer:
 
 
 def render_units(units: list[Data]) -> Renderer:
+    """STATE (current, behind, failed, unreported: `genconf.domain.fleet`) is shown
+    when the units carry it (``state``: what the server worked out for each)."""
+    with_state = any("state" in u for u in units)
+
     def render(out: Output) -> list[str]:
-        headers = ["UNIT", "BRANCH", "APPLIED"]
+        headers = ["UNIT", "BRANCH", *(["STATE"] if with_state else []), "APPLIED"]
         if out.wide:
             headers.append("REPORTED")
         headers.append("MESSAGE")
@@ -176,7 +180,10 @@ def render_units(units: list[Data]) -> Renderer:
                 applied_cell = f"{applied['hash'] or NONE} {state}"
             else:
                 applied_cell = applied_text(out, applied)
-            row = [u["name"], u["branch"] or NONE, applied_cell]
+            row = [u["name"], u["branch"] or NONE]
+            if with_state:
+                row.append(state_cell(out, u.get("state")))
+            row.append(applied_cell)
             if out.wide:
                 row.append(time_cell(out, applied["at"] if applied else None))
             row.append((applied["message"] if applied else "") or "")
@@ -220,6 +227,10 @@ def render_branches(branches: list[Data]) -> Renderer:
         if out.wide:
             headers.append("CREATED")
         headers += ["TRACKED BY", "CHANGES"]
+        # A column only when some branch expires: most never do.
+        expiring = any(b.get("expires_at") for b in branches)
+        if expiring:
+            headers.append("EXPIRES")
         if out.wide:
             headers.append("KEYS")
         rows = []
@@ -229,6 +240,8 @@ def render_branches(branches: list[Data]) -> Renderer:
             if out.wide:
                 row.append(time_cell(out, b["created_at"]))
             row += [_tracking(b), str(changed)]
+            if expiring:
+                row.append(time_cell(out, b["expires_at"]) if b.get("expires_at") else "never")
             if out.wide:
                 keys = [f"{app}.{key}" for app, ks in sorted(b["changes"].items()) for key in ks]
                 row.append(" ".join(keys) or NONE)
@@ -242,13 +255,20 @@ def render_branches(branches: list[Data]) -> Renderer:
 
 def render_branch(branch: Data) -> Renderer:
     """Its staged changes; FROM is what master held when the branch first changed the
-    key (`-`: master did not hold it)."""
+    key (`-`: master did not hold it). Then, when the view carries them (``reports``:
+    `shapes.unit_status_view` of each tracking unit), what each tracking unit's agent
+    last reported and whether it runs the branch's config (STATE)."""
 
     def render(out: Output) -> list[str]:
         lines = out.fields(
             [
                 ("branch", out.style.cyan(branch["name"])),
                 ("created", f"{branch['created_at'] or NONE} by {author_text(branch)}"),
+                *(
+                    [("expires", f"{branch['expires_at']} (then aborted, units back on master)")]
+                    if branch.get("expires_at")
+                    else []
+                ),
                 ("applications", listed(branch["track_applications"])),
                 ("units", listed(branch["units"])),
             ]
@@ -267,6 +287,10 @@ def render_branch(branch: Data) -> Renderer:
                 rows.append(row)
         lines.append("")
         lines += out.table(headers, rows, empty="no changes", cut=("VALUE", "FROM"))
+        reports = branch.get("reports")
+        if reports:
+            lines.append("")
+            lines += unit_status_table(out, reports, branch=False)
         return lines
 
     return render
@@ -605,3 +629,64 @@ def render_created_token(t: Data) -> Renderer:
         return [*lines, out.style.yellow("This is the only time the token is shown.")]
 
     return render
+
+
+# -- fleet status (`genconf status`, `unit list`'s STATE, `branch show`'s reports) ------
+
+
+def state_cell(out: Output, state: str | None) -> str:
+    """A unit's state (`genconf.domain.fleet`), coloured by what it asks of a person."""
+    colours = {
+        "current": out.style.green,
+        "behind": out.style.yellow,
+        "failed": out.style.red,
+        "unreported": out.style.dim,
+    }
+    if not state:
+        return NONE
+    return colours.get(state, str)(state)
+
+
+def age_text(iso: str | None, now: dt.datetime | None = None) -> str:
+    """How long ago ``iso`` was, in its largest unit: ``12s ago``, ``3m ago``, ``5h
+    ago``, ``2d ago`` (`-`: never). A time ahead of ``now`` (clock skew) is ``0s ago``."""
+    if not iso:
+        return NONE
+    when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    seconds = max(0, int(((now or dt.datetime.now(dt.UTC)) - when).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def report_tail(u: Data) -> str:
+    """What a unit's agent last said: its health command's output when unhealthy,
+    else its apply command's (blank: nothing)."""
+    if u["health"] == "unhealthy" and u["health_message"]:
+        return str(u["health_message"])
+    return u["message"] or ""
+
+
+def unit_status_table(
+    out: Output, units: list[Data], *, branch: bool = True, now: dt.datetime | None = None
+) -> list[str]:
+    """Units of `shapes.unit_status_view` with their state and latest report (``branch``:
+    with a BRANCH column). REPORTED is an age; `-o wide` gives the time, the hash the
+    agent reported, its health and both messages in full."""
+    headers = ["UNIT", *(["BRANCH"] if branch else []), "STATE", "REPORTED"]
+    if out.wide:
+        headers += ["HASH", "HEALTH"]
+    headers.append("MESSAGE")
+    if out.wide:
+        headers.append("HEALTH MESSAGE")
+    rows = []
+    for u in units:
+        row = [u["name"], *([u["branch"] or NONE] if branch else []), state_cell(out, u["state"])]
+        if out.wide:
+            row += [u["reported_at"] or NONE, u["hash"] or NONE, u["health"] or NONE]
+            row += [u["message"] or "", u["health_message"] or ""]
+        else:
+            row += [age_text(u["reported_at"], now), report_tail(u)]
+        rows.append(row)
+    return out.table(headers, rows, empty="no units", cut=("MESSAGE", "HEALTH MESSAGE"))

@@ -228,7 +228,7 @@ def register(commands: Commands) -> None:
                 arg(
                     "--kind",
                     action="append",
-                    choices=["application", "unit", "branch", "generation"],
+                    choices=["application", "unit", "branch", "generation", "rollout"],
                     help="only this kind (repeatable)",
                 ),
                 apps("only this application (repeatable)"),

@@ -25,6 +25,7 @@ from genconf.backoff import Backoff
 from genconf.client.channel import open_channel
 from genconf.client.requests import expectations, metadata_struct, schema_to_proto, values_struct
 from genconf.client.results import Config
+from genconf.client.rollout import RolloutCalls
 from genconf.client.status import RETRYABLE, from_rpc_error
 from genconf.client.transfer import TransferCalls
 from genconf.domain.results import WriteResult
@@ -45,7 +46,7 @@ from genconf.v1 import tokens_pb2 as tpb
 T = TypeVar("T")
 
 
-class Client(TransferCalls):
+class Client(TransferCalls, RolloutCalls):
     """Async genconf client over one gRPC channel."""
 
     def __init__(
@@ -58,12 +59,19 @@ class Client(TransferCalls):
         token: str | None = None,
         tls_ca: str | None = None,
         insecure_plaintext: bool = False,
+        tls_server_name: str | None = None,
     ) -> None:
+        """``tls_server_name``: check the server certificate against this name instead
+        of ``target``'s host (a port-forward to a server named otherwise)."""
         self.target = target
         self.timeout = timeout
         self.backoff = backoff or Backoff()
         self.channel = channel or open_channel(
-            target, token=token, tls_ca=tls_ca, insecure_plaintext=insecure_plaintext
+            target,
+            token=token,
+            tls_ca=tls_ca,
+            insecure_plaintext=insecure_plaintext,
+            tls_server_name=tls_server_name,
         )
         self._agent = agent_pb2_grpc.AgentServiceStub(self.channel)
         self._controller = controller_pb2_grpc.ControllerServiceStub(self.channel)
@@ -164,15 +172,33 @@ class Client(TransferCalls):
         return list(reply.applications)
 
     async def add_units(
-        self, application: str, *, count: int = 0, names: Sequence[str] = ()
+        self,
+        application: str,
+        *,
+        count: int = 0,
+        names: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> WriteResult:
+        """``labels``: every new unit starts with them (a unit in a cohort a branch
+        tracks of ``application`` joins that branch)."""
         return await self._write(
             self._controller.AddUnits,
-            cpb.AddUnitsRequest(application=application, count=count, names=list(names)),
+            cpb.AddUnitsRequest(
+                application=application, count=count, names=list(names), labels=labels or {}
+            ),
         )
 
     async def remove_unit(self, name: str) -> WriteResult:
         return await self._write(self._controller.RemoveUnit, cpb.RemoveUnitRequest(name=name))
+
+    async def label_unit(
+        self, unit: str, set: Mapping[str, str] | None = None, *, remove: Sequence[str] = ()
+    ) -> WriteResult:
+        """Put labels ``set`` on ``unit`` and take the keys ``remove`` off."""
+        return await self._write(
+            self._controller.LabelUnit,
+            cpb.LabelUnitRequest(unit=unit, set=set or {}, remove=list(remove)),
+        )
 
     async def list_units(
         self, application: str = "", *, min_revision: int = 0
@@ -242,9 +268,16 @@ class Client(TransferCalls):
 
     # -- branches --------------------------------------------------------------
 
-    async def add_branch(self, name: str, *, created_by: str = "") -> WriteResult:
+    async def add_branch(
+        self, name: str, *, created_by: str = "", expires_in_seconds: int = 0
+    ) -> WriteResult:
+        """``expires_in_seconds``: the server aborts the branch this long after (forced:
+        its units go back to master); 0: never."""
         return await self._write(
-            self._controller.AddBranch, cpb.AddBranchRequest(name=name, created_by=created_by)
+            self._controller.AddBranch,
+            cpb.AddBranchRequest(
+                name=name, created_by=created_by, expires_in_seconds=expires_in_seconds
+            ),
         )
 
     async def track_branch(
@@ -255,7 +288,12 @@ class Client(TransferCalls):
         applications: Sequence[str] = (),
         count: int = 0,
         application: str = "",
+        percent: float = 0,
+        selector: str = "",
     ) -> WriteResult:
+        """``percent`` and ``selector`` with ``application``: a stable cohort of its
+        units (see `genconf.domain.cohorts`); the result's ``skipped`` names units of
+        the cohort left on another branch."""
         return await self._write(
             self._controller.TrackBranch,
             cpb.TrackBranchRequest(
@@ -264,6 +302,8 @@ class Client(TransferCalls):
                 applications=list(applications),
                 count=count,
                 application=application,
+                percent=percent,
+                selector=selector,
             ),
         )
 
@@ -326,6 +366,24 @@ class Client(TransferCalls):
             self._controller.AbortBranch, cpb.AbortBranchRequest(branch=branch, force=force)
         )
 
+    async def rebase_branch(
+        self, branch: str, *, keys: Sequence[str] = (), applications: Sequence[str] = ()
+    ) -> WriteResult:
+        """Take master's current values as the starting point of the staged ``keys``
+        (none: every one) of ``applications`` (none: every one); each keeps its target,
+        so a commit that conflicted on them goes through without force."""
+        return await self._write(
+            self._controller.RebaseBranch,
+            cpb.RebaseBranchRequest(name=branch, keys=list(keys), applications=list(applications)),
+        )
+
+    async def drop_branch_key(self, branch: str, application: str, key: str) -> WriteResult:
+        """Remove one staged key: the branch's units see master's value for it again."""
+        return await self._write(
+            self._controller.DropBranchKey,
+            cpb.DropBranchKeyRequest(name=branch, application=application, key=key),
+        )
+
     async def list_branches(self, *, min_revision: int = 0) -> list[types_pb2.Branch]:
         reply = await self._call(
             self._controller.ListBranches, cpb.ListBranchesRequest(min_revision=min_revision)
@@ -346,11 +404,28 @@ class Client(TransferCalls):
         return Config.from_proto(reply)
 
     async def report_applied(
-        self, unit: str, hash: str, *, ok: bool = True, message: str = ""
+        self,
+        unit: str,
+        hash: str,
+        *,
+        ok: bool = True,
+        message: str = "",
+        health: str = "unknown",
+        health_message: str = "",
     ) -> WriteResult:
+        """``unit``'s agent applied config ``hash`` (``ok`` or not, ``message`` says
+        how); ``health`` is "unknown", "healthy" or "unhealthy", as its health
+        command says, ``health_message`` that command's output tail."""
         return await self._write(
             self._agent.ReportApplied,
-            agent_pb2.ReportAppliedRequest(unit=unit, hash=hash, ok=ok, message=message),
+            agent_pb2.ReportAppliedRequest(
+                unit=unit,
+                hash=hash,
+                ok=ok,
+                message=message,
+                health=wire.health_value(health),
+                health_message=health_message,
+            ),
         )
 
     async def watch_config(
@@ -629,3 +704,15 @@ class Client(TransferCalls):
 
     async def revoke_token(self, token_id: str) -> WriteResult:
         return await self._write(self._tokens.RevokeToken, tpb.RevokeTokenRequest(id=token_id))
+
+    # -- fleet status ------------------------------------------------------------
+
+    async def get_status(
+        self, application: str = "", *, min_revision: int = 0
+    ) -> cpb.StatusResponse:
+        """Per application (every one, or ``application``): its version and label, the
+        branches in flight, and each unit's state (current, behind, failed, unreported)."""
+        return await self._call(
+            self._controller.GetStatus,
+            cpb.GetStatusRequest(application=application, min_revision=min_revision),
+        )

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from genconf.domain.records import Application, Branch, Generation, Unit
+from genconf.domain.rollouts import Rollout
 
-Record = Application | Unit | Branch | Generation
+Record = Application | Unit | Branch | Generation | Rollout
 
 
 class Kind(enum.StrEnum):
@@ -24,6 +25,7 @@ class Kind(enum.StrEnum):
     UNIT = "unit"
     BRANCH = "branch"
     GENERATION = "generation"
+    ROLLOUT = "rollout"
 
 
 COLLECTION_KINDS: Final = {
@@ -31,6 +33,7 @@ COLLECTION_KINDS: Final = {
     "units": Kind.UNIT,
     "branches": Kind.BRANCH,
     "generations": Kind.GENERATION,
+    "rollouts": Kind.ROLLOUT,
 }
 
 
@@ -69,7 +72,7 @@ class Delta:
         obj = self.value or self.previous
         if isinstance(obj, Application):
             return obj.name
-        if isinstance(obj, Unit):
+        if isinstance(obj, Unit | Rollout):
             return obj.application
         return None
 

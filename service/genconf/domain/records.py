@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from genconf.domain.cohorts import Cohort
 from genconf.domain.config import Change
 from genconf.domain.schema import OptionSpec, parse_schema
 
@@ -64,20 +65,38 @@ class Application:
         )
 
 
+# What an agent's health command says of its unit, as stored ("unknown": no health
+# command, or a report from before health was kept).
+HEALTH_STATES: Final = ("unknown", "healthy", "unhealthy")
+
+
 @dataclass(frozen=True, slots=True)
 class AppliedReport:
-    """An agent's latest report of what it applied."""
+    """An agent's latest report of what it applied, and how healthy the unit is."""
 
     hash: str
     ok: bool
     message: str
     at: dt.datetime | None
+    health: str = "unknown"  # one of HEALTH_STATES
+    health_message: str = ""
+    # Since when the unit is `health` on config `hash` (None while unknown).
+    health_since: dt.datetime | None = None
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any] | None) -> AppliedReport | None:
         if not doc:
             return None
-        return cls(doc.get("hash", ""), bool(doc.get("ok")), doc.get("message", ""), doc.get("at"))
+        health = doc.get("health", "unknown")
+        return cls(
+            doc.get("hash", ""),
+            bool(doc.get("ok")),
+            doc.get("message", ""),
+            doc.get("at"),
+            health if health in HEALTH_STATES else "unknown",
+            doc.get("health_message", ""),
+            doc.get("health_since"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,8 @@ class Unit:
     # application's; "" for units created before uids were kept.
     uid: str = ""
     application_uid: str = ""
+    # zone=a: what cohorts select on (`genconf.domain.labels`); stored only when set.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Unit:
@@ -106,6 +127,7 @@ class Unit:
             write_count=int(doc.get("revision", 0)),
             uid=doc.get("uid", ""),
             application_uid=doc.get("application_uid", ""),
+            labels=dict(doc.get("labels") or {}),
         )
 
 
@@ -122,6 +144,10 @@ class Branch:
     # The name the client gave when created_by is a verified token (see Version).
     on_behalf_of: str = ""
     authenticated: bool = False
+    # Applications it tracks a stable cohort of: their later units join by the rule.
+    cohorts: Mapping[str, Cohort] = field(default_factory=dict)
+    # When the server aborts it (forced); None: never.
+    expires_at: dt.datetime | None = None
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Branch:
@@ -137,6 +163,10 @@ class Branch:
             write_count=int(doc.get("revision", 0)),
             on_behalf_of=doc.get("on_behalf_of", ""),
             authenticated=bool(doc.get("authenticated", False)),
+            cohorts={
+                app: Cohort.from_doc(cohort) for app, cohort in (doc.get("cohorts") or {}).items()
+            },
+            expires_at=doc.get("expires_at"),
         )
 
 
@@ -154,6 +184,8 @@ class Generation:
     secret_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     on_behalf_of: str = ""
     authenticated: bool = False
+    # Per application, its uid when written: a name re-created since has another.
+    application_uids: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Generation:
@@ -169,4 +201,5 @@ class Generation:
             secret_keys={a: tuple(k) for a, k in doc.get("secret_keys", {}).items()},
             on_behalf_of=doc.get("on_behalf_of", ""),
             authenticated=bool(doc.get("authenticated", False)),
+            application_uids=dict(doc.get("application_uids", {})),
         )

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class WriteResult:
     """A write's revision (pass it as ``min_revision`` to read your own write), the
-    generation it recorded (0: none) and the versions it made, per application."""
+    generation it recorded (0: none) and the versions it made, per application.
+    ``skipped``: units the write chose but left as they were, and why."""
 
     revision: int
     generation: int = 0
     versions: Mapping[str, int] = field(default_factory=dict)
     units: Sequence[str] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict)

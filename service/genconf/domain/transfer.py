@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -40,6 +40,8 @@ from pydantic import (
 )
 
 from genconf.domain import names, schema, semver
+from genconf.domain.cohorts import Cohort
+from genconf.domain.labels import MAX_LABELS, validate_label_key, validate_label_value
 from genconf.errors import InvalidArgument
 
 FORMAT: Final = 1
@@ -242,6 +244,9 @@ class Record(BaseModel):
     """A record of format 1: strict types, no unknown field, immutable."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+    # Fields added to format 1 later: left out of the text when empty, so a record
+    # from before them encodes to the bytes it was read from.
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset()
 
 
 class Header(Record):
@@ -295,6 +300,21 @@ class UnitRecord(Record):
     application_uid: Uid
     number: Annotated[int, Field(ge=0, le=names.MAX_UNIT_NUMBER)]
     branch: BranchName | None
+    labels: dict[str, str] = Field(default_factory=dict)  # absent: none
+
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"labels"})
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels) > MAX_LABELS:
+            raise ValueError(f"a unit holds at most {MAX_LABELS} labels, not {len(labels)}")
+        try:
+            for key, value in labels.items():
+                validate_label_value(validate_label_key(key), value)
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from None
+        return labels
 
     @model_validator(mode="after")
     def _named(self) -> UnitRecord:
@@ -352,12 +372,34 @@ class BranchRecord(Record):
     authenticated: bool
     track_applications: list[AppName]
     changes: PerKey
+    # {app: {percent, selector}}: the stable cohorts it tracks (absent: none).
+    cohorts: dict[AppName, dict[str, Any]] = Field(default_factory=dict)
+    expires_at: Time | None = None  # when the server aborts it (absent: never)
+
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"cohorts", "expires_at"})
 
     @field_validator("changes")
     @classmethod
     def _changes(cls, changes: PerKey) -> PerKey:
         _entries(changes, frozenset({"op", "value", "from"}), _change)
         return changes
+
+    @field_validator("cohorts")
+    @classmethod
+    def _cohorts(cls, cohorts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for app, spec in cohorts.items():
+            if set(spec) != {"percent", "selector"}:
+                raise ValueError(f"the cohort of {app!r} must hold percent and selector only")
+            percent, selector = spec["percent"], spec["selector"]
+            if not isinstance(percent, float) or not isinstance(selector, str):
+                raise ValueError(f"the cohort of {app!r}: percent is a number, selector a text")
+            try:
+                canonical = Cohort.of(percent, selector).to_doc()
+            except InvalidArgument as exc:
+                raise ValueError(f"the cohort of {app!r}: {exc.message}") from None
+            if canonical != spec:
+                raise ValueError(f"the cohort of {app!r} must read {canonical}, as stored")
+        return cohorts
 
 
 class GenerationRecord(Record):
@@ -372,7 +414,11 @@ class GenerationRecord(Record):
     reason: str
     versions: dict[AppName, Id]
     secret_keys: dict[AppName, list[Key]]
+    # Absent in exports made before generations kept them (as uids may be "").
+    application_uids: dict[AppName, Uid] = Field(default_factory=dict)
     changes: PerKey
+
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"application_uids"})
 
     @field_validator("changes")
     @classmethod
@@ -383,7 +429,8 @@ class GenerationRecord(Record):
     @property
     def applications(self) -> list[str]:
         """Every application the generation names (some may be gone since)."""
-        return sorted(set(self.changes) | set(self.versions) | set(self.secret_keys))
+        names = set(self.changes) | set(self.versions) | set(self.secret_keys)
+        return sorted(names | set(self.application_uids))
 
 
 class EndRecord(Record):
@@ -432,7 +479,11 @@ def encode(record: Record) -> str:
     """The record's canonical JSON text (one line)."""
     fields = record.model_dump(by_alias=True)
     return json.dumps(
-        {name: _sorted(value) for name, value in fields.items()},
+        {
+            name: _sorted(value)
+            for name, value in fields.items()
+            if value or name not in record.omit_when_empty
+        },
         ensure_ascii=False,
         separators=(",", ":"),
         allow_nan=False,

@@ -147,7 +147,9 @@ def batch_events(batch: admin_pb2.DeltaBatch) -> bytes:
 )
 async def watch(
     request: Request,
-    kind: Annotated[list[str], Query(description="application, unit, branch, generation")] = [],  # noqa: B006
+    kind: Annotated[
+        list[str], Query(description="application, unit, branch, generation, rollout")
+    ] = [],  # noqa: B006
     application: Annotated[list[str], Query(description="only these applications")] = [],  # noqa: B006
     since: Annotated[
         int | None, Query(ge=0, description="replay what followed this revision first")

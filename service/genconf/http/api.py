@@ -10,6 +10,7 @@ holds them, so the next request reads them (read-your-writes, as the CLI does).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from fastapi import Request
@@ -20,6 +21,7 @@ from grpc_health.v1._async import HealthServicer
 from genconf import shapes
 from genconf.api.guard import Guard
 from genconf.api.reads import await_revision
+from genconf.domain.results import WriteResult
 from genconf.errors import ResourceExhausted, Unavailable
 from genconf.http import errors
 from genconf.http.calls import CallContext, Gate
@@ -128,12 +130,19 @@ class HttpApi:
     async def call(self, request: Request, rpc: str, message: Message) -> Any:
         return await self.gate.unary(rpc, message, self.context(request))
 
-    async def write(self, request: Request, rpc: str, message: Message) -> Json:
-        """A write's WriteResponse as ``-o json`` prints it, once the cache has it."""
+    async def write(
+        self,
+        request: Request,
+        rpc: str,
+        message: Message,
+        view: Callable[[WriteResult], dict[str, Any]] = shapes.write_view,
+    ) -> Json:
+        """A write's WriteResponse as ``-o json`` prints it (``view``), once the cache
+        has it."""
         context = self.context(request)
         reply = await self.gate.unary(rpc, message, context)
         await self.settle(reply.revision, context)
-        return Json(shapes.write_view(write_result(reply)))
+        return Json(view(write_result(reply)))
 
     async def settle(self, revision: int, context: CallContext) -> None:
         """Wait (bounded) until this server's cache holds ``revision``. The write is

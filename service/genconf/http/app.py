@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from genconf.errors import GenconfError
-from genconf.http import admin, applications, branches, errors, history
+from genconf.http import admin, applications, branches, errors, history, rollouts
 from genconf.http.api import PREFIX, HttpApi, Json
 from genconf.http.calls import Aborted
 from genconf.http.front import Front
@@ -174,7 +174,7 @@ def build_app(api: HttpApi, *, bench: bool = False) -> ASGIApp:
         app.add_exception_handler(kind, _on_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(HTTPException, _on_http)
-    for module in (admin, applications, branches, history):
+    for module in (admin, applications, branches, history, rollouts):
         # One flat table (no included routers): FastAPI matches an included router's
         # routes once to choose it and again to handle, on every request.
         for route in module.router.routes:

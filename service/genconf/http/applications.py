@@ -14,7 +14,7 @@ from genconf import shapes
 from genconf.http import models, sse
 from genconf.http.api import PREFIX, Json, api_of, method, performs
 from genconf.http.errors import encode
-from genconf.http.views import ApplicationView, ConfigView, UnitView, WriteView
+from genconf.http.views import ApplicationView, ConfigView, StatusView, UnitView, WriteView
 from genconf.v1 import agent_pb2
 from genconf.v1 import controller_pb2 as cpb
 
@@ -27,7 +27,9 @@ SET_CONFIG: Final = method("ControllerService", "SetConfig")
 PATCH_CONFIG: Final = method("ControllerService", "PatchConfig")
 ADD_UNITS: Final = method("ControllerService", "AddUnits")
 REMOVE_UNIT: Final = method("ControllerService", "RemoveUnit")
+LABEL_UNIT: Final = method("ControllerService", "LabelUnit")
 LIST_UNITS: Final = method("ControllerService", "ListUnits")
+GET_STATUS: Final = method("ControllerService", "GetStatus")
 GET_CONFIG: Final = method("AgentService", "GetConfig")
 WATCH_CONFIG: Final = method("AgentService", "WatchConfig")
 REPORT_APPLIED: Final = method("AgentService", "ReportApplied")
@@ -173,6 +175,15 @@ async def remove_unit(request: Request, app: str, n: str) -> Response:
     )
 
 
+@router.patch(
+    "/units/{app}/{n}/labels",
+    response_model=WriteView,
+    **performs(LABEL_UNIT, summary="put labels on a unit (set) and take others off (remove)"),
+)
+async def label_unit(request: Request, app: str, n: str, body: models.LabelUnit) -> Response:
+    return await api_of(request).write(request, LABEL_UNIT, body.proto(f"{app}/{n}"))
+
+
 UNIT_PARAMETERS: Final = [
     {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": d}
     for name, d in (("app", "the application"), ("n", "the unit's number: APP/N"))
@@ -268,3 +279,34 @@ async def report_applied(
     request: Request, app: str, n: str, body: models.ReportApplied
 ) -> Response:
     return await api_of(request).write(request, REPORT_APPLIED, body.proto(f"{app}/{n}"))
+
+
+# -- fleet status -----------------------------------------------------------------------
+
+
+@router.get(
+    "/status",
+    response_model=StatusView,
+    **performs(
+        GET_STATUS,
+        summary="every application's version, label, branches in flight and units per state",
+    ),
+)
+async def get_status(request: Request) -> Response:
+    return await _status(request, "")
+
+
+@router.get(
+    "/status/{app}",
+    response_model=StatusView,
+    **performs(GET_STATUS, summary="one application's status, with each unit's state"),
+)
+async def get_application_status(request: Request, app: str) -> Response:
+    return await _status(request, app)
+
+
+async def _status(request: Request, application: str) -> Response:
+    reply = await api_of(request).call(
+        request, GET_STATUS, cpb.GetStatusRequest(application=application)
+    )
+    return Json(shapes.status_view(reply))

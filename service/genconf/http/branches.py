@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from genconf import shapes
 from genconf.http import models
 from genconf.http.api import PREFIX, Json, api_of, method, performs
-from genconf.http.views import BranchDetailView, BranchDiffView, BranchView, WriteView
+from genconf.http.views import BranchDetailView, BranchDiffView, BranchView, TrackView, WriteView
 from genconf.v1 import controller_pb2 as cpb
 from genconf.v1 import types_pb2
 
@@ -23,6 +23,8 @@ UNTRACK_BRANCH: Final = method("ControllerService", "UntrackBranch")
 SET_BRANCH_CONFIG: Final = method("ControllerService", "SetBranchConfig")
 COMMIT_BRANCH: Final = method("ControllerService", "CommitBranch")
 ABORT_BRANCH: Final = method("ControllerService", "AbortBranch")
+REBASE_BRANCH: Final = method("ControllerService", "RebaseBranch")
+DROP_BRANCH_KEY: Final = method("ControllerService", "DropBranchKey")
 
 router = APIRouter(prefix=PREFIX)
 
@@ -62,8 +64,7 @@ async def list_branches(request: Request) -> Response:
 )
 async def add_branch(request: Request, body: models.AddBranch) -> Response:
     api = api_of(request)
-    message = cpb.AddBranchRequest(name=body.name, created_by=api.claimed(request))
-    return await api.write(request, ADD_BRANCH, message)
+    return await api.write(request, ADD_BRANCH, body.proto(api.claimed(request)))
 
 
 @router.get(
@@ -90,11 +91,15 @@ async def diff_branch(request: Request, b: str) -> Response:
 
 @router.post(
     "/branches/{b}/track",
-    response_model=WriteView,
-    **performs(TRACK_BRANCH, summary="units (or whole applications) start tracking the branch"),
+    response_model=TrackView,
+    **performs(
+        TRACK_BRANCH,
+        summary="units, whole applications or a stable cohort (percent, selector) of an "
+        "application start tracking the branch",
+    ),
 )
 async def track_branch(request: Request, b: str, body: models.Track) -> Response:
-    return await api_of(request).write(request, TRACK_BRANCH, body.proto(b))
+    return await api_of(request).write(request, TRACK_BRANCH, body.proto(b), shapes.track_view)
 
 
 @router.post(
@@ -138,3 +143,30 @@ async def abort_branch(request: Request, b: str, body: models.Abort | None = Non
     return await api_of(request).write(
         request, ABORT_BRANCH, cpb.AbortBranchRequest(branch=b, force=force)
     )
+
+
+@router.post(
+    "/branches/{b}/rebase",
+    response_model=WriteView,
+    **performs(
+        REBASE_BRANCH,
+        summary="take master's current values as the staged keys' starting point (they "
+        "keep their targets), so a conflicted commit goes through",
+    ),
+)
+async def rebase_branch(request: Request, b: str, body: models.Rebase | None = None) -> Response:
+    message = (body or models.Rebase()).proto(b)
+    return await api_of(request).write(request, REBASE_BRANCH, message)
+
+
+@router.delete(
+    "/branches/{b}/changes/{app}/{key}",
+    response_model=WriteView,
+    **performs(
+        DROP_BRANCH_KEY,
+        summary="drop one staged key (the tracking units see master's value for it again)",
+    ),
+)
+async def drop_branch_key(request: Request, b: str, app: str, key: str) -> Response:
+    message = cpb.DropBranchKeyRequest(name=b, application=app, key=key)
+    return await api_of(request).write(request, DROP_BRANCH_KEY, message)

@@ -205,9 +205,20 @@ class PatchConfig(Body):
 class AddUnits(Body):
     count: Int32 = 0
     names: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)  # every new unit starts with them
 
     def proto(self, application: str) -> Message:
-        return cpb.AddUnitsRequest(application=application, count=self.count, names=self.names)
+        return cpb.AddUnitsRequest(
+            application=application, count=self.count, names=self.names, labels=self.labels
+        )
+
+
+class LabelUnit(Body):
+    set: dict[str, str] = Field(default_factory=dict)
+    remove: list[str] = Field(default_factory=list)  # keys to take off
+
+    def proto(self, unit: str) -> Message:
+        return cpb.LabelUnitRequest(unit=unit, set=self.set, remove=self.remove)
 
 
 class ReportApplied(Body):
@@ -226,6 +237,12 @@ class ReportApplied(Body):
 
 class AddBranch(Body):
     name: str
+    expires_in_seconds: Int64 = 0  # the server aborts it this long after (0: never)
+
+    def proto(self, created_by: str) -> Message:
+        return cpb.AddBranchRequest(
+            name=self.name, created_by=created_by, expires_in_seconds=self.expires_in_seconds
+        )
 
 
 class Track(Body):
@@ -233,6 +250,10 @@ class Track(Body):
     applications: list[str] = Field(default_factory=list)  # whole applications, later units too
     count: Int32 = 0  # with application: this many of its units
     application: str = ""
+    # With application: a stable cohort of about `percent` % of the units `selector`
+    # matches (`selector` alone: all of them).
+    percent: float = 0
+    selector: str = ""
 
     def proto(self, branch: str) -> Message:
         return cpb.TrackBranchRequest(
@@ -241,6 +262,8 @@ class Track(Body):
             applications=self.applications,
             count=self.count,
             application=self.application,
+            percent=self.percent,
+            selector=self.selector,
         )
 
 
@@ -286,6 +309,14 @@ class Commit(Body):
 
 class Abort(Body):
     force: bool = False
+
+
+class Rebase(Body):
+    keys: list[str] = Field(default_factory=list)  # empty: every staged key
+    applications: list[str] = Field(default_factory=list)  # empty: every staged application
+
+    def proto(self, branch: str) -> Message:
+        return cpb.RebaseBranchRequest(name=branch, keys=self.keys, applications=self.applications)
 
 
 # -- history -------------------------------------------------------------------------

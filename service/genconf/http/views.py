@@ -44,6 +44,13 @@ class WriteView(View):
     units: list[str]
 
 
+class TrackView(WriteView):
+    skipped: dict[str, str] = Field(
+        description="unit -> why it was left as it was: units of the cohort that track "
+        "another branch"
+    )
+
+
 class OptionView(View):
     type: str
     default: Any
@@ -73,6 +80,7 @@ class UnitView(View):
     application: str
     branch: str | None
     applied: AppliedView | None
+    labels: dict[str, str] = Field(description="zone=a: what cohorts of branches select on")
 
 
 class ConfigView(View):
@@ -91,10 +99,17 @@ class BranchView(View):
     on_behalf_of: str | None
     authenticated: bool
     created_at: str | None
+    expires_at: str | None = Field(
+        description="when the server aborts it, its units back on master (null: never)"
+    )
     track_applications: list[str]
     units: list[str]
     changes: dict[str, dict[str, dict[str, Any]]] = Field(
         description="application -> key -> {op, value, from}"
+    )
+    cohorts: dict[str, dict[str, Any]] = Field(
+        description="application -> {percent, selector}: the stable cohort of it the branch "
+        "tracks (units added later join by the same rule)"
     )
 
 
@@ -240,3 +255,42 @@ class ImportSummary(View):
     transactions: int
     renumbered: dict[str, int] | None
     revision: int
+
+
+class UnitStatusView(View):
+    name: str
+    branch: str | None
+    state: str = Field(
+        description="current: reported its effective config applied, ok, not unhealthy; "
+        "failed: reported that config with ok false, or unhealthy; behind: reported "
+        "another (older) config; unreported: never reported"
+    )
+    reported_at: str | None
+    hash: str | None = Field(description="the hash it reported (observers: keyed)")
+    ok: bool | None
+    message: str | None = Field(description="the tail of the agent's command output")
+    health: str | None = Field(description="unknown, healthy or unhealthy")
+    health_message: str | None = Field(description="the tail of the health command's output")
+    health_since: str | None
+
+
+class BranchInFlightView(View):
+    name: str
+    units: int = Field(description="units of the application tracking it")
+    keys: int = Field(description="keys it stages for the application")
+
+
+class ApplicationStatusView(View):
+    name: str
+    version: int
+    label: str | None = Field(description="the highest label on the current version")
+    counts: dict[str, int] = Field(
+        description="units per state: current, behind, failed, unreported"
+    )
+    branches: list[BranchInFlightView]
+    units: list[UnitStatusView]
+
+
+class StatusView(View):
+    revision: int
+    applications: list[ApplicationStatusView]

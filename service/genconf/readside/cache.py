@@ -28,6 +28,7 @@ from genconf.defaults import (
 )
 from genconf.domain.deltas import Batch, Delta, Kind
 from genconf.domain.records import Application, Branch, Generation, Unit
+from genconf.domain.rollouts import Rollout
 from genconf.errors import NotFound, RevisionTooOld
 from genconf.readside.core import ModelState, UnitConfig
 from genconf.readside.feed import FeedFilter, FeedHub, FeedSubscription, batch_bytes
@@ -103,6 +104,11 @@ class ModelCache:
     @property
     def branches(self) -> Mapping[str, Branch]:
         return self._state.branches
+
+    @property
+    def rollouts(self) -> Mapping[str, Rollout]:
+        """Rollout plans by branch, finished ones too (`genconf.rollout`)."""
+        return self._state.rollouts
 
     @property
     def last_generation(self) -> int:
@@ -214,9 +220,11 @@ class ModelCache:
         branches: Iterable[Branch],
         last_generation: int,
         revision: int,
+        *,
+        rollouts: Iterable[Rollout] = (),
     ) -> None:
         """Initial state at ``revision`` (no watchers can exist yet: nothing is notified)."""
-        self._state.load(applications, units, branches, last_generation)
+        self._state.load(applications, units, branches, last_generation, rollouts)
         self._feed.oldest_revision = max(self.revision, revision)
         self.synced = True
         self._synced_event.set()
@@ -232,9 +240,13 @@ class ModelCache:
         branches: Iterable[Branch],
         generations: Iterable[Generation],
         revision: int,
+        *,
+        rollouts: Iterable[Rollout] = (),
     ) -> Batch:
         """The deltas that turn the cache into this snapshot (after history was lost)."""
-        return self._state.diff_snapshot(applications, units, branches, generations, revision)
+        return self._state.diff_snapshot(
+            applications, units, branches, generations, revision, rollouts
+        )
 
     def apply(self, batch: Batch) -> None:
         """Apply one transaction's deltas atomically, then notify exactly the units

@@ -24,6 +24,7 @@ from genconf.domain import values
 from genconf.domain.config import effective_config
 from genconf.domain.deltas import DELTA_OVERHEAD, Batch, Delta, Kind, Record, estimate_bytes
 from genconf.domain.records import Application, Branch, Generation, Unit
+from genconf.domain.rollouts import Rollout
 from genconf.domain.schema import visible_keys
 from genconf.errors import NotFound
 
@@ -88,6 +89,8 @@ class ModelState:
         self.applications: dict[str, Application] = {}
         self.units: dict[str, Unit] = {}
         self.branches: dict[str, Branch] = {}
+        # Rollout plans by branch (`genconf.rollout`): no config depends on them.
+        self.rollouts: dict[str, Rollout] = {}
         self.last_generation = 0
         self.revision = 0
         self._units_by_app: dict[str, set[str]] = {}
@@ -187,11 +190,13 @@ class ModelState:
         units: Iterable[Unit],
         branches: Iterable[Branch],
         last_generation: int,
+        rollouts: Iterable[Rollout] = (),
     ) -> None:
         """Replace the whole state with a snapshot's."""
         self.applications = {a.name: a for a in applications}
         self.units = {u.name: u for u in units}
         self.branches = {b.name: b for b in branches}
+        self.rollouts = {r.branch: r for r in rollouts}
         self.last_generation = last_generation
         self._units_by_app = {}
         self._units_by_branch = {}
@@ -208,14 +213,17 @@ class ModelState:
         branches: Iterable[Branch],
         generations: Iterable[Generation],
         revision: int,
+        rollouts: Iterable[Rollout] = (),
     ) -> Batch:
         """The deltas that turn the state into this snapshot (after history was lost)."""
         deltas: list[Delta] = []
-        for kind, current, fresh in (
+        tables: tuple[tuple[Kind, Mapping[str, Any], Mapping[str, Any]], ...] = (
             (Kind.APPLICATION, self.applications, {a.name: a for a in applications}),
             (Kind.UNIT, self.units, {u.name: u for u in units}),
             (Kind.BRANCH, self.branches, {b.name: b for b in branches}),
-        ):
+            (Kind.ROLLOUT, self.rollouts, {r.branch: r for r in rollouts}),
+        )
+        for kind, current, fresh in tables:
             for key in sorted(set(current) | set(fresh)):
                 if current.get(key) != fresh.get(key):
                     deltas.append(_measured(kind, key, revision, fresh.get(key)))
@@ -323,6 +331,12 @@ class ModelState:
                 self.branches.pop(delta.key, None)
             else:
                 self.branches[delta.key] = new_branch
+        elif delta.kind is Kind.ROLLOUT:
+            previous = self.rollouts.get(delta.key)
+            if isinstance(delta.value, Rollout):
+                self.rollouts[delta.key] = delta.value
+            else:
+                self.rollouts.pop(delta.key, None)
         else:
             previous = None
             if isinstance(delta.value, Generation):

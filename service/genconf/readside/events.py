@@ -16,6 +16,7 @@ from genconf.domain.deltas import (
     plain_bytes,
 )
 from genconf.domain.records import Application, Branch, Generation, Unit
+from genconf.domain.rollouts import Rollout
 from genconf.errors import GenconfError
 from genconf.readside.status import WatcherStats
 from genconf.store.documents import revision_of
@@ -30,6 +31,8 @@ def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
         return Unit.from_doc(doc)
     if kind is Kind.BRANCH:
         return Branch.from_doc(doc)
+    if kind is Kind.ROLLOUT:
+        return Rollout.from_doc(doc)
     return Generation.from_doc(doc)
 
 
@@ -108,4 +111,6 @@ def retained_bytes(
         return size
     if isinstance(record, Branch | Generation):
         return DELTA_OVERHEAD + plain_bytes(doc.get("changes"))
+    if isinstance(record, Rollout):
+        return DELTA_OVERHEAD + plain_bytes(doc.get("transitions"))
     return DELTA_OVERHEAD + plain_bytes(doc.get("applied"))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
@@ -42,6 +42,8 @@ from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 from genconf.backoff import Backoff
 from genconf.domain.deltas import Batch, Delta, Kind
 from genconf.domain.records import Application, Branch, Generation, Unit
+from genconf.domain.rollouts import COLLECTION as ROLLOUTS
+from genconf.domain.rollouts import Rollout
 from genconf.readside.cache import ModelCache
 from genconf.readside.events import delta_of, readable_all
 from genconf.readside.resume import (
@@ -59,7 +61,8 @@ from genconf.store.documents import APPLICATIONS, BRANCHES, GENERATIONS, TOKENS,
 
 log = logging.getLogger("genconf.readside.multiwatcher")
 
-WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS, TOKENS)
+# Rollout plans are followed like branches; their leases (`genconf.rollout.lease`) are not.
+WATCHED: Final = (APPLICATIONS, UNITS, BRANCHES, GENERATIONS, TOKENS, ROLLOUTS)
 SNAPSHOT_BATCH: Final = 10_000
 # Closing a stream sends killCursors, which a hung primary never answers: it gets
 # this long (the cursor is then left to the server's idle timeout).
@@ -109,6 +112,7 @@ class Snapshot:
     last_generation: int
     revision: int
     timestamp: Timestamp
+    rollouts: list[Rollout] = field(default_factory=list)
 
 
 class Multiwatcher:
@@ -191,7 +195,7 @@ class Multiwatcher:
         """Every modelled collection at one cluster time."""
         at: Timestamp | None = None
         docs: dict[str, list[dict[str, Any]]] = {}
-        for coll in (APPLICATIONS, UNITS, BRANCHES, TOKENS):
+        for coll in (APPLICATIONS, UNITS, BRANCHES, TOKENS, ROLLOUTS):
             docs[coll], at = await self._find_at(coll, {}, at)
         gens, at = await self._find_at(GENERATIONS, {}, at, sort={"_id": -1}, limit=1)
         assert at is not None
@@ -204,6 +208,7 @@ class Multiwatcher:
             last_generation=last,
             revision=revision_of(at),
             timestamp=at,
+            rollouts=readable_all(Kind.ROLLOUT, docs[ROLLOUTS], self.stats),
         )
 
     async def _find_at(
@@ -255,12 +260,22 @@ class Multiwatcher:
         self.tokens.load(snap.tokens)
         if not self.cache.synced:
             self.cache.load(
-                snap.applications, snap.units, snap.branches, snap.last_generation, snap.revision
+                snap.applications,
+                snap.units,
+                snap.branches,
+                snap.last_generation,
+                snap.revision,
+                rollouts=snap.rollouts,
             )
         else:
             newer = await self._generations_after(self.cache.last_generation, snap.timestamp)
             batch = self.cache.diff_snapshot(
-                snap.applications, snap.units, snap.branches, newer, snap.revision
+                snap.applications,
+                snap.units,
+                snap.branches,
+                newer,
+                snap.revision,
+                rollouts=snap.rollouts,
             )
             self.stats.resyncs += 1
             log.info("resync at revision %d: %d difference(s)", snap.revision, len(batch.deltas))

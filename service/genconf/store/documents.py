@@ -7,10 +7,11 @@ each write increments, so a stale event can be told from a newer one):
                    settings: {key: value}  (master: only what operators set),
                    version, next_unit, revision, created_at, updated_at}
     units         {_id: "app/N", uid, application, application_uid, number,
-                   branch: name|None, applied, revision}
+                   branch: name|None, applied, labels?: {key: value}, revision}
     branches      {_id: name, created_by, on_behalf_of, authenticated, created_at,
-                   track_applications: [app],
-                   changes: {app: {key: {op, value?, from?}}}, revision}     (active only)
+                   expires_at?, track_applications: [app], cohorts?: {app: {percent,
+                   selector}}, changes: {app: {key: {op, value?, from?}}}, revision}
+                                                                      (active only)
     versions      {_id: "app@N", application, version, settings, timestamp, reason,
                    created_by, on_behalf_of, authenticated, metadata, previous_version,
                    generation, tags, revision}

@@ -41,7 +41,7 @@ KNOWN_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     ),
     UNITS: frozenset(
         {"_id", "uid", "application", "application_uid", "number", "branch"}
-        | {"applied", "revision"}
+        | {"applied", "revision", "labels"}
     ),
     VERSIONS: frozenset(
         {"_id", "application", "version", "settings", "timestamp", "reason", "created_by"}
@@ -50,11 +50,11 @@ KNOWN_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     ),
     BRANCHES: frozenset(
         {"_id", "created_by", "on_behalf_of", "authenticated", "created_at"}
-        | {"track_applications", "changes", "revision"}
+        | {"track_applications", "changes", "revision", "cohorts", "expires_at"}
     ),
     GENERATIONS: frozenset(
         {"_id", "kind", "branch", "changes", "secret_keys", "created_by", "on_behalf_of"}
-        | {"authenticated", "created_at", "reason", "versions", "revision"}
+        | {"authenticated", "created_at", "reason", "versions", "application_uids", "revision"}
     ),
 }
 KIND_OF: Final = {
@@ -103,6 +103,7 @@ def record_fields(
             "application_uid": doc.get("application_uid", ""),
             "number": doc["number"],
             "branch": doc.get("branch"),
+            "labels": doc.get("labels", {}),
         }
     if collection == VERSIONS:
         return {
@@ -127,6 +128,8 @@ def record_fields(
                 a for a in doc.get("track_applications", []) if scope is None or a in scope
             ],
             "changes": _only(doc.get("changes", {}), scope),
+            "cohorts": _only(doc.get("cohorts", {}), scope),
+            "expires_at": doc.get("expires_at"),
         }
     return {
         "id": doc["_id"],
@@ -137,6 +140,7 @@ def record_fields(
         "reason": doc.get("reason", ""),
         "versions": _only(doc.get("versions", {}), scope),
         "secret_keys": _only(doc.get("secret_keys", {}), scope),
+        "application_uids": _only(doc.get("application_uids", {}), scope),
         "changes": _only(doc.get("changes", {}), scope),
     }
 

@@ -209,6 +209,8 @@ def _staged(number: int, r: fmt.BodyRecord) -> Doc:
             "applied": None,
             "revision": 1,
         }
+        if r.labels:
+            doc["labels"] = dict(r.labels)
         return {**base, "name": r.name, "app": r.application, "num": r.number,
                 "branch": r.branch, "doc": doc}  # fmt: skip
     if isinstance(r, fmt.VersionRecord):
@@ -246,8 +248,12 @@ def _staged(number: int, r: fmt.BodyRecord) -> Doc:
             "changes": r.changes,
             "revision": 1,
         }
+        if r.cohorts:
+            doc["cohorts"] = {app: dict(spec) for app, spec in r.cohorts.items()}
+        if r.expires_at is not None:
+            doc["expires_at"] = r.expires_at
         check_branch_size(doc)
-        apps = sorted(set(r.changes) | set(r.track_applications))
+        apps = sorted(set(r.changes) | set(r.track_applications) | set(r.cohorts))
         return {**base, "name": r.name, "apps": apps, "doc": doc}
     author = Authorship(r.created_by, r.on_behalf_of, r.authenticated)
     check_free_text(author, r.reason)
@@ -261,6 +267,7 @@ def _staged(number: int, r: fmt.BodyRecord) -> Doc:
         "created_at": r.created_at,
         "reason": r.reason,
         "versions": r.versions,
+        "application_uids": r.application_uids,
         "revision": 1,
     }
     limits.check_document(

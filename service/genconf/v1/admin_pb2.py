@@ -22,26 +22,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from genconf.v1 import rollout_pb2 as genconf_dot_v1_dot_rollout__pb2
 from genconf.v1 import types_pb2 as genconf_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16genconf/v1/admin.proto\x12\ngenconf.v1\x1a\x16genconf/v1/types.proto\"\x11\n\x0fSnapshotRequest\"\xb3\x01\n\x10SnapshotResponse\x12-\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x17.genconf.v1.Application\x12\x1f\n\x05units\x18\x02 \x03(\x0b\x32\x10.genconf.v1.Unit\x12$\n\x08\x62ranches\x18\x03 \x03(\x0b\x32\x12.genconf.v1.Branch\x12\x17\n\x0flast_generation\x18\x04 \x01(\x03\x12\x10\n\x08revision\x18\x05 \x01(\x04\"i\n\x12WatchDeltasRequest\x12\x1b\n\x0esince_revision\x18\x01 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\x14\n\x0c\x61pplications\x18\x03 \x03(\tB\x11\n\x0f_since_revision\"\xe2\x01\n\x05\x44\x65lta\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07removed\x18\x03 \x01(\x08\x12.\n\x0b\x61pplication\x18\x04 \x01(\x0b\x32\x17.genconf.v1.ApplicationH\x00\x12 \n\x04unit\x18\x05 \x01(\x0b\x32\x10.genconf.v1.UnitH\x00\x12$\n\x06\x62ranch\x18\x06 \x01(\x0b\x32\x12.genconf.v1.BranchH\x00\x12,\n\ngeneration\x18\x07 \x01(\x0b\x32\x16.genconf.v1.GenerationH\x00\x42\x07\n\x05value\"A\n\nDeltaBatch\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12!\n\x06\x64\x65ltas\x18\x02 \x03(\x0b\x32\x11.genconf.v1.Delta2\x9e\x01\n\x0c\x41\x64minService\x12\x45\n\x08Snapshot\x12\x1b.genconf.v1.SnapshotRequest\x1a\x1c.genconf.v1.SnapshotResponse\x12G\n\x0bWatchDeltas\x12\x1e.genconf.v1.WatchDeltasRequest\x1a\x16.genconf.v1.DeltaBatch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16genconf/v1/admin.proto\x12\ngenconf.v1\x1a\x18genconf/v1/rollout.proto\x1a\x16genconf/v1/types.proto\"\x11\n\x0fSnapshotRequest\"\xda\x01\n\x10SnapshotResponse\x12-\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x17.genconf.v1.Application\x12\x1f\n\x05units\x18\x02 \x03(\x0b\x32\x10.genconf.v1.Unit\x12$\n\x08\x62ranches\x18\x03 \x03(\x0b\x32\x12.genconf.v1.Branch\x12\x17\n\x0flast_generation\x18\x04 \x01(\x03\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12%\n\x08rollouts\x18\x06 \x03(\x0b\x32\x13.genconf.v1.Rollout\"i\n\x12WatchDeltasRequest\x12\x1b\n\x0esince_revision\x18\x01 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\x14\n\x0c\x61pplications\x18\x03 \x03(\tB\x11\n\x0f_since_revision\"\x8a\x02\n\x05\x44\x65lta\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07removed\x18\x03 \x01(\x08\x12.\n\x0b\x61pplication\x18\x04 \x01(\x0b\x32\x17.genconf.v1.ApplicationH\x00\x12 \n\x04unit\x18\x05 \x01(\x0b\x32\x10.genconf.v1.UnitH\x00\x12$\n\x06\x62ranch\x18\x06 \x01(\x0b\x32\x12.genconf.v1.BranchH\x00\x12,\n\ngeneration\x18\x07 \x01(\x0b\x32\x16.genconf.v1.GenerationH\x00\x12&\n\x07rollout\x18\x08 \x01(\x0b\x32\x13.genconf.v1.RolloutH\x00\x42\x07\n\x05value\"A\n\nDeltaBatch\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12!\n\x06\x64\x65ltas\x18\x02 \x03(\x0b\x32\x11.genconf.v1.Delta2\x9e\x01\n\x0c\x41\x64minService\x12\x45\n\x08Snapshot\x12\x1b.genconf.v1.SnapshotRequest\x1a\x1c.genconf.v1.SnapshotResponse\x12G\n\x0bWatchDeltas\x12\x1e.genconf.v1.WatchDeltasRequest\x1a\x16.genconf.v1.DeltaBatch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genconf.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SNAPSHOTREQUEST']._serialized_start=62
-  _globals['_SNAPSHOTREQUEST']._serialized_end=79
-  _globals['_SNAPSHOTRESPONSE']._serialized_start=82
-  _globals['_SNAPSHOTRESPONSE']._serialized_end=261
-  _globals['_WATCHDELTASREQUEST']._serialized_start=263
-  _globals['_WATCHDELTASREQUEST']._serialized_end=368
-  _globals['_DELTA']._serialized_start=371
-  _globals['_DELTA']._serialized_end=597
-  _globals['_DELTABATCH']._serialized_start=599
-  _globals['_DELTABATCH']._serialized_end=664
-  _globals['_ADMINSERVICE']._serialized_start=667
-  _globals['_ADMINSERVICE']._serialized_end=825
+  _globals['_SNAPSHOTREQUEST']._serialized_start=88
+  _globals['_SNAPSHOTREQUEST']._serialized_end=105
+  _globals['_SNAPSHOTRESPONSE']._serialized_start=108
+  _globals['_SNAPSHOTRESPONSE']._serialized_end=326
+  _globals['_WATCHDELTASREQUEST']._serialized_start=328
+  _globals['_WATCHDELTASREQUEST']._serialized_end=433
+  _globals['_DELTA']._serialized_start=436
+  _globals['_DELTA']._serialized_end=702
+  _globals['_DELTABATCH']._serialized_start=704
+  _globals['_DELTABATCH']._serialized_end=769
+  _globals['_ADMINSERVICE']._serialized_start=772
+  _globals['_ADMINSERVICE']._serialized_end=930
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from genconf.v1 import rollout_pb2 as _rollout_pb2
 from genconf.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -12,18 +13,20 @@ class SnapshotRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class SnapshotResponse(_message.Message):
-    __slots__ = ("applications", "units", "branches", "last_generation", "revision")
+    __slots__ = ("applications", "units", "branches", "last_generation", "revision", "rollouts")
     APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     BRANCHES_FIELD_NUMBER: _ClassVar[int]
     LAST_GENERATION_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
     applications: _containers.RepeatedCompositeFieldContainer[_types_pb2.Application]
     units: _containers.RepeatedCompositeFieldContainer[_types_pb2.Unit]
     branches: _containers.RepeatedCompositeFieldContainer[_types_pb2.Branch]
     last_generation: int
     revision: int
-    def __init__(self, applications: _Optional[_Iterable[_Union[_types_pb2.Application, _Mapping]]] = ..., units: _Optional[_Iterable[_Union[_types_pb2.Unit, _Mapping]]] = ..., branches: _Optional[_Iterable[_Union[_types_pb2.Branch, _Mapping]]] = ..., last_generation: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+    rollouts: _containers.RepeatedCompositeFieldContainer[_rollout_pb2.Rollout]
+    def __init__(self, applications: _Optional[_Iterable[_Union[_types_pb2.Application, _Mapping]]] = ..., units: _Optional[_Iterable[_Union[_types_pb2.Unit, _Mapping]]] = ..., branches: _Optional[_Iterable[_Union[_types_pb2.Branch, _Mapping]]] = ..., last_generation: _Optional[int] = ..., revision: _Optional[int] = ..., rollouts: _Optional[_Iterable[_Union[_rollout_pb2.Rollout, _Mapping]]] = ...) -> None: ...
 
 class WatchDeltasRequest(_message.Message):
     __slots__ = ("since_revision", "kinds", "applications")
@@ -36,7 +39,7 @@ class WatchDeltasRequest(_message.Message):
     def __init__(self, since_revision: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Delta(_message.Message):
-    __slots__ = ("kind", "key", "removed", "application", "unit", "branch", "generation")
+    __slots__ = ("kind", "key", "removed", "application", "unit", "branch", "generation", "rollout")
     KIND_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +47,7 @@ class Delta(_message.Message):
     UNIT_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     kind: str
     key: str
     removed: bool
@@ -51,7 +55,8 @@ class Delta(_message.Message):
     unit: _types_pb2.Unit
     branch: _types_pb2.Branch
     generation: _types_pb2.Generation
-    def __init__(self, kind: _Optional[str] = ..., key: _Optional[str] = ..., removed: _Optional[bool] = ..., application: _Optional[_Union[_types_pb2.Application, _Mapping]] = ..., unit: _Optional[_Union[_types_pb2.Unit, _Mapping]] = ..., branch: _Optional[_Union[_types_pb2.Branch, _Mapping]] = ..., generation: _Optional[_Union[_types_pb2.Generation, _Mapping]] = ...) -> None: ...
+    rollout: _rollout_pb2.Rollout
+    def __init__(self, kind: _Optional[str] = ..., key: _Optional[str] = ..., removed: _Optional[bool] = ..., application: _Optional[_Union[_types_pb2.Application, _Mapping]] = ..., unit: _Optional[_Union[_types_pb2.Unit, _Mapping]] = ..., branch: _Optional[_Union[_types_pb2.Branch, _Mapping]] = ..., generation: _Optional[_Union[_types_pb2.Generation, _Mapping]] = ..., rollout: _Optional[_Union[_rollout_pb2.Rollout, _Mapping]] = ...) -> None: ...
 
 class DeltaBatch(_message.Message):
     __slots__ = ("revision", "deltas")

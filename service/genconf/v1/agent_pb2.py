@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from genconf.v1 import types_pb2 as genconf_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16genconf/v1/agent.proto\x12\ngenconf.v1\x1a\x16genconf/v1/types.proto\"6\n\x10GetConfigRequest\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\"L\n\x12WatchConfigRequest\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x12\n\nknown_hash\x18\x02 \x01(\t\x12\x14\n\x0cmin_revision\x18\x03 \x01(\x04\"*\n\x08\x42ookmark\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\"n\n\x13WatchConfigResponse\x12$\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x12.genconf.v1.ConfigH\x00\x12(\n\x08\x62ookmark\x18\x02 \x01(\x0b\x32\x14.genconf.v1.BookmarkH\x00\x42\x07\n\x05\x65vent\"O\n\x14ReportAppliedRequest\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t2\xed\x01\n\x0c\x41gentService\x12=\n\tGetConfig\x12\x1c.genconf.v1.GetConfigRequest\x1a\x12.genconf.v1.Config\x12P\n\x0bWatchConfig\x12\x1e.genconf.v1.WatchConfigRequest\x1a\x1f.genconf.v1.WatchConfigResponse0\x01\x12L\n\rReportApplied\x12 .genconf.v1.ReportAppliedRequest\x1a\x19.genconf.v1.WriteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16genconf/v1/agent.proto\x12\ngenconf.v1\x1a\x16genconf/v1/types.proto\"6\n\x10GetConfigRequest\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\"L\n\x12WatchConfigRequest\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x12\n\nknown_hash\x18\x02 \x01(\t\x12\x14\n\x0cmin_revision\x18\x03 \x01(\x04\"*\n\x08\x42ookmark\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\"n\n\x13WatchConfigResponse\x12$\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x12.genconf.v1.ConfigH\x00\x12(\n\x08\x62ookmark\x18\x02 \x01(\x0b\x32\x14.genconf.v1.BookmarkH\x00\x42\x07\n\x05\x65vent\"\x8b\x01\n\x14ReportAppliedRequest\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\"\n\x06health\x18\x05 \x01(\x0e\x32\x12.genconf.v1.Health\x12\x16\n\x0ehealth_message\x18\x06 \x01(\t2\xed\x01\n\x0c\x41gentService\x12=\n\tGetConfig\x12\x1c.genconf.v1.GetConfigRequest\x1a\x12.genconf.v1.Config\x12P\n\x0bWatchConfig\x12\x1e.genconf.v1.WatchConfigRequest\x1a\x1f.genconf.v1.WatchConfigResponse0\x01\x12L\n\rReportApplied\x12 .genconf.v1.ReportAppliedRequest\x1a\x19.genconf.v1.WriteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,8 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOOKMARK']._serialized_end=238
   _globals['_WATCHCONFIGRESPONSE']._serialized_start=240
   _globals['_WATCHCONFIGRESPONSE']._serialized_end=350
-  _globals['_REPORTAPPLIEDREQUEST']._serialized_start=352
-  _globals['_REPORTAPPLIEDREQUEST']._serialized_end=431
-  _globals['_AGENTSERVICE']._serialized_start=434
-  _globals['_AGENTSERVICE']._serialized_end=671
+  _globals['_REPORTAPPLIEDREQUEST']._serialized_start=353
+  _globals['_REPORTAPPLIEDREQUEST']._serialized_end=492
+  _globals['_AGENTSERVICE']._serialized_start=495
+  _globals['_AGENTSERVICE']._serialized_end=732
 # @@protoc_insertion_point(module_scope)

@@ -41,13 +41,17 @@ class WatchConfigResponse(_message.Message):
     def __init__(self, config: _Optional[_Union[_types_pb2.Config, _Mapping]] = ..., bookmark: _Optional[_Union[Bookmark, _Mapping]] = ...) -> None: ...
 
 class ReportAppliedRequest(_message.Message):
-    __slots__ = ("unit", "hash", "ok", "message")
+    __slots__ = ("unit", "hash", "ok", "message", "health", "health_message")
     UNIT_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     unit: str
     hash: str
     ok: bool
     message: str
-    def __init__(self, unit: _Optional[str] = ..., hash: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+    health: _types_pb2.Health
+    health_message: str
+    def __init__(self, unit: _Optional[str] = ..., hash: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., health_message: _Optional[str] = ...) -> None: ...

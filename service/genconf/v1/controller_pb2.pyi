@@ -87,20 +87,46 @@ class ListApplicationsResponse(_message.Message):
     def __init__(self, applications: _Optional[_Iterable[_Union[_types_pb2.Application, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class AddUnitsRequest(_message.Message):
-    __slots__ = ("application", "count", "names")
+    __slots__ = ("application", "count", "names", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     application: str
     count: int
     names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, application: _Optional[str] = ..., count: _Optional[int] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, application: _Optional[str] = ..., count: _Optional[int] = ..., names: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RemoveUnitRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class LabelUnitRequest(_message.Message):
+    __slots__ = ("unit", "set", "remove")
+    class SetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    unit: str
+    set: _containers.ScalarMap[str, str]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unit: _Optional[str] = ..., set: _Optional[_Mapping[str, str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListUnitsRequest(_message.Message):
     __slots__ = ("application", "min_revision")
@@ -168,26 +194,32 @@ class PatchConfigRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., key: _Optional[str] = ..., diff: _Optional[str] = ..., branch: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class AddBranchRequest(_message.Message):
-    __slots__ = ("name", "created_by")
+    __slots__ = ("name", "created_by", "expires_in_seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_by: str
-    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+    expires_in_seconds: int
+    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ...) -> None: ...
 
 class TrackBranchRequest(_message.Message):
-    __slots__ = ("branch", "units", "applications", "count", "application")
+    __slots__ = ("branch", "units", "applications", "count", "application", "percent", "selector")
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
     branch: str
     units: _containers.RepeatedScalarFieldContainer[str]
     applications: _containers.RepeatedScalarFieldContainer[str]
     count: int
     application: str
-    def __init__(self, branch: _Optional[str] = ..., units: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., application: _Optional[str] = ...) -> None: ...
+    percent: float
+    selector: str
+    def __init__(self, branch: _Optional[str] = ..., units: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., application: _Optional[str] = ..., percent: _Optional[float] = ..., selector: _Optional[str] = ...) -> None: ...
 
 class UntrackBranchRequest(_message.Message):
     __slots__ = ("branch", "units", "applications")
@@ -272,6 +304,26 @@ class AbortBranchRequest(_message.Message):
     force: bool
     def __init__(self, branch: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
+class RebaseBranchRequest(_message.Message):
+    __slots__ = ("name", "keys", "applications")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    applications: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DropBranchKeyRequest(_message.Message):
+    __slots__ = ("name", "application", "key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    application: str
+    key: str
+    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
 class ListBranchesRequest(_message.Message):
     __slots__ = ("min_revision",)
     MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -293,3 +345,63 @@ class GetBranchRequest(_message.Message):
     name: str
     min_revision: int
     def __init__(self, name: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ("application", "min_revision")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    min_revision: int
+    def __init__(self, application: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
+
+class UnitStatus(_message.Message):
+    __slots__ = ("unit", "branch", "state", "report")
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    unit: str
+    branch: str
+    state: str
+    report: _types_pb2.AppliedReport
+    def __init__(self, unit: _Optional[str] = ..., branch: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[_types_pb2.AppliedReport, _Mapping]] = ...) -> None: ...
+
+class BranchInFlight(_message.Message):
+    __slots__ = ("branch", "units", "keys")
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    branch: str
+    units: int
+    keys: int
+    def __init__(self, branch: _Optional[str] = ..., units: _Optional[int] = ..., keys: _Optional[int] = ...) -> None: ...
+
+class ApplicationStatus(_message.Message):
+    __slots__ = ("application", "version", "label", "branches", "current", "behind", "failed", "unreported", "units")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    BRANCHES_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    BEHIND_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    version: int
+    label: str
+    branches: _containers.RepeatedCompositeFieldContainer[BranchInFlight]
+    current: int
+    behind: int
+    failed: int
+    unreported: int
+    units: _containers.RepeatedCompositeFieldContainer[UnitStatus]
+    def __init__(self, application: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ..., branches: _Optional[_Iterable[_Union[BranchInFlight, _Mapping]]] = ..., current: _Optional[int] = ..., behind: _Optional[int] = ..., failed: _Optional[int] = ..., unreported: _Optional[int] = ..., units: _Optional[_Iterable[_Union[UnitStatus, _Mapping]]] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("applications", "revision")
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    applications: _containers.RepeatedCompositeFieldContainer[ApplicationStatus]
+    revision: int
+    def __init__(self, applications: _Optional[_Iterable[_Union[ApplicationStatus, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...

@@ -76,6 +76,11 @@ class ControllerServiceStub:
                 request_serializer=genconf_dot_v1_dot_controller__pb2.ListUnitsRequest.SerializeToString,
                 response_deserializer=genconf_dot_v1_dot_controller__pb2.ListUnitsResponse.FromString,
                 _registered_method=True)
+        self.LabelUnit = channel.unary_unary(
+                '/genconf.v1.ControllerService/LabelUnit',
+                request_serializer=genconf_dot_v1_dot_controller__pb2.LabelUnitRequest.SerializeToString,
+                response_deserializer=genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+                _registered_method=True)
         self.SetConfig = channel.unary_unary(
                 '/genconf.v1.ControllerService/SetConfig',
                 request_serializer=genconf_dot_v1_dot_controller__pb2.SetConfigRequest.SerializeToString,
@@ -121,6 +126,16 @@ class ControllerServiceStub:
                 request_serializer=genconf_dot_v1_dot_controller__pb2.AbortBranchRequest.SerializeToString,
                 response_deserializer=genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
                 _registered_method=True)
+        self.RebaseBranch = channel.unary_unary(
+                '/genconf.v1.ControllerService/RebaseBranch',
+                request_serializer=genconf_dot_v1_dot_controller__pb2.RebaseBranchRequest.SerializeToString,
+                response_deserializer=genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.DropBranchKey = channel.unary_unary(
+                '/genconf.v1.ControllerService/DropBranchKey',
+                request_serializer=genconf_dot_v1_dot_controller__pb2.DropBranchKeyRequest.SerializeToString,
+                response_deserializer=genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+                _registered_method=True)
         self.ListBranches = channel.unary_unary(
                 '/genconf.v1.ControllerService/ListBranches',
                 request_serializer=genconf_dot_v1_dot_controller__pb2.ListBranchesRequest.SerializeToString,
@@ -130,6 +145,11 @@ class ControllerServiceStub:
                 '/genconf.v1.ControllerService/GetBranch',
                 request_serializer=genconf_dot_v1_dot_controller__pb2.GetBranchRequest.SerializeToString,
                 response_deserializer=genconf_dot_v1_dot_types__pb2.Branch.FromString,
+                _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/genconf.v1.ControllerService/GetStatus',
+                request_serializer=genconf_dot_v1_dot_controller__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=genconf_dot_v1_dot_controller__pb2.StatusResponse.FromString,
                 _registered_method=True)
 
 
@@ -180,6 +200,12 @@ class ControllerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListUnits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LabelUnit(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -239,6 +265,18 @@ class ControllerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RebaseBranch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropBranchKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListBranches(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -246,6 +284,12 @@ class ControllerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBranch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -294,6 +338,11 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     request_deserializer=genconf_dot_v1_dot_controller__pb2.ListUnitsRequest.FromString,
                     response_serializer=genconf_dot_v1_dot_controller__pb2.ListUnitsResponse.SerializeToString,
             ),
+            'LabelUnit': grpc.unary_unary_rpc_method_handler(
+                    servicer.LabelUnit,
+                    request_deserializer=genconf_dot_v1_dot_controller__pb2.LabelUnitRequest.FromString,
+                    response_serializer=genconf_dot_v1_dot_types__pb2.WriteResponse.SerializeToString,
+            ),
             'SetConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.SetConfig,
                     request_deserializer=genconf_dot_v1_dot_controller__pb2.SetConfigRequest.FromString,
@@ -339,6 +388,16 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     request_deserializer=genconf_dot_v1_dot_controller__pb2.AbortBranchRequest.FromString,
                     response_serializer=genconf_dot_v1_dot_types__pb2.WriteResponse.SerializeToString,
             ),
+            'RebaseBranch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebaseBranch,
+                    request_deserializer=genconf_dot_v1_dot_controller__pb2.RebaseBranchRequest.FromString,
+                    response_serializer=genconf_dot_v1_dot_types__pb2.WriteResponse.SerializeToString,
+            ),
+            'DropBranchKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropBranchKey,
+                    request_deserializer=genconf_dot_v1_dot_controller__pb2.DropBranchKeyRequest.FromString,
+                    response_serializer=genconf_dot_v1_dot_types__pb2.WriteResponse.SerializeToString,
+            ),
             'ListBranches': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBranches,
                     request_deserializer=genconf_dot_v1_dot_controller__pb2.ListBranchesRequest.FromString,
@@ -348,6 +407,11 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     servicer.GetBranch,
                     request_deserializer=genconf_dot_v1_dot_controller__pb2.GetBranchRequest.FromString,
                     response_serializer=genconf_dot_v1_dot_types__pb2.Branch.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=genconf_dot_v1_dot_controller__pb2.GetStatusRequest.FromString,
+                    response_serializer=genconf_dot_v1_dot_controller__pb2.StatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -567,6 +631,33 @@ class ControllerService:
             '/genconf.v1.ControllerService/ListUnits',
             genconf_dot_v1_dot_controller__pb2.ListUnitsRequest.SerializeToString,
             genconf_dot_v1_dot_controller__pb2.ListUnitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LabelUnit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genconf.v1.ControllerService/LabelUnit',
+            genconf_dot_v1_dot_controller__pb2.LabelUnitRequest.SerializeToString,
+            genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -821,6 +912,60 @@ class ControllerService:
             _registered_method=True)
 
     @staticmethod
+    def RebaseBranch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genconf.v1.ControllerService/RebaseBranch',
+            genconf_dot_v1_dot_controller__pb2.RebaseBranchRequest.SerializeToString,
+            genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropBranchKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genconf.v1.ControllerService/DropBranchKey',
+            genconf_dot_v1_dot_controller__pb2.DropBranchKeyRequest.SerializeToString,
+            genconf_dot_v1_dot_types__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListBranches(request,
             target,
             options=(),
@@ -864,6 +1009,33 @@ class ControllerService:
             '/genconf.v1.ControllerService/GetBranch',
             genconf_dot_v1_dot_controller__pb2.GetBranchRequest.SerializeToString,
             genconf_dot_v1_dot_types__pb2.Branch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genconf.v1.ControllerService/GetStatus',
+            genconf_dot_v1_dot_controller__pb2.GetStatusRequest.SerializeToString,
+            genconf_dot_v1_dot_controller__pb2.StatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,12 +3,22 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Health(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HEALTH_UNKNOWN: _ClassVar[Health]
+    HEALTH_HEALTHY: _ClassVar[Health]
+    HEALTH_UNHEALTHY: _ClassVar[Health]
+HEALTH_UNKNOWN: Health
+HEALTH_HEALTHY: Health
+HEALTH_UNHEALTHY: Health
 
 class OptionSchema(_message.Message):
     __slots__ = ("type", "default", "description", "secret")
@@ -50,32 +60,47 @@ class Application(_message.Message):
     def __init__(self, name: _Optional[str] = ..., charm: _Optional[str] = ..., schema: _Optional[_Mapping[str, OptionSchema]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., effective: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., units: _Optional[_Iterable[str]] = ..., uid: _Optional[str] = ...) -> None: ...
 
 class AppliedReport(_message.Message):
-    __slots__ = ("hash", "ok", "message", "at")
+    __slots__ = ("hash", "ok", "message", "at", "health", "health_message", "health_since")
     HASH_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_SINCE_FIELD_NUMBER: _ClassVar[int]
     hash: str
     ok: bool
     message: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, hash: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    health: Health
+    health_message: str
+    health_since: _timestamp_pb2.Timestamp
+    def __init__(self, hash: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., health: _Optional[_Union[Health, str]] = ..., health_message: _Optional[str] = ..., health_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Unit(_message.Message):
-    __slots__ = ("name", "application", "branch", "applied", "uid", "application_uid")
+    __slots__ = ("name", "application", "branch", "applied", "uid", "application_uid", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_UID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     application: str
     branch: str
     applied: AppliedReport
     uid: str
     application_uid: str
-    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., branch: _Optional[str] = ..., applied: _Optional[_Union[AppliedReport, _Mapping]] = ..., uid: _Optional[str] = ..., application_uid: _Optional[str] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., application: _Optional[str] = ..., branch: _Optional[str] = ..., applied: _Optional[_Union[AppliedReport, _Mapping]] = ..., uid: _Optional[str] = ..., application_uid: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class BranchChange(_message.Message):
     __slots__ = ("key", "op", "value", "has_from")
@@ -111,7 +136,7 @@ class UnitApplied(_message.Message):
     def __init__(self, unit: _Optional[str] = ..., hash: _Optional[str] = ..., applied: _Optional[bool] = ..., report: _Optional[_Union[AppliedReport, _Mapping]] = ...) -> None: ...
 
 class Branch(_message.Message):
-    __slots__ = ("name", "created_by", "created_at", "track_applications", "changes", "units", "applied", "on_behalf_of", "authenticated")
+    __slots__ = ("name", "created_by", "created_at", "track_applications", "changes", "units", "applied", "on_behalf_of", "authenticated", "cohorts", "expires_at")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +146,8 @@ class Branch(_message.Message):
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     AUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
+    COHORTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_by: str
     created_at: _timestamp_pb2.Timestamp
@@ -130,7 +157,19 @@ class Branch(_message.Message):
     applied: _containers.RepeatedCompositeFieldContainer[UnitApplied]
     on_behalf_of: str
     authenticated: bool
-    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., track_applications: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[ApplicationChanges, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ..., applied: _Optional[_Iterable[_Union[UnitApplied, _Mapping]]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ...) -> None: ...
+    cohorts: _containers.RepeatedCompositeFieldContainer[Cohort]
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., track_applications: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[ApplicationChanges, _Mapping]]] = ..., units: _Optional[_Iterable[str]] = ..., applied: _Optional[_Iterable[_Union[UnitApplied, _Mapping]]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ..., cohorts: _Optional[_Iterable[_Union[Cohort, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Cohort(_message.Message):
+    __slots__ = ("application", "percent", "selector")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    percent: float
+    selector: str
+    def __init__(self, application: _Optional[str] = ..., percent: _Optional[float] = ..., selector: _Optional[str] = ...) -> None: ...
 
 class KeyChange(_message.Message):
     __slots__ = ("key", "has_from", "has_to", "to")
@@ -156,7 +195,7 @@ class ApplicationKeyChanges(_message.Message):
     def __init__(self, application: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[KeyChange, _Mapping]]] = ..., secret_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("id", "kind", "branch", "changes", "created_by", "created_at", "reason", "versions", "on_behalf_of", "authenticated")
+    __slots__ = ("id", "kind", "branch", "changes", "created_by", "created_at", "reason", "versions", "on_behalf_of", "authenticated", "application_uids")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +203,13 @@ class Generation(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ApplicationUidsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +220,7 @@ class Generation(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     AUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_UIDS_FIELD_NUMBER: _ClassVar[int]
     id: int
     kind: str
     branch: str
@@ -184,7 +231,8 @@ class Generation(_message.Message):
     versions: _containers.ScalarMap[str, int]
     on_behalf_of: str
     authenticated: bool
-    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., branch: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ApplicationKeyChanges, _Mapping]]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., versions: _Optional[_Mapping[str, int]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ...) -> None: ...
+    application_uids: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., branch: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ApplicationKeyChanges, _Mapping]]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., versions: _Optional[_Mapping[str, int]] = ..., on_behalf_of: _Optional[str] = ..., authenticated: _Optional[bool] = ..., application_uids: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class DiffEntry(_message.Message):
     __slots__ = ("path", "kind", "has_old", "old", "has_new", "new", "text_diff")
@@ -255,7 +303,7 @@ class Config(_message.Message):
     def __init__(self, unit: _Optional[str] = ..., application: _Optional[str] = ..., branch: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_json: _Optional[str] = ..., hash: _Optional[str] = ..., app_version: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
-    __slots__ = ("revision", "generation", "versions", "units")
+    __slots__ = ("revision", "generation", "versions", "units", "skipped")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -263,15 +311,24 @@ class WriteResponse(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class SkippedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     REVISION_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     revision: int
     generation: int
     versions: _containers.ScalarMap[str, int]
     units: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, revision: _Optional[int] = ..., generation: _Optional[int] = ..., versions: _Optional[_Mapping[str, int]] = ..., units: _Optional[_Iterable[str]] = ...) -> None: ...
+    skipped: _containers.ScalarMap[str, str]
+    def __init__(self, revision: _Optional[int] = ..., generation: _Optional[int] = ..., versions: _Optional[_Mapping[str, int]] = ..., units: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ConflictDetail(_message.Message):
     __slots__ = ("application", "key", "current", "proposed")
