@@ -34,7 +34,7 @@ from genconf.cli.watch_lines import WatchLines
 from genconf.client import Client
 from genconf.client.requests import schema_to_proto
 from genconf.store.store import Store
-from genconf.v1 import admin_pb2, types_pb2
+from genconf.v1 import admin_pb2, rollout_pb2, types_pb2
 
 # -- deltas as the server sends them ------------------------------------------------
 
@@ -550,3 +550,25 @@ async def test_after_a_restart_a_watch_from_now_says_so_and_one_since_a_revision
     assert person_out == "" and f"stopped after revision {after.revision}" in person_rest
     for err_lines in (person_err, script_err + script_rest.splitlines()):
         assert sum("server away" in line for line in err_lines) == 1, err_lines
+
+
+def test_a_rollout_says_its_state_step_and_why() -> None:
+    def rollout_delta(state: str, step: int, phase: str, why: str) -> admin_pb2.Delta:
+        r = rollout_pb2.Rollout(branch="gradual", application="web", state=state, step=step)
+        r.phase = phase
+        for size in ({"units": 1}, {"percent": 50.0}, {"percent": 100.0}):
+            r.steps.add(**size)
+        r.transitions.add(to=state, step=step, why=why)
+        return admin_pb2.Delta(kind="rollout", key="gradual", rollout=r)
+
+    lines = WatchLines()
+    waiting = rollout_delta("running", 1, "waiting", "tracked 5 unit(s)")
+    assert texts(lines, waiting) == [
+        "rollout gradual: running, step 2/3 (50%), waiting: tracked 5 unit(s)"
+    ]
+    assert texts(lines, waiting) == [], "the same state again says nothing new"
+    paused = rollout_delta("paused", 1, "waiting", "1 unit(s) failed: web/3")
+    assert texts(lines, paused) == [
+        "rollout gradual: paused at step 2/3 (50%): 1 unit(s) failed: web/3"
+    ]
+    assert texts(lines, removed("rollout", "gradual")) == ["rollout gradual removed"]

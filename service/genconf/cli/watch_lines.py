@@ -263,7 +263,24 @@ class _Batch:
             "unit": self.unit,
             "branch": self.branch,
             "generation": self.generation,
+            "rollout": self.rollout,
         }.get(v["kind"], self.other)(v)
+
+    def rollout(self, v: Data) -> None:
+        """``rollout canary: running, step 2/4 (10%), waiting: why``: its state as the
+        driver or an operator left it, with the latest transition's reason."""
+        entity = ("rollout", v["key"])
+        r = v["value"]
+        if v["removed"] or not r:
+            self.text(entity, f"rollout {self.s.cyan(v['key'])} {self.s.red('removed')}")
+            return
+        steps = r["steps"]
+        at = f"step {r['step']}/{len(steps)} ({steps[r['step'] - 1]})" if steps else ""
+        state = r["state"] if r["state"] != "running" else f"running, {at}, {r['phase']}"
+        if r["state"] == "paused" and at:
+            state = f"paused at {at}"
+        why = r["transitions"][-1]["why"] if r["transitions"] else ""
+        self.text(entity, f"rollout {self.s.cyan(v['key'])}: {state}" + (f": {why}" if why else ""))
 
     def other(self, v: Data) -> None:
         state = self.s.red("removed") if v["removed"] else "changed"
