@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
-import bson
 import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 from support.model_check import stored_configs
+from support.servers import store_digest
 
 from genconf.domain.transfer import format_time
 from genconf.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from genconf.store.branches import MAX_BRANCH_LIFETIME, expiry_after
-from genconf.store.documents import APPLICATIONS, BOOKKEEPING, BRANCHES, UNITS
+from genconf.store.documents import APPLICATIONS, BRANCHES, UNITS
 from genconf.store.invariants import check_database
 from genconf.store.store import Store
 
@@ -34,16 +32,6 @@ SCHEMA: dict[str, Any] = {
     "level": {"type": "int"},
 }
 HOUR = dt.timedelta(hours=1)
-
-
-async def digest(db: AsyncDatabase[dict[str, Any]]) -> str:
-    """sha256 over every document of every model collection: a refused write keeps it."""
-    h = hashlib.sha256()
-    for name in sorted(set(await db.list_collection_names()) - set(BOOKKEEPING)):
-        h.update(name.encode() + b"\0")
-        async for doc in db[name].find({}).sort("_id", 1):
-            h.update(bson.encode(doc))
-    return h.hexdigest()
 
 
 async def staged(store: Store, branch: str) -> dict[str, dict[str, Any]]:
@@ -150,7 +138,7 @@ async def test_rebase_refusals_name_what_is_staged_and_write_nothing(store: Stor
     await store.add_branch("b")
     await store.set_branch_config("b", "web", {"port": 1, "motd": "x"})
     await store.set_config("web", {"port": 2})
-    before = await digest(store.db)
+    before = await store_digest(store.db)
 
     with pytest.raises(FailedPrecondition, match="'empty' stages no change: nothing to rebase"):
         await store.rebase_branch("empty")
@@ -171,7 +159,7 @@ async def test_rebase_refusals_name_what_is_staged_and_write_nothing(store: Stor
         await store.rebase_branch("gone")
     with pytest.raises(InvalidArgument):
         await store.rebase_branch("b", applications=["Not An App"])
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
 
 async def test_rebase_and_a_master_write_serialize(store: Store, mongo_uri: str) -> None:
@@ -233,7 +221,7 @@ async def test_drop_refusals_name_what_is_staged_and_write_nothing(store: Store)
     await store.add_branch("b")
     await store.add_branch("empty")
     await store.set_branch_config("b", "web", {"port": 1})
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(NotFound) as unknown:
         await store.drop_branch_key("b", "web", "motd")
     assert unknown.value.message == (
@@ -249,7 +237,7 @@ async def test_drop_refusals_name_what_is_staged_and_write_nothing(store: Store)
         await store.drop_branch_key("gone", "web", "port")
     with pytest.raises(InvalidArgument, match="give the key to drop"):
         await store.drop_branch_key("b", "web", "")
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
 
 # -- expiry --------------------------------------------------------------------------------
@@ -257,14 +245,14 @@ async def test_drop_refusals_name_what_is_staged_and_write_nothing(store: Store)
 
 async def test_expires_at_is_checked_when_the_branch_is_added(store: Store) -> None:
     now = store.clock()
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(InvalidArgument, match="which is not in the future"):
         await store.add_branch("b", expires_at=now - HOUR)
     with pytest.raises(InvalidArgument, match="at most 3650 days"):
         await store.add_branch("b", expires_at=now + MAX_BRANCH_LIFETIME + HOUR)
     with pytest.raises(InvalidArgument, match="time zone"):
         await store.add_branch("b", expires_at=dt.datetime(2999, 1, 1))
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
     with pytest.raises(InvalidArgument, match="must not be negative"):
         expiry_after(now, -1)
     with pytest.raises(InvalidArgument, match="at most 315360000"):

@@ -9,31 +9,19 @@ unit added while a cohort is tracked ends where the rule says, whatever the orde
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
-import bson
 import pytest
-from pymongo.asynchronous.database import AsyncDatabase
 from support.model_check import stored_configs
+from support.servers import store_digest
 
 from genconf.domain.cohorts import Cohort, members
 from genconf.errors import FailedPrecondition, InvalidArgument, NotFound
-from genconf.store.documents import BOOKKEEPING, BRANCHES, UNITS
+from genconf.store.documents import BRANCHES, UNITS
 from genconf.store.invariants import check_database
 from genconf.store.store import Store
 
 SCHEMA: dict[str, Any] = {"port": {"type": "int", "default": 80}}
-
-
-async def digest(db: AsyncDatabase[dict[str, Any]]) -> str:
-    """sha256 over every document of every model collection: a refused write keeps it."""
-    h = hashlib.sha256()
-    for name in sorted(set(await db.list_collection_names()) - set(BOOKKEEPING)):
-        h.update(name.encode() + b"\0")
-        async for doc in db[name].find({}).sort("_id", 1):
-            h.update(bson.encode(doc))
-    return h.hexdigest()
 
 
 async def units_of(store: Store, app: str) -> dict[str, dict[str, Any]]:
@@ -140,7 +128,7 @@ async def test_lowering_or_reselecting_is_refused_and_untrack_forgets_the_cohort
     await store.create_application("web", schema=SCHEMA, units=40)
     await store.add_branch("canary")
     await store.track_branch("canary", application="web", percent=25)
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(FailedPrecondition) as lower:
         await store.track_branch("canary", application="web", percent=10)
     assert "tracks 25% of 'web'" in lower.value.message
@@ -149,7 +137,7 @@ async def test_lowering_or_reselecting_is_refused_and_untrack_forgets_the_cohort
     with pytest.raises(FailedPrecondition) as reselect:
         await store.track_branch("canary", application="web", percent=50, selector="zone=a")
     assert "selector 'zone=a' instead of '(none)'" in reselect.value.message
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     left = await store.untrack_branch("canary", applications=["web"])
     assert set(left.units) == await by_rule(store, "canary", "web", Cohort.of(25))
@@ -180,7 +168,7 @@ async def test_whole_application_and_cohort(store: Store) -> None:
 async def test_refusals_write_nothing(store: Store) -> None:
     await store.create_application("web", schema=SCHEMA, units=3)
     await store.add_branch("b")
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     cases: list[tuple[dict[str, Any], type[Exception], str]] = [
         ({"application": "web", "percent": 0.0, "selector": ""}, InvalidArgument, "give units"),
         ({"application": "web", "percent": 150}, InvalidArgument, "percent must be more than 0"),
@@ -201,12 +189,12 @@ async def test_refusals_write_nothing(store: Store) -> None:
         assert message in str(caught.value), kwargs
     with pytest.raises(NotFound):
         await store.track_branch("nope", application="web", percent=10)
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
 
 async def test_labels_live_on_the_unit_document(store: Store) -> None:
     await store.create_application("web", schema=SCHEMA, units=2)
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(InvalidArgument, match="invalid label key 'bad key'"):
         await store.label_unit("web/0", {"bad key": "a"})
     with pytest.raises(InvalidArgument, match="invalid value"):
@@ -217,7 +205,7 @@ async def test_labels_live_on_the_unit_document(store: Store) -> None:
         await store.label_unit("web/0")
     with pytest.raises(InvalidArgument, match="invalid label key"):
         await store.add_units("web", count=1, labels={"-x": "a"})
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     done = await store.label_unit("web/0", {"zone": "a", "tier": "web"})
     assert done.units == ["web/0"]

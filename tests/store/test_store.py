@@ -7,16 +7,14 @@ and raise a typed `GenconfError` whose message says what to do.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import bson
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from support.model_check import stored_configs
+from support.servers import store_digest
 
 from genconf.domain import names, schema
 from genconf.domain.results import WriteResult
@@ -33,7 +31,6 @@ from genconf.errors import (
 )
 from genconf.store.documents import (
     APPLICATIONS,
-    BOOKKEEPING,
     BRANCHES,
     FENCES,
     GENERATIONS,
@@ -48,16 +45,6 @@ SCHEMA: dict[str, Any] = {
     "s": {"type": "string", "default": "x"},
     "o": {"type": "object"},
 }
-
-
-async def digest(db: AsyncDatabase[dict[str, Any]]) -> str:
-    """sha256 over every document of every model collection, in _id order."""
-    h = hashlib.sha256()
-    for name in sorted(set(await db.list_collection_names()) - set(BOOKKEEPING)):
-        h.update(name.encode() + b"\0")
-        async for doc in db[name].find({}).sort("_id", 1):
-            h.update(bson.encode(doc))
-    return h.hexdigest()
 
 
 async def effective(store: Store, unit: str) -> dict[str, Any]:
@@ -118,7 +105,7 @@ async def test_second_commit_of_same_key_conflicts_then_force_wins(store: Store)
         await store.set_branch_config(name, "app", set={"k": value})
 
     await store.commit_branch("b1")
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(Conflict) as caught:
         await store.commit_branch("b2")
     err = caught.value
@@ -127,7 +114,7 @@ async def test_second_commit_of_same_key_conflicts_then_force_wins(store: Store)
     for part in ("app.k", "from 5", "master now 7", "wants 9", "force"):
         assert part in message, (part, message)
     assert isinstance(err, FailedPrecondition)
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     result = await store.commit_branch("b2", force=True)
     state = await store.load()
@@ -151,7 +138,7 @@ async def test_conflict_lists_every_key_with_absent_values(store: Store) -> None
     await store.set_config("app", unset=["k"], set={"s": "same"})
     await store.set_config("db", set={"s": "m"})
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(Conflict) as caught:
         await store.commit_branch("b")
     assert caught.value.keys == [
@@ -162,7 +149,7 @@ async def test_conflict_lists_every_key_with_absent_values(store: Store) -> None
     assert "2 key(s)" in message
     assert "app.k (from 5, master now absent, branch 'b' wants 6)" in message
     assert "db.s (from absent, master now \"m\", branch 'b' wants absent)" in message
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
 
 async def test_same_target_on_two_branches_is_not_a_conflict(store: Store) -> None:
@@ -186,7 +173,7 @@ async def test_unit_tracks_only_one_branch(store: Store) -> None:
     await store.add_branch("b2")
     await store.track_branch("b1", units=["app/0"])
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(FailedPrecondition) as caught:
         await store.track_branch("b2", units=["app/0", "app/1"])
     assert "app/0 tracks 'b1'" in str(caught.value)
@@ -194,7 +181,7 @@ async def test_unit_tracks_only_one_branch(store: Store) -> None:
     assert "Untrack" in str(caught.value)
     with pytest.raises(FailedPrecondition, match="app/0 tracks 'b1'"):
         await store.track_branch("b2", applications=["app"])
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     # tracking the same branch again is fine and changes nothing for the unit
     await store.track_branch("b1", units=["app/0"])
@@ -246,9 +233,9 @@ async def test_track_count_picks_lowest_free_units_and_is_stable(store: Store) -
     first = await store.track_branch("b2", count=2, application="app")
     assert first.units == ["app/1", "app/3"]
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     again = await store.track_branch("b2", count=2, application="app")
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
     state = await store.load()
     assert sorted(u for u, d in state[UNITS].items() if d["branch"] == "b2") == [
         "app/1",
@@ -260,12 +247,12 @@ async def test_track_count_picks_lowest_free_units_and_is_stable(store: Store) -
     assert "app/4" in more.units
     assert await branch_of(store, "app/5") is None
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(FailedPrecondition, match="fewer than 5"):
         await store.track_branch("b2", count=5, application="app")
     with pytest.raises(InvalidArgument, match="needs the application"):
         await store.track_branch("b2", count=1)
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
 
 async def test_abort_refused_while_units_track_unless_forced(store: Store) -> None:
@@ -275,13 +262,13 @@ async def test_abort_refused_while_units_track_unless_forced(store: Store) -> No
     await store.set_branch_config("b", "app", set={"k": 7})
     await store.track_branch("b", units=["app/2", "app/0"])
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(FailedPrecondition) as caught:
         await store.abort_branch("b")
     message = str(caught.value)
     assert "2 unit(s): app/0, app/2" in message
     assert "force" in message
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     result = await store.abort_branch("b", force=True)
     assert result.units == ["app/0", "app/2"]
@@ -306,13 +293,13 @@ async def test_expected_version_mismatch_writes_nothing(store: Store) -> None:
     await store.create_application("app", schema=SCHEMA)
     await store.set_config("app", set={"k": 5})
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(VersionMismatch) as caught:
         await store.set_config("app", set={"k": 6}, expected_version=1)
     assert (caught.value.expected, caught.value.actual) == (1, 2)
     assert "at version 2" in str(caught.value)
     assert "expected version 1" in str(caught.value)
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     result = await store.set_config("app", set={"k": 6}, expected_version=2)
     assert result.versions == {"app": 3}
@@ -724,12 +711,12 @@ async def populated(store: Store) -> Store:
 async def test_rejected_write_is_typed_and_writes_nothing(
     populated: Store, call: Call, error: type[GenconfError], text: str
 ) -> None:
-    before = await digest(populated.db)
+    before = await store_digest(populated.db)
     with pytest.raises(GenconfError) as caught:
         await call(populated)
     assert type(caught.value) is error, repr(caught.value)
     assert text in caught.value.message, caught.value.message
-    assert await digest(populated.db) == before
+    assert await store_digest(populated.db) == before
 
 
 # ---------------------------------------------------------------------------
@@ -773,11 +760,11 @@ async def test_set_config_writes_one_version_and_one_set_generation(store: Store
     assert (await History(store.db).get_version("app", 4))["settings"] == {"s": "y"}
 
     # A write that changes nothing writes nothing and returns the current version.
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     noop = await store.set_config("app", set={"s": "y"}, unset=["k"])
     assert (noop.generation, noop.versions) == (None, {"app": 4})
     assert isinstance(noop.revision, int)
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
     assert await count(store, VERSIONS) == 4
     assert await count(store, GENERATIONS) == 3
 
@@ -866,7 +853,7 @@ async def test_update_application_schema_must_fit_values_in_use(store: Store) ->
     await store.add_branch("b")
     await store.set_branch_config("b", "app", set={"s": "long"})
 
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(FailedPrecondition) as caught:
         await store.update_application("app", schema={**SCHEMA, "k": {"type": "string"}})
     assert "the new schema of 'app' does not fit" in str(caught.value)
@@ -875,7 +862,7 @@ async def test_update_application_schema_must_fit_values_in_use(store: Store) ->
         await store.update_application("app", schema={"s": {"type": "string"}})
     with pytest.raises(FailedPrecondition, match="branch 'b': unknown config key 's'"):
         await store.update_application("app", schema={"k": {"type": "int"}})
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
 
     await store.update_application("app", charm="ch2")
     app = (await store.load())[APPLICATIONS]["app"]
@@ -919,10 +906,10 @@ async def test_remove_application_removes_units_versions_and_branch_parts(store:
 async def test_removed_unit_numbers_are_never_reused(store: Store) -> None:
     await store.create_application("app", schema=SCHEMA, units=2)
     await store.remove_unit("app/1")
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(AlreadyExists, match="never reused"):
         await store.add_units("app", names=["app/1"])
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
     assert (await store.add_units("app", count=1)).units == ["app/2"]
     assert (await store.add_units("app", names=["app/5"])).units == ["app/5"]
     assert (await store.add_units("app", count=1)).units == ["app/6"]
@@ -970,10 +957,10 @@ async def test_unit_numbers_stay_addressable(store: Store) -> None:
     await store.create_application("nums", schema=SCHEMA)
     last = f"nums/{names.MAX_UNIT_NUMBER}"
     await store.add_units("nums", names=[last])
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(InvalidArgument, match=f"go from 0 to {names.MAX_UNIT_NUMBER}"):
         await store.add_units("nums", count=1)
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
     assert names.parse_unit_name(last) == ("nums", names.MAX_UNIT_NUMBER)
 
 
@@ -983,10 +970,10 @@ async def test_a_unit_cannot_leave_a_wholly_tracked_application_alone(store: Sto
     await store.create_application("app", schema=SCHEMA, units=2)
     await store.add_branch("b")
     await store.track_branch("b", applications=["app"])
-    before = await digest(store.db)
+    before = await store_digest(store.db)
     with pytest.raises(FailedPrecondition, match="untrack the application 'app'"):
         await store.untrack_branch("b", units=["app/1"])
-    assert await digest(store.db) == before
+    assert await store_digest(store.db) == before
     result = await store.untrack_branch("b", units=["app/1"], applications=["app"])
     assert result.units == ["app/0", "app/1"]
 

@@ -21,11 +21,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import bson
 import grpc
 from bson import json_util
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from genconf.api.server import RunningServer, ServerConfig, serve
 from genconf.client import Client
@@ -265,6 +267,17 @@ def digest(mongo_client: MongoClient[dict[str, Any]], db_name: str) -> str:
     for name in sorted(set(db.list_collection_names()) - set(BOOKKEEPING)):
         for doc in db[name].find({}, sort=[("_id", 1)]):
             h.update(name.encode() + json_util.dumps(doc, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+async def store_digest(db: AsyncDatabase[dict[str, Any]]) -> str:
+    """`digest` through a Store's own database handle: sha256 over every document of
+    every model collection, in _id order (a refused write keeps it)."""
+    h = hashlib.sha256()
+    for name in sorted(set(await db.list_collection_names()) - set(BOOKKEEPING)):
+        h.update(name.encode() + b"\0")
+        async for doc in db[name].find({}).sort("_id", 1):
+            h.update(bson.encode(doc))
     return h.hexdigest()
 
 
