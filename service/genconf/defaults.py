@@ -18,7 +18,9 @@ MIB: Final = 1024 * 1024
 DEFAULT_LISTEN: Final = "127.0.0.1:50051"
 DEFAULT_DATA_DIR: Final = ".genconf-data"
 DEFAULT_DATABASE: Final = "genconf"
-DEFAULT_BOOKMARK_INTERVAL: Final = 30.0
+# 0: no periodic bookmarks. Resuming a config watch never needs them (see
+# `AgentServicer.WatchConfig`), and each one costs a message per quiet stream.
+DEFAULT_BOOKMARK_INTERVAL: Final = 0.0
 DEFAULT_MAX_REQUEST_BYTES: Final = 4 * MIB
 # Whole-server health is NOT_SERVING after this long without word from the stream.
 DEFAULT_STALE_AFTER: Final = 10.0
@@ -113,7 +115,11 @@ SERVE_OPTIONS: Final[tuple[ServeOption, ...]] = (
     ),
     ServeOption("--database", "the model's database name", DEFAULT_DATABASE),
     ServeOption(
-        "--bookmark-interval", "seconds between watch bookmarks", DEFAULT_BOOKMARK_INTERVAL, float
+        "--bookmark-interval",
+        "seconds between bookmarks on a quiet config watch, a sign of life for clients that "
+        "want one (0: none; resuming does not need them)",
+        DEFAULT_BOOKMARK_INTERVAL,
+        float,
     ),
     ServeOption(
         "--demo",

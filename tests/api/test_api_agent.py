@@ -17,7 +17,7 @@ import anyio
 import grpc
 import pytest
 from google.protobuf import json_format
-from support.servers import BOOKMARK_INTERVAL, assert_code, settled_model
+from support.servers import BOOKMARK_INTERVAL, assert_code, running_server, settled_model
 
 from genconf.api.server import RunningServer
 from genconf.client import Client
@@ -394,3 +394,39 @@ async def test_slow_reader_gets_the_newest_config(
         await watch.quiet_until(last.revision)  # and nothing after the newest
     finally:
         watch.cancel()
+
+
+async def test_by_default_a_quiet_stream_sends_nothing_and_resumes_exactly(
+    mongo_uri: str, db_name: str
+) -> None:
+    """No periodic bookmarks by default: a stream whose unit is untouched by 30 writes
+    sends nothing, its next message is its next config, and resuming from its first
+    config's (by then old) revision with its hash is answered by a bookmark."""
+    async with (
+        running_server(mongo_uri, db_name, bookmark_interval=0) as srv,
+        Client(srv.address, timeout=10) as client,
+    ):
+        stub = agent_pb2_grpc.AgentServiceStub(client.channel)
+        created = await client.create_application("web", schema=SCHEMA, units=2)
+        await client.create_application("db", schema=SCHEMA, units=1)
+        watch = Watch(stub, "web/0", min_revision=created.revision)
+        try:
+            first = (await watch.next()).config
+            assert first.unit == "web/0"
+            for k in range(30):
+                await client.set_config("db", {"k": k})
+            changed = await client.set_config("web", {"k": 7})
+            message = await watch.next()
+            assert message.HasField("config"), "a quiet stream sent a bookmark"
+            assert values(message.config)["k"] == 7 and message.config.unit == "web/0"
+            assert message.config.revision == changed.revision
+        finally:
+            watch.cancel()
+        resumed = Watch(stub, "web/0", known_hash=message.config.hash, min_revision=first.revision)
+        try:
+            mark = (await resumed.next()).bookmark
+            assert mark.hash == message.config.hash and mark.revision >= changed.revision
+            again = await client.set_config("web", {"k": 8})
+            assert (await resumed.config()).revision == again.revision
+        finally:
+            resumed.cancel()

@@ -64,7 +64,11 @@ async def test_fanout_small(mongo_uri: str, mongo_client: MongoClient[dict[str, 
     assert last.ratio is not None and last.ratio > 0
     p50, p99 = report.figure("p50 per agent"), report.figure("p99 per agent")
     assert p50.value is not None and p99.value is not None
-    assert 0 < p50.value <= p99.value <= last.value
+    best = report.figure("last agent, best round")
+    assert best.value is not None and 0 < p50.value <= p99.value <= best.value <= last.value
+    cpu = report.figure("server CPU per fan-out")
+    assert cpu.value and cpu.baseline and cpu.target == "<= 1.1x baseline"
+    assert last.target == "<= 1.15x baseline, <= 1000 ms"
     # Two rounds of one change each, to 40 agents.
     assert report.details["notifications"] == 80
     assert no_bench_databases(mongo_client, "fanout")
@@ -117,6 +121,22 @@ async def test_idle_small(mongo_uri: str) -> None:
     assert 0 < report.details["baseline"]["bookmarks"] <= 100
     cpu = report.figure("server CPU while idle")
     assert cpu.value is not None and cpu.value >= 0
+    assert len(report.details["genconf"]["cpu_percent_slices"]) == 3
+
+
+async def test_idle_small_without_bookmarks(mongo_uri: str) -> None:
+    """The server's default: a quiet stream sends nothing, nor does the baseline's."""
+    report = await idle.run_idle(
+        Options(streams=50, mongo_uri=mongo_uri, timeout=60, **SMALL),
+        window=1.0,
+        interval=0.0,
+        settle=0.2,
+    )
+    check_report(report, "idle")
+    assert report.details["genconf"]["watchers"] == 50
+    assert report.details["genconf"]["bookmarks"] == 0
+    assert report.details["baseline"]["bookmarks"] == 0
+    assert report.figure("server CPU while idle").target == "<= 1 % of a core"
 
 
 async def test_storm_small(mongo_uri: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import grpc
+from google.protobuf.message import Message
 
 from genconf.api import convert
 from genconf.api.errors import abort_with, unary, write
@@ -163,12 +164,30 @@ class BookmarkClock:
         return due
 
 
+def _unit_field(unit: str) -> bytes:
+    """A WatchConfigResponse holding only ``config.unit``: sent after a group's
+    shared encoding, it merges into that message's ``config`` (protobuf parsers
+    merge repeated occurrences of an embedded message field), so each stream adds
+    its own unit name with one bytes concatenation and no encoding."""
+    return agent_pb2.WatchConfigResponse(config=types_pb2.Config(unit=unit)).SerializeToString()
+
+
+def _send(response: bytes | Message) -> bytes:
+    """WatchConfig's serializer: the handler sends pre-encoded bytes (a group's shared
+    encoding) or, to an observer, a message redacted on the way."""
+    if isinstance(response, bytes):
+        return response
+    return response.SerializeToString()
+
+
 class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, store: Store, cache: ModelCache, *, bookmark_interval: float) -> None:
         super().__init__(store, cache)
-        self.bookmarks = BookmarkClock(bookmark_interval)
+        # Periodic bookmarks only when asked for (interval > 0): resuming never needs
+        # them (see `WatchConfig`).
+        self.bookmarks = BookmarkClock(bookmark_interval) if bookmark_interval > 0 else None
         self._bookmarks_at = -1  # the revision _bookmark_memo holds bookmarks of
-        self._bookmark_memo: dict[str, agent_pb2.WatchConfigResponse] = {}
+        self._bookmark_memo: dict[str, bytes] = {}
 
     @unary
     @read(lambda request: names.parse_unit_name(request.unit))
@@ -178,27 +197,50 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
 
     async def WatchConfig(
         self, request: agent_pb2.WatchConfigRequest, context: Context
-    ) -> AsyncIterator[agent_pb2.WatchConfigResponse]:
+    ) -> AsyncIterator[bytes | agent_pb2.WatchConfigResponse]:
+        """The unit's config now, then each distinct config, each stamped with the
+        revision of the batch that gave it to the unit.
+
+        Resuming (``known_hash`` and ``min_revision``, the revision of the last config
+        received) is exact without bookmarks: the unit's config did not change from
+        that revision until the next config the stream would have sent, so any
+        replica at or past it holds that config or a newer one, never an older one.
+        A quiet stream's revision may lag the model's by any amount and resuming still
+        needs nothing newer, so a quiet stream sends nothing. Periodic bookmarks
+        (``--bookmark-interval``) remain for clients that want a sign of life.
+
+        The hot path of a fan-out: one encoding per distinct config and revision,
+        shared by every stream of the group (`_shared`), plus the stream's own unit
+        field encoded once at subscribe (`_unit_field`)."""
         # Errors become statuses here rather than through `errors.streaming`: one
         # async generator layer less on every message to every agent.
         try:
             unit = request.unit
             names.parse_unit_name(unit)
             await await_revision(self.cache, request.min_revision, context)
+            # Only a caller shown exact hashes gets shared bytes, and is answered by
+            # known_hash: to an observer (shown keyed ones, a message redacted on its
+            # way), a bookmark would confirm a hash it made up from a guessed secret.
+            exact = sees_secrets(current_principal.get())
+            suffix = _unit_field(unit)
             # Registering the watch and reading the current config happen with no
             # await in between, so no change can fall between the two.
             watch = self.cache.watch(unit)
-            quiet = self.bookmarks.register(watch)
+            clock = self.bookmarks
+            quiet = clock.register(watch) if clock is not None else None
             try:
                 current = self.cache.config(unit)
                 last_hash = current.hash
-                # Only a caller shown exact hashes is answered by known_hash: to an
-                # observer (shown keyed ones), a bookmark would confirm a hash it
-                # made up from a guessed secret.
-                if request.known_hash == last_hash and sees_secrets(current_principal.get()):
+                if request.known_hash == last_hash and exact:
                     yield self._bookmark(last_hash)
                 else:
-                    yield self._watch_response(unit, current.effective, current=True)
+                    effective = current.effective
+                    revision = max(effective.revision, self.cache.revision)
+                    yield (
+                        self._shared(effective, revision) + suffix
+                        if exact
+                        else (self._redactable(effective, revision, suffix))
+                    )
                 while True:
                     try:
                         effective = await watch.next_or_nudge()
@@ -212,66 +254,76 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
                         # The bookmark clock found the stream quiet. Nothing is pending
                         # (a pending config comes first), so the bookmark's hash is the
                         # config at its revision.
-                        yield self._bookmark(last_hash)
-                        self.bookmarks.sent(quiet, refile=True)
+                        assert clock is not None and quiet is not None
+                        yield (
+                            self._bookmark(last_hash)
+                            if exact
+                            else self._bookmark_message(last_hash)
+                        )
+                        clock.sent(quiet, refile=True)
                     elif effective.hash != last_hash:
                         last_hash = effective.hash
-                        yield self._watch_response(unit, effective, current=not watch.pending)
-                        self.bookmarks.sent(quiet)
+                        if exact:
+                            yield self._shared(effective, watch.revision) + suffix
+                        else:
+                            yield self._redactable(effective, watch.revision, suffix)
+                        if quiet is not None:
+                            clock.sent(quiet)  # type: ignore[union-attr]
             finally:
-                self.bookmarks.unregister(quiet)
+                if quiet is not None:
+                    clock.unregister(quiet)  # type: ignore[union-attr]
                 watch.close()
         except GenconfError as exc:
             await abort_with(context, exc)
 
-    def _revision(self, effective: EffectiveConfig, *, current: bool) -> int:
-        """The revision a unit's config carries. When it is the unit's config at the
-        cache's revision (``current``: nothing newer pending), that revision: a
-        memoized group's own revision can be older than the change that moved the
-        unit into it, and a client resumes from this revision (a replica behind it
-        could otherwise hand back the config from before that change)."""
-        if current:
-            return max(effective.revision, self.cache.revision)
-        return effective.revision
+    def _revision(self, effective: EffectiveConfig) -> int:
+        """The revision of a unit's current config: the cache's revision (a memoized
+        group's own revision can be older than the change that moved the unit into it,
+        and a client resumes from this revision: a replica behind it could otherwise
+        hand back the config from before that change)."""
+        return max(effective.revision, self.cache.revision)
 
     def _config(self, unit: str, effective: EffectiveConfig) -> types_pb2.Config:
         """The unit's current Config (see `_revision`)."""
         out = convert.config_to_proto(unit, effective)
-        out.revision = self._revision(effective, current=True)
+        out.revision = self._revision(effective)
         return out
 
-    def _watch_response(
-        self, unit: str, effective: EffectiveConfig, *, current: bool
+    @staticmethod
+    def _shared(effective: EffectiveConfig, revision: int) -> bytes:
+        """The group's WatchConfigResponse at ``revision``, without a unit: encoded
+        once and sent by every stream of the group (the memo keeps the latest
+        revision, the one a fan-out's streams all send)."""
+        memo = effective.encoded.get(_WATCH_KEY)
+        if memo is None or memo[0] != revision:
+            message = agent_pb2.WatchConfigResponse(config=convert.config_to_proto("", effective))
+            message.config.revision = revision
+            memo = effective.encoded[_WATCH_KEY] = (revision, message.SerializeToString())
+        return memo[1]
+
+    def _redactable(
+        self, effective: EffectiveConfig, revision: int, suffix: bytes
     ) -> agent_pb2.WatchConfigResponse:
-        """`_config` as a WatchConfigResponse, copied once per subscriber from a
-        message built once per distinct config (the struct, the canonical JSON and
-        the hash are never redone per subscriber)."""
-        revision = self._revision(effective, current=current)
-        shared = effective.encoded.get(_WATCH_KEY)
-        if shared is None:
-            shared = agent_pb2.WatchConfigResponse(config=convert.config_to_proto("", effective))
-            effective.encoded[_WATCH_KEY] = shared
-        out = agent_pb2.WatchConfigResponse()
-        out.CopyFrom(shared)
-        config = out.config
-        config.unit = unit
-        config.revision = revision
-        return out
+        """The same message, decoded, for an observer: the guard redacts it on its way."""
+        return agent_pb2.WatchConfigResponse.FromString(self._shared(effective, revision) + suffix)
 
-    def _bookmark(self, hash_: str) -> agent_pb2.WatchConfigResponse:
-        """A bookmark at the cache's revision: one message per distinct config hash
-        and revision, shared by every stream that sends it (nobody changes it)."""
+    def _bookmark(self, hash_: str) -> bytes:
+        """A bookmark at the cache's revision: one encoding per distinct config hash
+        and revision, shared by every stream that sends it."""
         revision = self.cache.revision
         if revision != self._bookmarks_at:
             self._bookmarks_at = revision
             self._bookmark_memo.clear()
         message = self._bookmark_memo.get(hash_)
         if message is None:
-            message = agent_pb2.WatchConfigResponse(
-                bookmark=agent_pb2.Bookmark(revision=revision, hash=hash_)
-            )
+            message = self._bookmark_message(hash_).SerializeToString()
             self._bookmark_memo[hash_] = message
         return message
+
+    def _bookmark_message(self, hash_: str) -> agent_pb2.WatchConfigResponse:
+        return agent_pb2.WatchConfigResponse(
+            bookmark=agent_pb2.Bookmark(revision=self.cache.revision, hash=hash_)
+        )
 
     @write
     async def ReportApplied(
@@ -293,3 +345,27 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
             health=health_name(request.health),
             health_message=request.health_message,
         )
+
+
+class _SendingBytes:
+    """Stands in for the server in the generated registration, and registers the
+    same handlers with WatchConfig's responses going out through `_send`."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Ignored: the generic handler is made again below, from the changed table."""
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        handlers = dict(handlers)
+        handlers["WatchConfig"] = handlers["WatchConfig"]._replace(response_serializer=_send)
+        generic = grpc.method_handlers_generic_handler(service, handlers)
+        self._server.add_generic_rpc_handlers((generic,))
+        self._server.add_registered_method_handlers(service, handlers)
+
+
+def add_agent_service(servicer: AgentServicer, server: Any) -> None:
+    """Register AgentService as the generated code does, except that WatchConfig's
+    responses may be pre-encoded bytes (`_send`)."""
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, _SendingBytes(server))

@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from genconf.addresses import is_loopback
 from genconf.api.admin import AdminServicer
-from genconf.api.agent import AgentServicer
+from genconf.api.agent import AgentServicer, add_agent_service
 from genconf.api.controller import ControllerServicer
 from genconf.api.guard import Guard
 from genconf.api.history import HistoryServicer
@@ -76,7 +76,6 @@ from genconf.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     agent_pb2,
-    agent_pb2_grpc,
     controller_pb2,
     controller_pb2_grpc,
     history_pb2,
@@ -408,7 +407,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         # Each service goes on the gRPC server through `services`, which keeps its
         # handlers for the HTTP side: both protocols call the same servicer objects.
         services = MethodTable(server)
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(
+        add_agent_service(
             AgentServicer(store, read.cache, bookmark_interval=config.bookmark_interval),
             services,
         )

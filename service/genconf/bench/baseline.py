@@ -127,13 +127,13 @@ class BaselineServicer:
     async def stats(self, request: bytes, context: Context) -> bytes:
         if request == b"gc":
             gc.collect()
-        times = os.times()
         cache = self.cache.statistics()
         return json.dumps(
             {
                 "pid": os.getpid(),
                 "rss_bytes": _rss_bytes(),
-                "cpu_seconds": times.user + times.system,
+                # Every thread's, to the nanosecond (os.times counts in 10 ms ticks).
+                "cpu_seconds": time.process_time(),
                 "monotonic": time.monotonic(),
                 "baseline_subscribers": self.subscribers,
                 "config_watchers": cache.watchers,

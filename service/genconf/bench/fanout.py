@@ -14,14 +14,25 @@ just before the trigger RPC (``Fire`` for the baseline; ``SetConfig`` of one key
 of the application for genconf, which goes through MongoDB, the change stream,
 the multiwatcher and the cache), then wait until every agent has the message.
 Each agent records when it received it; its latency is that time minus ``t0``
-(one monotonic clock for all processes). The headline is the time until the
-last agent has it; p50/p99 over the agents of the same round come with it. The
-reported round is the best of ``--repeat`` per side (least disturbed by the
-host); the median is alongside.
+(one monotonic clock for all processes). The server's CPU per fan-out is its
+process CPU time (every thread, `time.process_time`) across the same span.
 
-Targets: ratio (baseline time / genconf time for the last agent) >= 0.7, and
-all agents within 1 s. Agent processes run on the same cores as the server: they
-spend about as much CPU receiving as the server spends sending, for both sides.
+The baseline is the floor: the cheapest way found to push one message to N
+streams through grpc.aio. One bytes object shared by every stream (no
+serializer: gRPC copies it as is), one wake-up (an `asyncio.Event`) shared by
+every stream of the topic, and nothing else per stream. The handler's shape was
+measured and does not move the floor: an async generator, ``context.write`` in a
+coroutine, and a generator under two more wrapping generator layers all cost the
+same within noise (30-36 ms of server CPU per broadcast to 1,000 streams each,
+2-core VM); what remains is gRPC's own per-message work and the ``sendmsg``
+system calls (a quarter of the server's samples under ``py-spy --native``), which
+any sender pays.
+
+Targets, the median of ``--repeat`` rounds per side: the last agent within
+1.15x the baseline's time, the server's CPU within 1.1x the baseline's, and
+every agent within 1 s. The best round of each side comes alongside. Agent
+processes run on the same cores as the server: they spend about as much CPU
+receiving as the server spends sending, for both sides.
 """
 
 from __future__ import annotations
@@ -41,7 +52,10 @@ __all__ = ["DEFAULT_STREAMS", "main", "run_fanout"]
 
 DEFAULT_STREAMS: Final = 10_000
 DEFAULT_REPEAT: Final = 5
-TARGET_RATIO: Final = 0.7
+# The issue's targets: the last agent within 1.15x the floor's time, the server's CPU
+# within 1.1x the floor's, each the median of the rounds; and everyone within 1 s.
+TARGET_LAST_FACTOR: Final = 1.15
+TARGET_CPU_FACTOR: Final = 1.1
 TARGET_LAST_MS: Final = 1000.0
 
 
@@ -91,26 +105,37 @@ async def run_fanout(opts: Options) -> Report:
     best = best_rounds(last)
     pick = {side: latencies[side][best[side]] for side in SIDES}
 
-    def figure(name: str, of: Any, **targets: Any) -> Figure:
-        return Figure(name, "ms", ms(of(pick["genconf"])), ms(of(pick["baseline"])), **targets)
+    def figure(name: str, of: Any) -> Figure:
+        """A figure of each side's best round."""
+        return Figure(name, "ms", ms(of(pick["genconf"])), ms(of(pick["baseline"])))
+
+    def median(name: str, per_round: dict[str, list[float]], **targets: Any) -> Figure:
+        """The median round of each side (the targets' figure)."""
+        return Figure(
+            name,
+            "ms",
+            ms(statistics.median(per_round["genconf"])),
+            ms(statistics.median(per_round["baseline"])),
+            **targets,
+        )
 
     figures = [
-        figure(
+        median(
             "last agent has it",
-            max,
-            target_ratio=TARGET_RATIO,
+            last,
+            target_factor=TARGET_LAST_FACTOR,
             target_max=TARGET_LAST_MS,
         ),
+        median(
+            "server CPU per fan-out",
+            server_cpu,
+            target_factor=TARGET_CPU_FACTOR,
+        ),
+        figure("last agent, best round", max),
         figure("p50 per agent", lambda v: percentile(v, 50)),
         figure("p99 per agent", lambda v: percentile(v, 99)),
         Figure(
-            "last agent, median round",
-            "ms",
-            ms(statistics.median(last["genconf"])),
-            ms(statistics.median(last["baseline"])),
-        ),
-        Figure(
-            "server CPU per fan-out",
+            "server CPU per fan-out, least",
             "ms",
             ms(min(server_cpu["genconf"])),
             ms(min(server_cpu["baseline"])),
@@ -121,7 +146,7 @@ async def run_fanout(opts: Options) -> Report:
         workload="fanout",
         title=f"one application-wide change to {opts.streams:,} WatchConfig streams "
         f"({opts.workers} client processes x {opts.channels} channels); "
-        f"best of {opts.repeat} rounds per side",
+        f"{opts.repeat} rounds per side",
         baseline="the same server sending one pre-encoded message to as many streams "
         "(genconf.bench.baseline Watch/Fire): no cache, no per-stream work",
         params=_params(opts),
@@ -162,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fanout",
         "Time until S subscribed agents have one application-wide change, "
         "against the same server sending one pre-encoded message to as many streams "
-        f"(target ratio >= {TARGET_RATIO}, all within {TARGET_LAST_MS:g} ms).",
+        f"(targets, median of rounds: last agent <= {TARGET_LAST_FACTOR:g}x and server CPU "
+        f"<= {TARGET_CPU_FACTOR:g}x the baseline's, all within {TARGET_LAST_MS:g} ms).",
         streams=DEFAULT_STREAMS,
         repeat=DEFAULT_REPEAT,
     )

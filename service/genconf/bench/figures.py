@@ -39,6 +39,9 @@ class Figure:
     target_max: float | None = None  # the value must be at most this
     target_min: float | None = None  # the value must be at least this
     baseline_name: str = ""
+    # A cost at most this many times the baseline's (``1.1``: within 1.1x); the same
+    # test as ``target_ratio = 1 / target_factor``, said the way a target is stated.
+    target_factor: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -54,6 +57,8 @@ class Figure:
         parts = []
         if self.target_ratio is not None:
             parts.append(f"ratio >= {self.target_ratio:g}")
+        if self.target_factor is not None:
+            parts.append(f"<= {self.target_factor:g}x baseline")
         if self.target_max is not None:
             parts.append(f"<= {self.target_max:g} {self.unit}")
         if self.target_min is not None:
@@ -69,11 +74,20 @@ class Figure:
         ok = True
         if self.target_ratio is not None:
             ok = ok and self.ratio is not None and self.ratio >= self.target_ratio
+        if self.target_factor is not None:
+            ok = ok and self._within_factor(self.target_factor)
         if self.target_max is not None:
             ok = ok and self.value <= self.target_max
         if self.target_min is not None:
             ok = ok and self.value >= self.target_min
         return ok
+
+    def _within_factor(self, factor: float) -> bool:
+        if self.value is None or self.baseline is None:
+            return False
+        if self.higher_is_better:
+            return self.value * factor >= self.baseline
+        return self.value <= self.baseline * factor
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -48,7 +48,7 @@ class Options:
     mongo_uri: str | None = None  # use this replica set instead of an embedded mongod
     database: str | None = None  # default: a fresh one, dropped at the end
     timeout: float = 120.0  # bound on each wait for agents
-    bookmark_interval: float = 600.0  # the started server's; idle sets its own
+    bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL  # the started server's: its default
     agents_module: str = AGENTS_MODULE  # what the agent processes run
     server_args: tuple[str, ...] = ()  # more `genconf.bench.server` arguments
 

@@ -221,7 +221,9 @@ async def get_unit_config(request: Request) -> Response:
     return Json(config_json(reply))
 
 
-def _watch_event(message: agent_pb2.WatchConfigResponse) -> bytes:
+def _watch_event(message: agent_pb2.WatchConfigResponse | bytes) -> bytes:
+    if isinstance(message, bytes):  # an agent or admin's message comes pre-encoded
+        message = agent_pb2.WatchConfigResponse.FromString(message)
     if message.WhichOneof("event") == "bookmark":
         mark = message.bookmark
         data = encode({"revision": mark.revision, "hash": mark.hash})

@@ -298,7 +298,7 @@ class ModelCache:
         ring and the feeds keep them."""
         changes = self._state.apply(batch)
         if changes.configs:
-            self._watches.offer(changes.configs)
+            self._watches.offer(changes.configs, batch.revision)
         if changes.removed_units:
             self._watches.end_removed(changes.removed_units)
         return changes.deltas

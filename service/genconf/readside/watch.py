@@ -39,9 +39,11 @@ class ConfigWatch:
         "_nudged",
         "_owner",
         "_pending",
+        "_pending_revision",
         "_waiter",
         "coalesced",
         "delivered",
+        "revision",
         "unit",
     )
 
@@ -49,6 +51,11 @@ class ConfigWatch:
         self._owner = owner
         self.unit = unit
         self._pending: EffectiveConfig | None = None
+        self._pending_revision = 0
+        # The revision of the batch that offered the config `next` returned last: the
+        # unit's config is that one at that revision, so a reader resuming from it
+        # (on any replica at or past it) can never be taken back to an older config.
+        self.revision = 0
         self._closed: WatchClosed | None = None
         self._waiter: asyncio.Future[None] | None = None
         # The reader's loop, looked up once: on Python 3.11 each get_running_loop()
@@ -63,12 +70,14 @@ class ConfigWatch:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def offer(self, effective: EffectiveConfig) -> None:
-        """The writer's side: replace what is pending with ``effective``."""
+    def offer(self, effective: EffectiveConfig, revision: int) -> None:
+        """The writer's side: replace what is pending with ``effective``, the unit's
+        config at ``revision``."""
         if self._pending is not None:
             self.coalesced += 1
             self._owner.note_coalesced()
         self._pending = effective
+        self._pending_revision = revision
         self._wake()
 
     def end(self, reason: WatchClosed) -> None:
@@ -101,6 +110,7 @@ class ConfigWatch:
         effective = self._pending
         assert effective is not None
         self._pending = None
+        self.revision = self._pending_revision
         self.delivered += 1
         return effective
 
@@ -163,12 +173,13 @@ class UnitWatches:
     def note_coalesced(self) -> None:
         self.coalesced += 1
 
-    def offer(self, configs: Mapping[str, EffectiveConfig]) -> None:
-        """Offer each unit's new config to its watches (only watched units cost)."""
+    def offer(self, configs: Mapping[str, EffectiveConfig], revision: int) -> None:
+        """Offer each unit's new config, as of ``revision``, to its watches (only
+        watched units cost)."""
         by_unit = self._by_unit
         for unit, effective in configs.items():
             for watch in by_unit.get(unit, ()):
-                watch.offer(effective)
+                watch.offer(effective, revision)
                 self.notifications += 1
 
     def end_removed(self, units: Iterable[str]) -> None:
