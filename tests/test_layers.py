@@ -49,7 +49,7 @@ TOP = 7  # the command line and the agent: nothing imports them
 # import them.
 LAYERS: dict[str, int | str] = {
     **dict.fromkeys(
-        ["genconf", "errors", "logs", "addresses", "defaults", "backoff", "signals"], 0
+        ["genconf", "errors", "logs", "addresses", "defaults", "backoff", "signals", "workers"], 0
     ),
     **dict.fromkeys(["domain", "wire", "shapes"], 1),
     "security": 2,

@@ -8,6 +8,7 @@ module: the CLI builds its parser from `SERVE_OPTIONS` without loading the serve
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,6 +67,19 @@ def positive(text: str) -> int:
     return value
 
 
+def worker_count(text: str) -> int:
+    """``--workers``: a number >= 1, or ``auto`` for one per CPU."""
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {text}")
+    return value
+
+
 # -- the serve options -----------------------------------------------------------
 
 SECURITY: Final = "security (authentication is on when an admin token is given)"
@@ -114,6 +128,15 @@ SERVE_OPTIONS: Final[tuple[ServeOption, ...]] = (
         metavar="HOST:PORT",
     ),
     ServeOption("--database", "the model's database name", DEFAULT_DATABASE),
+    ServeOption(
+        "--workers",
+        "server processes sharing --listen (and --http-listen), each with its own change "
+        "stream and cache, restarted if one dies; auto: one per CPU",
+        1,
+        worker_count,
+        metavar="N",
+        in_config=False,
+    ),
     ServeOption(
         "--bookmark-interval",
         "seconds between bookmarks on a quiet config watch, a sign of life for clients that "

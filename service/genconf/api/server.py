@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 import grpc
@@ -69,7 +69,7 @@ from genconf.readside.supervisor import ReadSide, read_side
 from genconf.rollout.driver import Driver, branch_expiry
 from genconf.rollout.lease import check_lease_seconds
 from genconf.rollout.store import RolloutStore
-from genconf.security.auth import bootstrap_record
+from genconf.security.auth import TokenRecord, bootstrap_record
 from genconf.store.history import History
 from genconf.store.store import Store
 from genconf.v1 import (
@@ -99,6 +99,55 @@ SERVICE_NAMES: Final = (
     tokens_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
     transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,
 )
+
+
+class Fleet(Protocol):
+    """A worker's line to the other workers of `genconf serve --workers N` (the
+    implementation is the command's: `genconf.workers.WorkerLink`)."""
+
+    def report(self, serving: bool) -> None:
+        """This worker's own whole-server status changed."""
+
+    def changes(self) -> AsyncIterator[bool]:
+        """Whether every worker is serving: now, then at each change."""
+
+
+class FleetHealth(HealthServicer):
+    """gRPC health of one worker of a fleet: each name is SERVING only while this
+    worker says so AND every worker of the fleet is serving, so a probe or balancer
+    asking any worker sees the whole fleet (one down or restarting: NOT_SERVING).
+    This worker's own whole-server status goes to the fleet as it changes."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__()
+        self._fleet = fleet
+        self._own = dict(self._server_status)  # what this worker alone would answer
+        self._fleet_serving = False
+
+    def _gated(
+        self, status: health_pb2.HealthCheckResponse.ServingStatus
+    ) -> health_pb2.HealthCheckResponse.ServingStatus:
+        return status if self._fleet_serving else health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        if self._gracefully_shutting_down:
+            return
+        self._own[service] = status
+        if service == "":
+            self._fleet.report(status == health_pb2.HealthCheckResponse.SERVING)
+        await super().set(service, self._gated(status))
+
+    async def enter_graceful_shutdown(self) -> None:
+        if not self._gracefully_shutting_down:
+            self._fleet.report(False)
+        await super().enter_graceful_shutdown()
+
+    async def follow_fleet(self) -> None:
+        """Re-answer every name at each change of the fleet's state, until cancelled."""
+        async for serving in self._fleet.changes():
+            self._fleet_serving = serving
+            for name in list(self._own):
+                await super().set(name, self._gated(self._own[name]))
 
 
 class Phase(enum.StrEnum):
@@ -161,6 +210,11 @@ class ServerConfig:
     # More handlers on the same gRPC server, given the cache (the bench's baseline):
     # the caller owns them, so the server imports nothing of theirs.
     extra_handlers: Callable[[grpc.aio.Server, ModelCache], None] | None = None
+    # One worker of `genconf serve --workers N` (None: a server of its own). Its parent
+    # checked the addresses free and holds them, so the worker binds them with
+    # SO_REUSEPORT beside its siblings and skips `check_listen_free`; its health
+    # follows the whole fleet's (`FleetHealth`).
+    fleet: Fleet | None = None
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace, **more: Any) -> ServerConfig:
@@ -328,9 +382,12 @@ def check_http_listen(config: ServerConfig, *, authenticated: bool) -> None:
         raise InvalidArgument(f"--http-listen and --listen are both {listen}: give each its own")
 
 
-@asynccontextmanager
-async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
-    """Run a genconf server until the block exits."""
+def check_config(
+    config: ServerConfig,
+) -> tuple[TokenRecord | None, grpc.ServerCredentials | None]:
+    """Every refusal that needs nothing started (limits, authentication, transport);
+    the bootstrap admin token's record and the TLS credentials. `genconf serve
+    --workers N` runs it in the parent too, so a bad setting is said once."""
     check_limits(config)
     # An empty token is a mistake (an empty file, say), never a way to turn auth off.
     bootstrap = bootstrap_record(config.admin_token) if config.admin_token is not None else None
@@ -343,9 +400,17 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     check_http_listen(config, authenticated=bootstrap is not None)
     credentials = server_credentials(config)
     check_transport(config, tls=credentials is not None)
-    check_listen_free(config.listen)  # before MongoDB: a clash is found at once
-    if config.http_listen is not None:
-        check_listen_free(config.http_listen)
+    return bootstrap, credentials
+
+
+@asynccontextmanager
+async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
+    """Run a genconf server until the block exits."""
+    bootstrap, credentials = check_config(config)
+    if config.fleet is None:  # a worker's parent checked and holds the addresses
+        check_listen_free(config.listen)  # before MongoDB: a clash is found at once
+        if config.http_listen is not None:
+            check_listen_free(config.http_listen)
     async with AsyncExitStack() as stack:
         mongo_uri = config.mongo_uri
         if mongo_uri is None:
@@ -369,7 +434,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         )
         limit_parked_reads(read.cache, config.waits_per_caller)
 
-        health = HealthServicer()
+        health = HealthServicer() if config.fleet is None else FleetHealth(config.fleet)
         for name in ("", *SERVICE_NAMES):
             await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         guard = Guard(
@@ -395,8 +460,10 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
                 # Replies up to the one limit clients take in (a large config, twice).
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 # gRPC sets SO_REUSEPORT by default: a second server on a port in use
-                # would start, and clients would reach one or the other at random.
-                ("grpc.so_reuseport", 0),
+                # would start, and clients would reach one or the other at random. A
+                # worker of a fleet shares its port with its siblings on purpose (its
+                # parent holds the port, so no other server can join it).
+                ("grpc.so_reuseport", int(config.fleet is not None)),
                 # Calls that arrived but that the event loop has not picked up yet:
                 # past the soft limit (default 1,000) gRPC cancels new ones at random,
                 # so a reconnect storm of 10,000 agents would lose some of them.
@@ -456,6 +523,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
                 tls_key=config.tls_key,
                 tls_client_ca=config.tls_client_ca,
                 bench=config.http_bench,
+                reuse_port=config.fleet is not None,
             )
             http_address = await stack.enter_async_context(serve_http(settings, api))
         try:
@@ -512,6 +580,8 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         stack.push_async_callback(stop_grpc)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_serve_when_synced, running)
+            if isinstance(health, FleetHealth):
+                tg.start_soon(health.follow_fleet)
             if running.driver is not None:
                 tg.start_soon(running.driver.run)
             if guard.enabled:

@@ -44,6 +44,9 @@ class HttpSettings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # require client certificates signed by it
     bench: bool = False  # the bench's empty route (`genconf bench http-read`)
+    # One worker of `genconf serve --workers N`: bind beside its siblings (SO_REUSEPORT);
+    # the parent checked the address free and holds it (`genconf.workers`).
+    reuse_port: bool = False
 
 
 class _InLoop(uvicorn.Server):
@@ -61,8 +64,9 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def bind(listen: str) -> socket.socket:
-    """A listening socket on ``listen`` (HOST:PORT, port 0: any free one)."""
+def bind(listen: str, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on ``listen`` (HOST:PORT, port 0: any free one); with
+    ``reuse_port``, one of several (SO_REUSEPORT) that the kernel spreads connections over."""
     host, port = split_listen(listen)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -73,6 +77,8 @@ def bind(listen: str) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(BACKLOG)
         sock.setblocking(False)
@@ -109,7 +115,7 @@ def _uvicorn_config(settings: HttpSettings, api: HttpApi) -> uvicorn.Config:
 @asynccontextmanager
 async def serve_http(settings: HttpSettings, api: HttpApi) -> AsyncIterator[str]:
     """Serve ``api`` on ``settings.listen`` until the block exits; yields HOST:PORT bound."""
-    sock = bind(settings.listen)
+    sock = bind(settings.listen, reuse_port=settings.reuse_port)
     try:
         config = _uvicorn_config(settings, api)
         server = _InLoop(config)

@@ -123,7 +123,7 @@ class RolloutStore:
             ):
                 if name not in options:
                     try:
-                        await self.db.create_collection(name, **wanted)
+                        await self.db.create_collection(name, check_exists=False, **wanted)
                     except OperationFailure as exc:
                         if exc.code != 48:  # NamespaceExists: another replica won the race
                             raise

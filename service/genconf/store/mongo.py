@@ -113,7 +113,7 @@ async def ensure_schema(db: Database) -> None:
             wanted = {} if name in BOOKKEEPING else {"changeStreamPreAndPostImages": IMAGES}
             if name not in options:
                 try:
-                    await db.create_collection(name, **wanted)
+                    await db.create_collection(name, check_exists=False, **wanted)
                 except OperationFailure as exc:
                     if exc.code != 48:  # NamespaceExists: another replica won the race
                         raise
