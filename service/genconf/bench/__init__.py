@@ -27,6 +27,11 @@ its figures next to the baseline and their ratio:
 - `soak`: writes, branch lifecycles and agents joining and leaving for N
   minutes; the server's memory over time (no baseline: against itself), then
   every agent's config against MongoDB's documents.
+- `scale`: per-unit memory, cold start and resync, GetConfig latency under an
+  open-loop load and fan-out to one application at 1k, 10k and 100k units,
+  against the same figures at the smallest size.
+- `all` (`genconf.bench.suite`): every workload but soak, each in its own process,
+  in one table next to its baseline and target, the machine described once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ WORKLOADS: Final = {
     "idle": "idle",
     "storm": "storm",
     "soak": "soak",
+    "scale": "scale",
+    "all": "suite",
 }
 
 

@@ -22,9 +22,11 @@ BENCH_SUMMARIES: Final = {
     "targeted": "commit-to-notified latency of one-unit changes at a steady rate",
     "read": "GetConfig throughput, vs an empty unary handler",
     "http-read": "GET of a unit's config over HTTP, vs an empty route of the same stack",
-    "idle": "server memory per idle stream and CPU with bookmarks on",
+    "idle": "server memory per idle stream and CPU while idle",
     "storm": "S agents reconnecting at once: time until all have their config",
     "soak": "writes, branches and agent churn for N minutes: memory, then a full check",
+    "scale": "per-unit memory, cold start, resync and latencies at 1k, 10k, 100k units",
+    "all": "every workload but soak, each in its own process: one table, the machine",
 }
 BENCH_EXAMPLES: Final = (
     "ingest --events 20000",
@@ -32,6 +34,7 @@ BENCH_EXAMPLES: Final = (
     "targeted --rate 50 --duration 10 --check",
     "soak --minutes 10",
     "storm --help",
+    "all --check --only ingest,read",
 )
 
 
