@@ -241,9 +241,11 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
                         if exact
                         else (self._redactable(effective, revision, suffix))
                     )
+                # Without a bookmark clock nothing nudges: the plain wait is cheaper.
+                wait = watch.next if clock is None else watch.next_or_nudge
                 while True:
                     try:
-                        effective = await watch.next_or_nudge()
+                        effective = await wait()
                     except WatchClosed as closed:
                         if closed.removed:
                             raise NotFound(f"unit {unit!r} was removed") from None
@@ -264,7 +266,13 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
                     elif effective.hash != last_hash:
                         last_hash = effective.hash
                         if exact:
-                            yield self._shared(effective, watch.revision) + suffix
+                            # The memo inline: every stream of a fan-out after the
+                            # first finds the group's encoding there.
+                            memo = effective.encoded.get(_WATCH_KEY)
+                            if memo is None or memo[0] != watch.revision:
+                                yield self._shared(effective, watch.revision) + suffix
+                            else:
+                                yield memo[1] + suffix
                         else:
                             yield self._redactable(effective, watch.revision, suffix)
                         if quiet is not None:

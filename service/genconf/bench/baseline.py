@@ -140,6 +140,8 @@ class BaselineServicer:
                 "ring_deltas": cache.ring_size,
                 "revision": cache.revision,
                 "notifications": cache.notifications,
+                # Collections per generation so far: a round's share shows in its CPU.
+                "gc_collections": [g["collections"] for g in gc.get_stats()],
             }
         ).encode()
 

@@ -44,7 +44,13 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from genconf.bench.figures import SIDES, Figure, Report, best_rounds, machine, ms, percentile, turns
-from genconf.bench.options import Options, workload_main, workload_parser
+from genconf.bench.options import (
+    Options,
+    add_server_workers,
+    server_workers_title,
+    workload_main,
+    workload_parser,
+)
 from genconf.bench.session import session
 from genconf.errors import BenchError
 
@@ -69,10 +75,12 @@ async def run_fanout(opts: Options) -> Report:
         await s.fire(payload)  # what a baseline subscriber receives first
         for side in SIDES:
             await s.subscribe(side, side, units)
+        placed = await s.server_stats()  # where the kernel put each connection's streams
         per_worker = [len(part) for part in s.split(units)]
         client = s.need_client()
         starts: dict[str, list[float]] = {side: [] for side in SIDES}
         server_cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+        collections: dict[str, list[list[int]]] = {side: [] for side in SIDES}
         acks: list[float] = []
         for r in range(1, opts.repeat + 1):
             for side in turns(SIDES, r):
@@ -88,6 +96,14 @@ async def run_fanout(opts: Options) -> Report:
                 await s.wait_configs(side, [n * (r + 1) for n in per_worker])
                 after = await s.server_stats()
                 server_cpu[side].append(after["cpu_seconds"] - before["cpu_seconds"])
+                collections[side].append(
+                    [
+                        a - b
+                        for a, b in zip(
+                            after["gc_collections"], before["gc_collections"], strict=True
+                        )
+                    ]
+                )
         records = {side: await s.records(side) for side in SIDES}
         stats = await s.server_stats()
         mongodb = s.mongodb
@@ -145,8 +161,8 @@ async def run_fanout(opts: Options) -> Report:
     return Report(
         workload="fanout",
         title=f"one application-wide change to {opts.streams:,} WatchConfig streams "
-        f"({opts.workers} client processes x {opts.channels} channels); "
-        f"{opts.repeat} rounds per side",
+        f"({opts.workers} client processes x {opts.channels} channels"
+        f"{server_workers_title(opts)}); {opts.repeat} rounds per side",
         baseline="the same server sending one pre-encoded message to as many streams "
         "(genconf.bench.baseline Watch/Fire): no cache, no per-stream work",
         params=_params(opts),
@@ -158,7 +174,9 @@ async def run_fanout(opts: Options) -> Report:
             "last_agent_ms_per_round": {k: [ms(x) for x in v] for k, v in last.items()},
             "server_cpu_ms_per_round": {k: [ms(x) for x in v] for k, v in server_cpu.items()},
             "notifications": stats.get("notifications"),
+            "gc_collections_per_round": collections,
             "server_rss_mib": round(stats.get("rss_bytes", 0) / 2**20, 1),
+            "server_workers": _server_workers(placed, stats),
         },
     )
 
@@ -171,6 +189,21 @@ def _round_latencies(records: dict[str, Any], starts: Sequence[float]) -> list[l
     return out
 
 
+def _server_workers(placed: dict[str, Any], end: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each server process: the streams it got of each side, its memory and CPU at the
+    end (with one process, the server itself)."""
+    return [
+        {
+            "pid": at_start["pid"],
+            "config_watchers": at_start["config_watchers"],
+            "baseline_subscribers": at_start["baseline_subscribers"],
+            "rss_mib": round(last["rss_bytes"] / 2**20, 1),
+            "cpu_s": round(last["cpu_seconds"], 3),
+        }
+        for at_start, last in zip(placed["workers"], end["workers"], strict=True)
+    ]
+
+
 def _params(opts: Options) -> dict[str, Any]:
     return {
         "streams": opts.streams,
@@ -178,12 +211,13 @@ def _params(opts: Options) -> dict[str, Any]:
         "channels": opts.channels,
         "repeat": opts.repeat,
         "server": opts.server or "started",
+        "server_workers": opts.server_workers,
         "bookmark_interval_s": opts.bookmark_interval,
     }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return workload_parser(
+    parser = workload_parser(
         "fanout",
         "Time until S subscribed agents have one application-wide change, "
         "against the same server sending one pre-encoded message to as many streams "
@@ -192,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         streams=DEFAULT_STREAMS,
         repeat=DEFAULT_REPEAT,
     )
+    add_server_workers(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,7 +78,9 @@ class ConfigWatch:
             self._owner.note_coalesced()
         self._pending = effective
         self._pending_revision = revision
-        self._wake()
+        waiter = self._waiter  # `_wake` inline: a fan-out calls this once per stream
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def end(self, reason: WatchClosed) -> None:
         """The writer's side: end the watch; its reader gets ``reason`` (once drained)."""
@@ -116,11 +118,24 @@ class ConfigWatch:
 
     async def next(self) -> EffectiveConfig:
         """The newest config not yet returned; raises WatchClosed when the watch ends."""
+        # The wait is inline (no `_wait` frame): a fan-out resumes this once per
+        # stream, and each coroutine layer costs every stream of the fan-out.
         while self._pending is None:
             if self._closed is not None:
                 raise self._closed
-            await self._wait()
-        return self._take()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        effective = self._pending
+        self._pending = None
+        self.revision = self._pending_revision
+        self.delivered += 1
+        return effective
 
     async def next_or_nudge(self) -> EffectiveConfig | None:
         """Like `next`, but None when `nudge` came first (a pending config wins)."""
@@ -177,10 +192,14 @@ class UnitWatches:
         """Offer each unit's new config, as of ``revision``, to its watches (only
         watched units cost)."""
         by_unit = self._by_unit
+        notified = 0
         for unit, effective in configs.items():
-            for watch in by_unit.get(unit, ()):
-                watch.offer(effective, revision)
-                self.notifications += 1
+            watches = by_unit.get(unit)
+            if watches is not None:
+                for watch in watches:
+                    watch.offer(effective, revision)
+                notified += len(watches)
+        self.notifications += notified
 
     def end_removed(self, units: Iterable[str]) -> None:
         """End the watches of units that no longer exist."""
