@@ -72,12 +72,10 @@ def worker_count(text: str) -> int:
     if text == "auto":
         return os.cpu_count() or 1
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {text}")
-    return value
+        return positive(text)
+    except argparse.ArgumentTypeError:
+        shown = text if text.lstrip("-").isdigit() else repr(text)
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {shown}") from None
 
 
 # -- the serve options -----------------------------------------------------------

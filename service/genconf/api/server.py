@@ -403,6 +403,18 @@ def check_config(
     return bootstrap, credentials
 
 
+async def mongo_uri_of(config: ServerConfig, stack: AsyncExitStack) -> str:
+    """``--mongo-uri``, or else the embedded mongod's, started here on ``--data-dir``
+    and stopped when ``stack`` closes."""
+    if config.mongo_uri is not None:
+        return config.mongo_uri
+    embedded = EmbeddedMongo(config.data_dir)
+    await anyio.to_thread.run_sync(embedded.start)
+    stack.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
+    log.info("embedded MongoDB started at %s (data in %s)", embedded.uri, config.data_dir)
+    return embedded.uri
+
+
 @asynccontextmanager
 async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
     """Run a genconf server until the block exits."""
@@ -412,13 +424,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[RunningServer]:
         if config.http_listen is not None:
             check_listen_free(config.http_listen)
     async with AsyncExitStack() as stack:
-        mongo_uri = config.mongo_uri
-        if mongo_uri is None:
-            embedded = EmbeddedMongo(config.data_dir)
-            await anyio.to_thread.run_sync(embedded.start)
-            stack.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
-            mongo_uri = embedded.uri
-            log.info("embedded MongoDB started at %s (data in %s)", mongo_uri, config.data_dir)
+        mongo_uri = await mongo_uri_of(config, stack)
         store = Store.connect(mongo_uri, config.database, retain_versions=config.retain_versions)
         stack.push_async_callback(store.aclose)
         await store.ensure_schema()

@@ -232,7 +232,7 @@ def _listed(pids: Sequence[int]) -> str:
 
 async def _serve_fleet(args: argparse.Namespace) -> int:
     """Supervise ``args.workers`` workers on one address until SIGINT or SIGTERM."""
-    from genconf.api.server import check_config
+    from genconf.api.server import check_config, mongo_uri_of
     from genconf.workers import supervise
 
     config = _config(args)
@@ -248,15 +248,7 @@ async def _serve_fleet(args: argparse.Namespace) -> int:
         listen = _hold(held, config.listen)
         http_listen = _hold(held, config.http_listen) if config.http_listen else None
         async with AsyncExitStack() as stack:
-            mongo_uri = config.mongo_uri
-            if mongo_uri is None:
-                from genconf.dev.embedded import EmbeddedMongo
-
-                embedded = EmbeddedMongo(config.data_dir)
-                await anyio.to_thread.run_sync(embedded.start)
-                stack.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
-                mongo_uri = embedded.uri
-                log.info("embedded MongoDB started at %s (data in %s)", mongo_uri, config.data_dir)
+            mongo_uri = await mongo_uri_of(config, stack)
             banner = await _prepare(config, mongo_uri, listen, http_listen, demo=args.demo)
             command = partial(
                 worker_argv, args, listen=listen, http_listen=http_listen, mongo_uri=mongo_uri
