@@ -129,7 +129,7 @@ def test_markdown_is_the_machine_line_and_one_row_per_figure() -> None:
 
 def test_a_figure_without_a_known_baseline_name_takes_the_reports_first_words() -> None:
     report = Report(
-        workload="scale",
+        workload="newcomer",
         title="t",
         baseline="the same fleet on the baseline Watch (one message): no cache",
         params={},

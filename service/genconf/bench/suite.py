@@ -41,8 +41,6 @@ PROG: Final = "genconf bench all"
 FORMAT: Final = 1  # of the --save document
 # Not part of the suite: itself, and soak (minutes of churn; `make soak`).
 EXCLUDED: Final = frozenset({"all", "soak"})
-# Run by name even before genconf.bench registers them (skipped until it does).
-EXPECTED: Final = ("scale",)
 BEGIN: Final = "<!-- bench:begin -->"
 END: Final = "<!-- bench:end -->"
 STDERR_KEPT: Final = 40  # lines of a workload's stderr kept for its failure message
@@ -59,6 +57,7 @@ BASELINE_NAMES: Final = {
     "http-read": "empty HTTP route",
     "idle": "streams that only wait",
     "storm": "baseline Watch",
+    "scale": "the smallest size",
     "soak": "none",
 }
 
@@ -253,9 +252,8 @@ def unavailable(workload: str, workloads: Mapping[str, str] = WORKLOADS) -> str 
 
 
 def suite_workloads() -> list[str]:
-    """The default run: every registered workload but the excluded, then the expected."""
-    listed = [w for w in WORKLOADS if w not in EXCLUDED]
-    return listed + [w for w in EXPECTED if w not in listed]
+    """The default run: every registered workload but the excluded."""
+    return [w for w in WORKLOADS if w not in EXCLUDED]
 
 
 def command(workload: str, extra: Sequence[str]) -> list[str]:
@@ -531,7 +529,7 @@ def _names(values: Iterable[str], flag: str, known: Sequence[str]) -> list[str]:
 
 def select(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]]]:
     """The workloads to run, in order, and each one's extra arguments."""
-    known = [*(w for w in WORKLOADS if w != "all"), *(w for w in EXPECTED if w not in WORKLOADS)]
+    known = [w for w in WORKLOADS if w != "all"]
     only = _names(args.only, "--only", known)
     skip = set(_names(args.skip, "--skip", known))
     order = suite_workloads() + [w for w in only if w not in suite_workloads()]
