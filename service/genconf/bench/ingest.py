@@ -1,5 +1,6 @@
 """Ingest benchmark: change events applied to the model cache per second, against
-a raw change-stream read of the same events in the same run (target ratio >= 0.7).
+a raw change-stream read of the same events in the same run (target: the median
+ratio of 3 rounds >= 0.8).
 
 Method
 ------
@@ -34,8 +35,10 @@ have only two cores, and mongod needs one). Their difference is exactly
 genconf's per-event cost: building the typed delta (``Application.from_doc``,
 schema parsing), applying it, recomputing and hashing the affected group's
 effective config, offering it to watchers, the delta ring buffer and the
-multiwatcher's bookkeeping. The reported rate is the best of ``repeat`` runs on
-each side (least disturbed by the host), with the medians alongside.
+multiwatcher's bookkeeping. The headline is the median of ``repeat`` runs (3 by
+default) on each side, and the target (`TARGET`) and ``--check`` judge the ratio
+of those medians: a single lucky run cannot pass. The best of each side (least
+disturbed by the host) is reported alongside.
 
 Run it with ``python -m genconf.bench.ingest`` (an embedded mongod is started in
 a temporary directory unless ``--mongo-uri`` is given).
@@ -70,15 +73,19 @@ from genconf.readside.multiwatcher import Multiwatcher, Tuning
 from genconf.readside.supervisor import tune_gc
 from genconf.store.store import Store
 
-__all__ = ["TARGET", "IngestResult", "main", "run_ingest"]
+__all__ = ["TARGET", "IngestResult", "headline_ratio", "main", "run_ingest"]
 
-TARGET: Final = 0.7
+# The ratio of the medians (cache / raw) that passes; `--check` exits 1 below it.
+TARGET: Final = 0.8
 DEFAULT_REPEAT: Final = 3
 
 
 @dataclass
 class IngestResult:
-    """The figures of one run; rates are events per second."""
+    """The figures of one run; rates are events per second.
+
+    The headline is ``median_ratio`` (``passed`` judges it); ``raw_events_per_s``,
+    ``cache_events_per_s`` and ``ratio`` are the best runs, kept alongside."""
 
     events: int
     raw_events_per_s: float
@@ -122,16 +129,17 @@ class IngestResult:
             f"genconf ingest: {self.events:,} events over {self.apps} applications x "
             f"{self.units_per_app} units ({self.watches} unit watches), MongoDB "
             f"{self.mongo_version}",
-            f"best of {self.repeat} runs per side (median in the last column); "
+            f"median of {self.repeat} runs per side (best in the last column); "
             f"revisions {self.start_revision}..{self.end_revision}",
             "",
-            f"  {'side':<34}{'events/s':>12}{'seconds':>9}{'median/s':>12}",
-            f"  {'raw change stream (baseline)':<34}{rate(self.raw_events_per_s)}"
-            f"{secs(self.raw_events_per_s)}{rate(self.raw_median_events_per_s)}",
-            f"  {'multiwatcher -> model cache':<34}{rate(self.cache_events_per_s)}"
-            f"{secs(self.cache_events_per_s)}{rate(self.cache_median_events_per_s)}",
-            f"  {'ratio cache / raw':<34}{self.ratio:>12.2f}{'':>9}{self.median_ratio:>12.2f}",
-            f"  {'target':<34}{'>= ' + format(self.target, '.2f'):>12}{'':>9}{verdict:>12}",
+            f"  {'side':<34}{'median/s':>12}{'seconds':>9}{'best/s':>12}",
+            f"  {'raw change stream (baseline)':<34}{rate(self.raw_median_events_per_s)}"
+            f"{secs(self.raw_median_events_per_s)}{rate(self.raw_events_per_s)}",
+            f"  {'multiwatcher -> model cache':<34}{rate(self.cache_median_events_per_s)}"
+            f"{secs(self.cache_median_events_per_s)}{rate(self.cache_events_per_s)}",
+            f"  {'ratio cache / raw':<34}{self.median_ratio:>12.2f}{'':>9}{self.ratio:>12.2f}",
+            f"  {'target (median)':<34}{'>= ' + format(self.target, '.2f'):>12}{'':>9}"
+            f"{verdict:>12}",
             "",
             f"  {'write (bulk_write, unordered)':<34}{rate(self.write_events_per_s)}"
             f"{secs(self.write_events_per_s)}",
@@ -273,14 +281,14 @@ async def _run(
         raise RuntimeError(f"expected {events} events; raw saw {raw_seen}, cache {cache_seen}")
     raw_best, cache_best = max(raw_runs), max(cache_runs)
     raw_median, cache_median = statistics.median(raw_runs), statistics.median(cache_runs)
-    ratio = cache_best / raw_best
+    median_ratio = headline_ratio(raw_runs, cache_runs)
     return IngestResult(
         events=events,
         raw_events_per_s=raw_best,
         cache_events_per_s=cache_best,
-        ratio=ratio,
+        ratio=cache_best / raw_best,
         target=TARGET,
-        passed=ratio >= TARGET,
+        passed=median_ratio >= TARGET,
         seconds=time.perf_counter() - started,
         mongo_version=str(build.get("version", "?")),
         apps=apps,
@@ -289,7 +297,7 @@ async def _run(
         repeat=repeat,
         raw_median_events_per_s=raw_median,
         cache_median_events_per_s=cache_median,
-        median_ratio=cache_median / raw_median,
+        median_ratio=median_ratio,
         raw_runs=raw_runs,
         cache_runs=cache_runs,
         write_events_per_s=events / write_s,
@@ -299,6 +307,15 @@ async def _run(
         end_revision=end_revision,
         profile=profile_text,
     )
+
+
+def headline_ratio(raw_runs: Sequence[float], cache_runs: Sequence[float]) -> float:
+    """The figure the target judges: the median cache rate over the median raw rate
+    (rates of the same rounds), so one undisturbed run on either side cannot
+    decide it."""
+    if not raw_runs or not cache_runs:
+        raise ValueError("no runs to take a median of")
+    return statistics.median(cache_runs) / statistics.median(raw_runs)
 
 
 def _check_cache(cache: ModelCache, names: Sequence[str], events: int, end_revision: int) -> None:
@@ -314,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="genconf bench ingest",
         description="Change events applied to the model cache per second, against a raw "
-        "change-stream read of the same events (target ratio >= 0.7).",
+        f"change-stream read of the same events (target: median ratio >= {TARGET}).",
     )
     parser.add_argument("--events", type=int, default=20_000, help="events to write and replay")
     parser.add_argument("--apps", type=int, default=20, help="applications")
@@ -334,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="profile one extra cache pass; stats to stderr"
     )
     parser.add_argument(
-        "--check", action="store_true", help="exit 1 when the ratio is below the target"
+        "--check",
+        action="store_true",
+        help="exit 1 when the median ratio is below the target",
     )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)

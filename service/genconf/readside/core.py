@@ -242,15 +242,23 @@ class ModelState:
         applied: list[Delta] = []
         for delta in batch.deltas:
             previous = self._apply_one(delta, before, removed_units)
-            applied.append(retained(delta, previous))
+            # retained() keeps an update as it is: no call for the common case.
+            applied.append(delta if delta.value is not None else retained(delta, previous))
         configs: dict[str, EffectiveConfig] = {}
-        for unit, old_hash in before.items():
-            record = self.units.get(unit)
-            if record is None:
-                continue
-            new = self.group(record.application, record.branch, batch.revision)
-            if new is not None and new.hash != old_hash:
-                configs[unit] = new
+        if before:
+            units, groups, revision = self.units, self._groups, batch.revision
+            for unit, old_hash in before.items():
+                record = units.get(unit)
+                if record is None:
+                    continue
+                # The group's memo inline (every unit of a group after the first
+                # finds it there), `group` only to compute it.
+                by_branch = groups.get(record.application)
+                new = None if by_branch is None else by_branch.get(record.branch)
+                if new is None:
+                    new = self.group(record.application, record.branch, revision)
+                if new is not None and new.hash != old_hash:
+                    configs[unit] = new
         if batch.revision > self.revision:
             self.revision = batch.revision
         self.batches_applied += 1
@@ -260,19 +268,20 @@ class ModelState:
     # -- internals -------------------------------------------------------------
 
     def _capture(self, units: Iterable[str], before: dict[str, str | None]) -> None:
-        hashes: dict[GroupKey, str | None] = {}
+        """Note the hash each of ``units`` has now, unless the batch already did."""
+        all_units, groups = self.units, self._groups
         for unit in units:
             if unit in before:
                 continue
-            record = self.units.get(unit)
+            record = all_units.get(unit)
             if record is None:
                 before[unit] = None
                 continue
-            key = (record.application, record.branch)
-            if key not in hashes:
-                effective = self.group(*key)
-                hashes[key] = effective.hash if effective else None
-            before[unit] = hashes[key]
+            by_branch = groups.get(record.application)
+            effective = None if by_branch is None else by_branch.get(record.branch)
+            if effective is None:
+                effective = self.group(record.application, record.branch)
+            before[unit] = None if effective is None else effective.hash
 
     def _invalidate_application(self, application: str) -> None:
         self._public_keys.pop(application, None)

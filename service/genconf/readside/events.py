@@ -4,7 +4,7 @@ cannot read (a document another tool wrote)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from genconf.domain.deltas import (
@@ -24,32 +24,37 @@ from genconf.store.documents import revision_of
 log = logging.getLogger("genconf.readside.multiwatcher")
 
 
+# How each kind of record is read from its document.
+_FROM_DOC: Final[dict[Kind, Callable[[Mapping[str, Any]], Record]]] = {
+    Kind.APPLICATION: Application.from_doc,
+    Kind.UNIT: Unit.from_doc,
+    Kind.BRANCH: Branch.from_doc,
+    Kind.ROLLOUT: Rollout.from_doc,
+    Kind.GENERATION: Generation.from_doc,
+}
+_MODELLED_OPS: Final = frozenset({"insert", "update", "replace", "delete"})
+
+
 def record_of(kind: Kind, doc: Mapping[str, Any]) -> Record:
-    if kind is Kind.APPLICATION:
-        return Application.from_doc(doc)
-    if kind is Kind.UNIT:
-        return Unit.from_doc(doc)
-    if kind is Kind.BRANCH:
-        return Branch.from_doc(doc)
-    if kind is Kind.ROLLOUT:
-        return Rollout.from_doc(doc)
-    return Generation.from_doc(doc)
+    return _FROM_DOC[kind](doc)
 
 
 def delta_of(
     event: Mapping[str, Any],
     schemas: dict[str, object] | None = None,
     stats: WatcherStats | None = None,
+    revision: int | None = None,
 ) -> Delta | None:
     """A typed delta from one change event (None for events we do not model or
-    cannot read), with its size (`retained_bytes`); ``schemas``: see there."""
+    cannot read), with its size (`retained_bytes`); ``schemas``: see there.
+    ``revision``: the event's, when the caller has already computed it."""
+    kind = COLLECTION_KINDS.get((event.get("ns") or {}).get("coll", ""))
     op = event.get("operationType")
-    ns = event.get("ns") or {}
-    kind = COLLECTION_KINDS.get(ns.get("coll", ""))
-    if kind is None or op not in ("insert", "update", "replace", "delete"):
+    if kind is None or op not in _MODELLED_OPS:
         return None
     key = str(event["documentKey"]["_id"])
-    revision = revision_of(event["clusterTime"])
+    if revision is None:
+        revision = revision_of(event["clusterTime"])
     if op == "delete":
         if schemas is not None and kind is Kind.APPLICATION:
             schemas.pop(key, None)
@@ -72,7 +77,7 @@ def readable(
     a document another tool wrote must not stop the one change stream of every
     replica, so it is left out (on the stream, its last readable version stays)."""
     try:
-        return record_of(kind, doc)
+        return _FROM_DOC[kind](doc)
     except _UNREADABLE as exc:
         if stats is not None:
             stats.unreadable_documents += 1

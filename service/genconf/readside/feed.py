@@ -51,7 +51,10 @@ class FeedFilter:
 
 
 def batch_bytes(batch: Batch) -> int:
-    return sum(d.bytes for d in batch.deltas)
+    deltas = batch.deltas
+    if len(deltas) == 1:  # most transactions: no generator to build
+        return deltas[0].bytes
+    return sum(d.bytes for d in deltas)
 
 
 class FeedOwner(Protocol):
