@@ -1,9 +1,14 @@
 """The model cache: every read and watch is answered from here.
 
-Exactly one writer, the multiwatcher, calls `load`, `apply` and `advance`, always
-from one task; everything else only reads or subscribes. There are no locks:
-each call runs to completion on the event loop, so a batch is applied
-atomically with respect to every reader.
+Exactly one writer, the multiwatcher, calls `load`, `apply`, `settle` and
+`advance`, always from one task; everything else only reads or subscribes.
+There are no locks: each call runs to completion on the event loop, so a batch
+is applied atomically with respect to every reader.
+
+Watches are offered configs once per run of batches the writer applies back to
+back (``apply(batch, settle=False)`` each, then `settle`), not once per batch:
+the writer settles before it awaits anything, so no reader ever runs between a
+batch and its settle. Reads, waiters and the admin feed see every batch at once.
 
 `ModelCache` composes the synchronous state core (`core.ModelState`: records,
 indexes, memoized effective configs) with what tells others about its changes:
@@ -193,6 +198,10 @@ class ModelCache:
         """Subscribe to a unit's effective config changes (hash changes only)."""
         if unit not in self._state.units:
             raise NotFound(f"unit {unit!r} not found")
+        # A watch starts at a run's end (a no-op for the multiwatcher, which never
+        # awaits mid-run): a run's changes before it would be compared with a hash
+        # from before the reader's first config.
+        self.settle()
         return self._watches.open(unit)
 
     def subscribe(
@@ -248,13 +257,23 @@ class ModelCache:
             applications, units, branches, generations, revision, rollouts
         )
 
-    def apply(self, batch: Batch) -> None:
-        """Apply one transaction's deltas atomically, then notify exactly the units
-        whose effective config hash changed."""
+    def apply(self, batch: Batch, *, settle: bool = True) -> None:
+        """Apply one transaction's deltas atomically, then (``settle``) notify exactly
+        the units whose effective config hash changed. The multiwatcher passes
+        ``settle=False`` and calls `settle` once per run of batches."""
         changes = self._notify(batch)
         if changes:
             self._feed.publish(Batch(batch.revision, changes))
         self.advance(batch.revision)
+        if settle:
+            self.settle()
+
+    def settle(self) -> None:
+        """End a run of batches: offer each unit whose config hash differs from the
+        one it had before the run its config once, as of the run's last revision."""
+        revision, configs = self._state.settle()
+        if configs:
+            self._watches.offer(configs, revision)
 
     def apply_resync(self, batch: Batch) -> None:
         """Apply a reload's differences (after history was lost, or an unreadable
@@ -272,6 +291,7 @@ class ModelCache:
             self.apply(batch)
             return
         self._notify(batch)
+        self.settle()
         reason = RevisionTooOld(
             f"this server reloaded its model at revision {batch.revision} "
             f"(its change stream could not go on) and the differences, ~{size:,} bytes, "
@@ -294,11 +314,9 @@ class ModelCache:
         self._feed.close_all()
 
     def _notify(self, batch: Batch) -> tuple[Delta, ...]:
-        """Apply ``batch`` to the state and tell the unit watches; the deltas as the
-        ring and the feeds keep them."""
-        changes = self._state.apply(batch)
-        if changes.configs:
-            self._watches.offer(changes.configs, batch.revision)
+        """Apply ``batch`` to the state (unsettled) and end the watches of the units
+        it removed, at once; the deltas as the ring and the feeds keep them."""
+        changes = self._state.apply(batch, settle=False)
         if changes.removed_units:
             self._watches.end_removed(changes.removed_units)
         return changes.deltas

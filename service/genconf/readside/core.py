@@ -11,6 +11,13 @@ one computation and one hash however many units share it, and every unit of
 the group shares the same `EffectiveConfig` object (and later its encoding).
 Groups are indexed by application and by branch, so a change drops only the
 groups it concerns, never scanning the others.
+
+Configs are *settled* once per run of transactions, not once per transaction:
+`apply` mutates the state and only records which units may be affected (with
+the hash each had before the run first touched it); `settle` computes each such
+unit's config once and returns those whose hash differs. Reads never wait for
+it (a group is memoized lazily from the current state); only watches do, and
+the multiwatcher settles before every turn of the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from genconf.domain import values
@@ -65,7 +73,8 @@ class Changes(NamedTuple):
 
     # The deltas as the ring and the feeds keep them (`retained`).
     deltas: tuple[Delta, ...]
-    # Per unit whose effective config hash changed, its new config.
+    # Per unit whose effective config hash changed, its new config (empty when
+    # `apply` did not settle: `ModelState.settle` returns them then).
     configs: Mapping[str, EffectiveConfig]
     # Units the batch removed (their watches end).
     removed_units: tuple[str, ...]
@@ -101,6 +110,11 @@ class ModelState:
         self._grouped_on_branch: dict[str, set[str]] = {}
         # public_keys() per existing application, dropped with its groups (_invalidate).
         self._public_keys: dict[str, Container[str]] = {}
+        # The run not yet settled: the hash each possibly-affected unit had before
+        # the run's first transaction that could change it (None: the unit is new),
+        # and the revision of the run's last transaction.
+        self._before: dict[str, str | None] = {}
+        self._run_revision = 0
         self.batches_applied = 0
         self.deltas_applied = 0
         self.groups_recomputed = 0
@@ -205,6 +219,7 @@ class ModelState:
         self._groups.clear()
         self._grouped_on_branch.clear()
         self._public_keys.clear()
+        self._before.clear()  # a new state: nothing of a run before it is owed
 
     def diff_snapshot(
         self,
@@ -232,43 +247,54 @@ class ModelState:
                 deltas.append(_measured(Kind.GENERATION, str(gen.id), revision, gen))
         return Batch(revision, tuple(deltas))
 
-    def apply(self, batch: Batch) -> Changes:
-        """Apply one transaction's deltas; return what changed, including exactly
-        the units whose effective config hash changed."""
-        # The hash each possibly-affected unit had before the batch, captured just
-        # before the first delta that can change it (None: the unit is new).
-        before: dict[str, str | None] = {}
-        removed_units: list[str] = []
+    def apply(self, batch: Batch, *, settle: bool = True) -> Changes:
+        """Apply one transaction's deltas; return what changed. With ``settle``
+        (one transaction is its own run) that includes exactly the units whose
+        effective config hash changed; without, `settle` returns them later, once
+        for the whole run."""
+        before, removed_units = self._before, []
         applied: list[Delta] = []
         for delta in batch.deltas:
             previous = self._apply_one(delta, before, removed_units)
             # retained() keeps an update as it is: no call for the common case.
             applied.append(delta if delta.value is not None else retained(delta, previous))
-        configs: dict[str, EffectiveConfig] = {}
-        if before:
-            units, groups, revision = self.units, self._groups, batch.revision
-            for unit, old_hash in before.items():
-                record = units.get(unit)
-                if record is None:
-                    continue
-                # The group's memo inline (every unit of a group after the first
-                # finds it there), `group` only to compute it.
-                by_branch = groups.get(record.application)
-                new = None if by_branch is None else by_branch.get(record.branch)
-                if new is None:
-                    new = self.group(record.application, record.branch, revision)
-                if new is not None and new.hash != old_hash:
-                    configs[unit] = new
+        if batch.revision > self._run_revision:
+            self._run_revision = batch.revision
         if batch.revision > self.revision:
             self.revision = batch.revision
         self.batches_applied += 1
         self.deltas_applied += len(batch.deltas)
+        configs = self.settle()[1] if settle else _NO_CONFIGS
         return Changes(tuple(applied), configs, tuple(removed_units))
+
+    def settle(self) -> tuple[int, dict[str, EffectiveConfig]]:
+        """End the run: the revision of its last transaction, and per unit whose
+        effective config hash differs from the one it had before the run, its
+        config (at that revision). A unit changed and changed back is left out."""
+        before, revision = self._before, self._run_revision
+        configs: dict[str, EffectiveConfig] = {}
+        if not before:
+            return revision, configs
+        self._before = {}
+        units, groups = self.units, self._groups
+        for unit, old_hash in before.items():
+            record = units.get(unit)
+            if record is None:
+                continue
+            # The group's memo inline (every unit of a group after the first
+            # finds it there), `group` only to compute it.
+            by_branch = groups.get(record.application)
+            new = None if by_branch is None else by_branch.get(record.branch)
+            if new is None:
+                new = self.group(record.application, record.branch, revision)
+            if new is not None and new.hash != old_hash:
+                configs[unit] = new
+        return revision, configs
 
     # -- internals -------------------------------------------------------------
 
     def _capture(self, units: Iterable[str], before: dict[str, str | None]) -> None:
-        """Note the hash each of ``units`` has now, unless the batch already did."""
+        """Note the hash each of ``units`` has now, unless the run already did."""
         all_units, groups = self.units, self._groups
         for unit in units:
             if unit in before:
@@ -363,6 +389,9 @@ class ModelState:
                 names.discard(unit.name)
                 if not names:
                     del index[key]
+
+
+_NO_CONFIGS: Mapping[str, EffectiveConfig] = MappingProxyType({})
 
 
 def _measured(kind: Kind, key: str, revision: int, value: Record | None) -> Delta:

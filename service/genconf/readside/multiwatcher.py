@@ -15,6 +15,13 @@ cannot return (over 16 MB, written by some other tool): resuming would meet it
 again forever, while a snapshot returns documents, each under 16 MB; the stream
 reopens after the snapshot's time, past the event.
 
+Watches are told once per run of transactions applied back to back (`ModelCache.settle`),
+not once per transaction: the run ends wherever the multiwatcher would wait or
+let others run (a drained server batch before its getMore, an idle getMore, a
+yield between transactions, a resync, leaving the stream), so readers never see
+a run half-settled, and a unit changed by many transactions of a run is offered
+one config.
+
 Every operation on the stream has a deadline a few seconds past ``max_await_ms``:
 a primary that hangs (rather than dies) otherwise holds the getMore forever,
 while the rest of the driver has long moved to the new primary. The deadlines
@@ -329,11 +336,19 @@ class Multiwatcher:
                 await stream.close()
 
     async def _read(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
-        """Apply the stream's events, one transaction per batch, until it fails.
+        """Apply the stream's events, one transaction per batch, until it fails;
+        the run is settled whenever it stops (even by an error or a cancellation)."""
+        try:
+            await self._read_runs(stream)
+        finally:
+            self.cache.settle()
+
+    async def _read_runs(self, stream: AsyncChangeStream[dict[str, Any]]) -> None:
+        """Apply the stream's events, one transaction per batch, settling each run.
 
         The hot loop of a catch-up (bench ingest): per event only what it needs,
         the batch-drained check once, the revision computed once."""
-        stats = self.stats
+        stats, settle = self.stats, self.cache.settle
         stats.set_state(State.SYNCED)
         stats.last_heard = time.monotonic()
         schemas, tokens = self._schemas, self.tokens
@@ -355,6 +370,7 @@ class Multiwatcher:
             if event is None:
                 self._flush(pending, pending_rev, pending_token)
                 pending, pending_token = [], None
+                settle()
                 self._note_idle(stream)
                 more = _batch_has_more(stream)
                 continue
@@ -374,6 +390,7 @@ class Multiwatcher:
                 # as much as applying it).
                 now = time.perf_counter()
                 if now - last_yield >= yield_interval:
+                    settle()
                     await anyio.lowlevel.checkpoint()
                     last_yield = time.perf_counter()
             delta = delta_of(event, schemas, stats, rev)
@@ -386,14 +403,17 @@ class Multiwatcher:
             pending_token = event["_id"]
             more = _batch_has_more(stream)
             if not more:
+                # The server batch is drained: the run ends before the getMore.
                 self._flush(pending, pending_rev, pending_token)
                 pending, pending_token = [], None
+                settle()
                 stats.lag_seconds = max(0.0, self.clock() - (rev >> 32))
 
     def _flush(self, pending: list[Delta], revision: int, token: Mapping[str, Any] | None) -> None:
-        """Apply one transaction, then move the resume token past it."""
+        """Apply one transaction (unsettled: the run's end settles), then move the
+        resume token past it."""
         if pending:
-            self.cache.apply(Batch(revision, tuple(pending)))
+            self.cache.apply(Batch(revision, tuple(pending)), settle=False)
             self.stats.batches += 1
         elif token is not None:
             # Nothing the cache models (e.g. a token write), but its revision is
