@@ -7,11 +7,19 @@ A `ConfigWatch` is a thin handle: it talks to its owner only through
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from genconf.errors import WatchClosed
 from genconf.readside.core import EffectiveConfig
+
+# When each reader began to wait: the order `UnitWatches.offer` wakes them in.
+_WAITS = itertools.count()
+
+
+def _began(waiting: tuple[int, asyncio.Future[None]]) -> int:
+    return waiting[0]
 
 
 class WatchOwner(Protocol):
@@ -28,9 +36,15 @@ class ConfigWatch:
     """A unit's watch with latest-state semantics: at most one pending update.
 
     A slow reader's updates coalesce into the newest, so its memory is bounded
-    and it never slows the writer. A watch is a handful of fields: its reader
-    waits on a future made only while it waits (no event object per watch or
-    per update, no timer), because a server holds one watch per connected agent.
+    and it never slows the writer. The writer coalesces too: it offers a unit's
+    config once per run of transactions it applies back to back
+    (`ModelCache.settle`), stamped with the run's last revision, and only if its
+    hash differs from the one before the run: a config that went A -> B -> A
+    within one run is not offered at all (the agent, holding A, never needed B).
+
+    A watch is a handful of fields: its reader waits on a future made only while
+    it waits (no event object per watch or per update, no timer), because a
+    server holds one watch per connected agent.
     """
 
     __slots__ = (
@@ -40,6 +54,7 @@ class ConfigWatch:
         "_owner",
         "_pending",
         "_pending_revision",
+        "_waited_at",
         "_waiter",
         "coalesced",
         "delivered",
@@ -62,6 +77,7 @@ class ConfigWatch:
         # is a getpid() system call, which shows in profiles of 10,000 streams.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nudged = False
+        self._waited_at = 0  # when the reader began to wait (`_WAITS`), for the wake order
         self.coalesced = 0
         self.delivered = 0
 
@@ -73,14 +89,25 @@ class ConfigWatch:
     def offer(self, effective: EffectiveConfig, revision: int) -> None:
         """The writer's side: replace what is pending with ``effective``, the unit's
         config at ``revision``."""
+        waiting = self.stage(effective, revision)
+        if waiting is not None:
+            waiting[1].set_result(None)
+
+    def stage(
+        self, effective: EffectiveConfig, revision: int
+    ) -> tuple[int, asyncio.Future[None]] | None:
+        """`offer` without the wake: the reader's waiter, if it waits, with when it began
+        to wait, for the owner to wake (`UnitWatches.offer` wakes a fan-out's readers
+        in the order they began to wait)."""
         if self._pending is not None:
             self.coalesced += 1
             self._owner.note_coalesced()
         self._pending = effective
         self._pending_revision = revision
-        waiter = self._waiter  # `_wake` inline: a fan-out calls this once per stream
+        waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            return self._waited_at, waiter
+        return None
 
     def end(self, reason: WatchClosed) -> None:
         """The writer's side: end the watch; its reader gets ``reason`` (once drained)."""
@@ -103,6 +130,7 @@ class ConfigWatch:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
+        self._waited_at = next(_WAITS)
         try:
             await waiter
         finally:
@@ -127,6 +155,7 @@ class ConfigWatch:
             if loop is None:
                 loop = self._loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
+            self._waited_at = next(_WAITS)
             try:
                 await waiter
             finally:
@@ -193,13 +222,24 @@ class UnitWatches:
         watched units cost)."""
         by_unit = self._by_unit
         notified = 0
+        waiting: list[tuple[int, asyncio.Future[None]]] = []
         for unit, effective in configs.items():
             watches = by_unit.get(unit)
             if watches is not None:
                 for watch in watches:
-                    watch.offer(effective, revision)
+                    if (waiter := watch.stage(effective, revision)) is not None:
+                        waiting.append(waiter)
                 notified += len(watches)
         self.notifications += notified
+        # Readers wake in the order they began to wait, as from one asyncio.Event:
+        # that order follows how gRPC completed their last sends, connection by
+        # connection, so a fan-out's sends reach each connection together and gRPC
+        # writes them in fewer, larger writes. In unit order they alternate between
+        # connections (measured, 10,000 streams on 16 connections: ~30 ms more
+        # server CPU per fan-out of ~400 ms).
+        waiting.sort(key=_began)
+        for _, waiter in waiting:
+            waiter.set_result(None)
 
     def end_removed(self, units: Iterable[str]) -> None:
         """End the watches of units that no longer exist."""
