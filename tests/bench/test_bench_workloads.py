@@ -17,6 +17,7 @@ from genconf.api.agent import BookmarkClock
 from genconf.bench import WORKLOADS, fanout, idle, read, storm, targeted
 from genconf.bench.figures import Report
 from genconf.bench.options import Options
+from genconf.bench.session import sum_stats
 
 SMALL = {"workers": 2, "channels": 2}
 
@@ -72,6 +73,52 @@ async def test_fanout_small(mongo_uri: str, mongo_client: MongoClient[dict[str, 
     # Two rounds of one change each, to 40 agents.
     assert report.details["notifications"] == 80
     assert no_bench_databases(mongo_client, "fanout")
+
+
+def test_fleet_stats_are_the_sum_of_the_workers() -> None:
+    one = {"pid": 1, "cpu_seconds": 1.5, "rss_bytes": 10, "config_watchers": 3, "revision": 9}
+    two = {"pid": 2, "cpu_seconds": 0.5, "rss_bytes": 20, "config_watchers": 4, "revision": 7}
+    one["gc_collections"], two["gc_collections"] = [5, 1, 0], [2, 2, 1]
+    total = sum_stats([one, two])
+    assert total["cpu_seconds"] == 2.0 and total["rss_bytes"] == 30
+    assert total["config_watchers"] == 7 and total["gc_collections"] == [7, 3, 1]
+    assert total["revision"] == 7  # what every worker has applied
+    assert total["workers"] == [one, two]
+    assert sum_stats([one]) == {**one, "workers": [one]}
+
+
+async def test_fanout_with_two_server_workers(mongo_uri: str) -> None:
+    """`--server-workers 2`: the kernel spreads the agents' 2 x 8 connections over both
+    workers, Fire reaches each worker's share, and the server's CPU is the workers'."""
+    report = await fanout.run_fanout(
+        Options(
+            streams=40,
+            repeat=1,
+            workers=2,
+            channels=8,
+            mongo_uri=mongo_uri,
+            timeout=60,
+            server_workers=2,
+        )
+    )
+    check_report(report, "fanout")
+    assert report.params["server_workers"] == 2
+    assert "2 server workers" in report.title
+    assert report.details["agents_received_per_round"] == {"baseline": [40], "genconf": [40]}
+    workers = report.details["server_workers"]
+    assert len(workers) == 2 and len({w["pid"] for w in workers}) == 2
+    assert all(w["config_watchers"] > 0 and w["baseline_subscribers"] > 0 for w in workers)
+    assert sum(w["config_watchers"] for w in workers) == 40
+    assert sum(w["baseline_subscribers"] for w in workers) == 40
+    assert all(w["cpu_s"] > 0 for w in workers)
+    # The server's figures are the workers' summed (the same Stats call).
+    rss = sum(w["rss_mib"] for w in workers)
+    assert report.details["server_rss_mib"] == pytest.approx(rss, abs=0.2)
+    cpu = report.figure("server CPU per fan-out")
+    assert cpu.value is not None and cpu.value > 0
+    assert cpu.baseline is not None and cpu.baseline > 0
+    # Each worker notified its own share of the one change.
+    assert report.details["notifications"] == 40
 
 
 async def test_targeted_small(mongo_uri: str) -> None:

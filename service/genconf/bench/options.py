@@ -51,12 +51,22 @@ class Options:
     bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL  # the started server's: its default
     agents_module: str = AGENTS_MODULE  # what the agent processes run
     server_args: tuple[str, ...] = ()  # more `genconf.bench.server` arguments
+    # Processes of the started server sharing its address (`genconf.bench.server
+    # --workers N`); 1: one process, as `genconf serve` runs by default.
+    server_workers: int = 1
 
     def check(self) -> None:
         if self.streams < 1 or self.workers < 1 or self.channels < 1 or self.repeat < 1:
             raise ValueError("--streams, --workers, --channels and --repeat must be >= 1")
         if self.timeout <= 0:
             raise ValueError("--timeout must be > 0")
+        if self.server_workers < 1:
+            raise ValueError("--server-workers must be >= 1")
+        if self.server_workers > 1 and self.server is not None:
+            raise ValueError(
+                "--server-workers sets how many processes the started server runs; "
+                "a --server runs as it was started: give one or the other"
+            )
 
     def run_params(self, server: str = "started") -> dict[str, Any]:
         """The last params of a report: the client processes, their channels, the server
@@ -101,9 +111,29 @@ def add_bookmark_interval(
     )
 
 
+def add_server_workers(parser: argparse.ArgumentParser) -> None:
+    """The ``--server-workers`` option: processes of the started server."""
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes of the started server sharing its address, each with its own "
+        "change stream and cache (genconf serve --workers N); figures of the server "
+        "(CPU, memory) are the sum over them",
+    )
+
+
+def server_workers_title(opts: Options) -> str:
+    """How many server processes, for a report's title ("" for the one process)."""
+    return f"; {opts.server_workers} server workers" if opts.server_workers > 1 else ""
+
+
 def options_from(args: argparse.Namespace, **extra: Any) -> Options:
     if "bookmark_interval" in vars(args):  # --bookmark-interval: the started server's
         extra.setdefault("bookmark_interval", args.bookmark_interval)
+    if "server_workers" in vars(args):  # --server-workers: the started server's
+        extra.setdefault("server_workers", args.server_workers)
     opts = Options(
         streams=getattr(args, "streams", 1),
         workers=args.workers,

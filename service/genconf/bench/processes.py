@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from genconf.bench.server import READY_LINE
+from genconf.bench.server import READY_LINE, parse_ready
 from genconf.errors import BenchError
 
 AGENTS_MODULE: Final = "genconf.bench.agents"
@@ -50,7 +50,9 @@ async def _stop_process(proc: asyncio.subprocess.Process, *, graceful: bool = Tr
 
 
 class ServerProcess:
-    """``python -m genconf.bench.server`` as a child process."""
+    """``python -m genconf.bench.server`` as a child process: one process, or with
+    ``--workers N`` a parent and N workers, each also on an address of its own
+    (`worker_addresses`, in order; empty for one process)."""
 
     # What to run (a seam: compare another build of the server by changing it).
     command: tuple[str, ...] = (sys.executable, "-m", "genconf.bench.server")
@@ -59,6 +61,7 @@ class ServerProcess:
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.address = ""
+        self.worker_addresses: list[str] = []
         self._log: IO[bytes] | None = None
 
     async def start(
@@ -90,7 +93,7 @@ class ServerProcess:
             async with asyncio.timeout(SERVER_START_TIMEOUT):
                 while line := (await self.proc.stdout.readline()).decode():
                     if line.startswith(READY_LINE):
-                        self.address = line[len(READY_LINE) :].strip()
+                        self.address, self.worker_addresses = parse_ready(line)
                         return self.address
         except TimeoutError:
             pass

@@ -8,7 +8,10 @@ even when the run fails:
   ``--server`` is given);
 - the server, ``python -m genconf.bench.server`` (unless ``--server``): genconf
   plus the baseline handlers of `genconf.bench.baseline`, so genconf and its
-  baseline are measured on the same server process;
+  baseline are measured on the same server process; with ``--server-workers N``,
+  N such processes on one address under a parent (``--workers N``), each also on
+  a loopback port of its own, where the bench fires and reads its figures (the
+  server's figures are then the sum over the workers);
 - ``--workers`` agent processes, ``python -m genconf.bench.agents``, each with
   ``--channels`` TCP connections, the streams spread evenly over them.
 
@@ -71,6 +74,9 @@ class Session:
         self.extra: list[Worker] = []  # client processes that hold no agents
         self.client: Client | None = None
         self.channel: grpc.aio.Channel | None = None
+        # One per worker of a started fleet, on its own address (empty: one process,
+        # reached through `channel`): Fire and Stats go to each.
+        self.worker_channels: list[grpc.aio.Channel] = []
         self.mongodb = "?"
         self.apps: list[str] = []
 
@@ -83,13 +89,14 @@ class Session:
         await self.stop_server()
         assert self.mongo_uri is not None
         self.server = ServerProcess(self.workdir / "server.log")
+        fleet = self.opts.server_workers
         self.address = await self.server.start(
             self.mongo_uri,
             self.database,
             self.opts.bookmark_interval if bookmark_interval is None else bookmark_interval,
-            self.opts.server_args,
+            (*self.opts.server_args, *(("--workers", str(fleet)) if fleet > 1 else ())),
         )
-        await self._connect()
+        await self._connect(self.server.worker_addresses)
 
     async def stop_server(self) -> None:
         await self._disconnect()
@@ -97,11 +104,14 @@ class Session:
             await self.server.stop()
             self.server = None
 
-    async def _connect(self) -> None:
+    async def _connect(self, worker_addresses: Sequence[str] = ()) -> None:
         self.channel = grpc.aio.insecure_channel(self.address)
         self.client = Client(self.address, channel=self.channel, timeout=self.opts.timeout)
+        self.worker_channels = [grpc.aio.insecure_channel(a) for a in worker_addresses]
         async with asyncio.timeout(30):
-            await self.channel.channel_ready()
+            await asyncio.gather(
+                *(c.channel_ready() for c in (self.channel, *self.worker_channels))
+            )
         await asyncio.gather(
             *(
                 w.request(30, op="connect", address=self.address, channels=self.opts.channels)
@@ -110,6 +120,9 @@ class Session:
         )
 
     async def _disconnect(self) -> None:
+        for channel in self.worker_channels:
+            await channel.close()
+        self.worker_channels = []
         if self.channel is not None:
             await self.channel.close()
             self.channel = None
@@ -171,8 +184,27 @@ class Session:
             result = await client.add_units(app, count=min(UNITS_PER_CALL, units - len(created)))
             created.extend(result.units)
         if created:
-            await client.get_config(created[-1], min_revision=result.revision)
+            # In every worker's cache: an agent's stream may reach any of them.
+            await asyncio.gather(
+                *(
+                    c.get_config(created[-1], min_revision=result.revision)
+                    for c in self._worker_clients()
+                )
+            )
         return created
+
+    def _worker_clients(self) -> list[Client]:
+        """A client per server process (the setup client for one process)."""
+        if not self.worker_channels:
+            return [self.need_client()]
+        return [
+            Client(self.address, channel=c, timeout=self.opts.timeout) for c in self.worker_channels
+        ]
+
+    def _stats_channels(self) -> list[grpc.aio.Channel]:
+        """Where Fire and Stats go: each worker, or the one server."""
+        assert self.channel is not None
+        return self.worker_channels or [self.channel]
 
     async def config_message(self, unit: str) -> bytes:
         """The unit's current config as a serialized WatchConfigResponse (the
@@ -183,17 +215,22 @@ class Session:
         return bytes(agent_pb2.WatchConfigResponse(config=config).SerializeToString())
 
     async def fire(self, message: bytes, *, topic: str | None = None) -> None:
-        """Publish ``message`` to the baseline streams: of every topic, or of one."""
-        assert self.channel is not None
+        """Publish ``message`` to the baseline streams: of every topic, or of one (on
+        every worker at once: each has its own share of the streams)."""
         request = message if topic is None else b"\0" + topic.encode() + b"\0" + message
-        await self.channel.unary_unary(baseline.FIRE)(request)
+        await asyncio.gather(
+            *(c.unary_unary(baseline.FIRE)(request) for c in self._stats_channels())
+        )
 
     async def server_stats(self, *, collect: bool = False) -> dict[str, Any]:
-        """The server process's own figures (`genconf.bench.baseline` Stats)."""
-        assert self.channel is not None
-        raw = await self.channel.unary_unary(baseline.STATS)(b"gc" if collect else b"")
-        stats: dict[str, Any] = json.loads(raw)
-        return stats
+        """The server's own figures (`genconf.bench.baseline` Stats): of its one
+        process, or of a fleet summed over its workers (`sum_stats`); each process's
+        own under ``"workers"``."""
+        request = b"gc" if collect else b""
+        raws = await asyncio.gather(
+            *(c.unary_unary(baseline.STATS)(request) for c in self._stats_channels())
+        )
+        return sum_stats([json.loads(raw) for raw in raws])
 
     def split(self, items: Sequence[T]) -> list[list[T]]:
         """``items`` spread evenly over the agent processes (or values per item, grouped
@@ -315,6 +352,37 @@ async def session(
             else:
                 with contextlib.suppress(*ERRORS):
                     await s.drop_database()
+
+
+# Stats a fleet adds up over its workers (lists of counts: item by item); of the
+# rest, the first worker's stands.
+SUMMED: Final = (
+    "rss_bytes",
+    "cpu_seconds",
+    "baseline_subscribers",
+    "config_watchers",
+    "notifications",
+    "gc_collections",
+)
+
+
+def sum_stats(per_process: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The server's figures from each process's Stats: the SUMMED ones added up, the
+    lowest revision (what every worker has applied), and every process's own under
+    ``"workers"``. One process: its own figures as they are."""
+    total = dict(per_process[0])
+    for key in SUMMED:
+        if not all(key in stats for stats in per_process):
+            continue
+        values = [stats[key] for stats in per_process]
+        if isinstance(values[0], list):
+            total[key] = [sum(items) for items in zip(*values, strict=True)]
+        else:
+            total[key] = sum(values)
+    if all("revision" in stats for stats in per_process):
+        total["revision"] = min(stats["revision"] for stats in per_process)
+    total["workers"] = list(per_process)
+    return total
 
 
 async def _mongo_version(uri: str) -> str:

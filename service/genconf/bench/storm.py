@@ -27,7 +27,13 @@ import time
 from typing import Final
 
 from genconf.bench.figures import SIDES, Figure, Report, best_rounds, machine, percentile, turns
-from genconf.bench.options import Options, workload_main, workload_parser
+from genconf.bench.options import (
+    Options,
+    add_server_workers,
+    server_workers_title,
+    workload_main,
+    workload_parser,
+)
 from genconf.bench.session import session
 
 __all__ = ["DEFAULT_STREAMS", "main", "run_storm"]
@@ -45,6 +51,8 @@ async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
         current = (await s.need_client().get_config(units[0])).hash if known_hash else ""
         last: dict[str, list[float]] = {side: [] for side in SIDES}
         p50: dict[str, list[float]] = {side: [] for side in SIDES}
+        # Per round, each server process's streams (the kernel spreads the connections).
+        placed: dict[str, list[list[int]]] = {side: [] for side in SIDES}
         for r in range(opts.repeat):
             for side in turns(SIDES, r):
                 group = f"{side}-{r}"
@@ -59,6 +67,9 @@ async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
                 latencies = [t - t0 for t in firsts]
                 last[side].append(max(latencies))
                 p50[side].append(percentile(latencies, 50))
+                stats = await s.server_stats()
+                count = "config_watchers" if side == "genconf" else "baseline_subscribers"
+                placed[side].append([w[count] for w in stats["workers"]])
                 await s.close(group)
         mongodb = s.mongodb
 
@@ -87,7 +98,7 @@ async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
     return Report(
         workload="storm",
         title=f"{opts.streams:,} agents reconnect at once over {opts.workers} client processes "
-        f"x {opts.channels} new connections; "
+        f"x {opts.channels} new connections{server_workers_title(opts)}; "
         f"{'known hash (bookmarks)' if known_hash else 'no known hash (full config)'}; "
         f"best of {opts.repeat} rounds per side",
         baseline="the same storm against the baseline Watch on the same server (one "
@@ -99,12 +110,14 @@ async def run_storm(opts: Options, *, known_hash: bool = False) -> Report:
             "repeat": opts.repeat,
             "known_hash": known_hash,
             "server": opts.server or "started",
+            "server_workers": opts.server_workers,
         },
         machine=machine(mongodb),
         figures=figures,
         details={
             "all_agents_s_per_round": last,
             "p50_s_per_round": p50,
+            "streams_per_server_worker_per_round": placed,
         },
     )
 
@@ -117,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         streams=DEFAULT_STREAMS,
         repeat=2,
     )
+    add_server_workers(parser)
     parser.add_argument(
         "--known-hash",
         action="store_true",
