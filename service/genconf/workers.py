@@ -47,6 +47,7 @@ import anyio
 
 from genconf.backoff import Backoff
 from genconf.errors import GenconfError
+from genconf.signals import StopSignals
 
 log = logging.getLogger("genconf.workers")
 
@@ -411,6 +412,23 @@ class WorkerLink:
             yield self._fleet_serving
             await changed.wait()
 
+    async def until_stopped(self, stop: StopSignals) -> None:
+        """Return on a stop signal or once the parent is gone: a worker's life."""
+        async with anyio.create_task_group() as waits:
+
+            async def on_signal() -> None:
+                signum = await stop.wait()
+                log.info("received %s; shutting down", signum.name)
+                waits.cancel_scope.cancel()
+
+            async def on_parent_gone() -> None:
+                await self.parent_gone.wait()
+                log.warning("the parent process is gone; shutting down")
+                waits.cancel_scope.cancel()
+
+            waits.start_soon(on_signal)
+            waits.start_soon(on_parent_gone)
+
     async def run(self) -> None:
         """Follow the parent's lines until stdin ends, then set `parent_gone`."""
         loop = asyncio.get_running_loop()
@@ -428,3 +446,15 @@ class WorkerLink:
         finally:
             transport.close()
             self.parent_gone.set()
+
+
+def tag_logs(prefix: str) -> None:
+    """Start each log line of this process with ``prefix``: a fleet's workers share
+    the parent's stderr."""
+
+    def tag(record: logging.LogRecord) -> bool:
+        record.msg = f"{prefix}{record.msg}"
+        return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(tag)

@@ -105,25 +105,14 @@ def _baseline_and_private_port(
     _write_address(address_file, f"{PRIVATE_LISTEN.rsplit(':', 1)[0]}:{port}")
 
 
-def _tag_logs(prefix: str) -> None:
-    """Start each log line with ``prefix``: the workers share the parent's stderr."""
-
-    def tag(record: logging.LogRecord) -> bool:
-        record.msg = f"{prefix}{record.msg}"
-        return True
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(tag)
-
-
 async def _serve_worker(args: argparse.Namespace) -> int:
     """One worker of a fleet: a bench server whose health follows its fleet's, that
     prints nothing on stdout (its parent's pipe), and stops on SIGTERM or when the
     parent is gone."""
-    from genconf.workers import WorkerLink
+    from genconf.workers import WorkerLink, tag_logs
 
     tune_gc()
-    _tag_logs(f"worker {args.worker}: ")
+    tag_logs(f"worker {args.worker}: ")
     link = WorkerLink()
     handlers = partial(_baseline_and_private_port, Path(args.address_file))
     config = ServerConfig.from_flags(args, extra_handlers=handlers, fleet=link)
@@ -133,19 +122,7 @@ async def _serve_worker(args: argparse.Namespace) -> int:
             async with serve(config) as running:
                 with anyio.fail_after(120):
                     await running.read.wait_synced()
-                async with anyio.create_task_group() as waits:
-
-                    async def on_signal() -> None:
-                        await stop.wait()
-                        waits.cancel_scope.cancel()
-
-                    async def on_parent_gone() -> None:
-                        await link.parent_gone.wait()
-                        log.warning("the parent process is gone; shutting down")
-                        waits.cancel_scope.cancel()
-
-                    waits.start_soon(on_signal)
-                    waits.start_soon(on_parent_gone)
+                await link.until_stopped(stop)
             tg.cancel_scope.cancel()
     return 0
 

@@ -120,10 +120,10 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     is gone."""
     from genconf.api.server import serve
     from genconf.readside.supervisor import tune_gc
-    from genconf.workers import WorkerLink
+    from genconf.workers import WorkerLink, tag_logs
 
     tune_gc()
-    _tag_logs(f"worker {args.worker}: ")
+    tag_logs(f"worker {args.worker}: ")
     link = WorkerLink()
     config = _config(args, fleet=link)
     with stop_signals() as stop:
@@ -132,34 +132,9 @@ async def _serve_worker(args: argparse.Namespace) -> int:
             async with serve(config) as running:
                 with anyio.fail_after(120):
                     await running.read.wait_synced()
-                async with anyio.create_task_group() as waits:
-
-                    async def on_signal() -> None:
-                        signum = await stop.wait()
-                        log.info("received %s; shutting down", signum.name)
-                        waits.cancel_scope.cancel()
-
-                    async def on_parent_gone() -> None:
-                        await link.parent_gone.wait()
-                        log.warning("the parent process is gone; shutting down")
-                        waits.cancel_scope.cancel()
-
-                    waits.start_soon(on_signal)
-                    waits.start_soon(on_parent_gone)
+                await link.until_stopped(stop)
             tg.cancel_scope.cancel()
     return 0
-
-
-def _tag_logs(prefix: str) -> None:
-    """Start each log line of this process with ``prefix``: the fleet's workers share
-    the parent's stderr."""
-
-    def tag(record: logging.LogRecord) -> bool:
-        record.msg = f"{prefix}{record.msg}"
-        return True
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(tag)
 
 
 def worker_argv(
