@@ -70,6 +70,7 @@ from genconf.rollout.driver import Driver, branch_expiry
 from genconf.rollout.lease import check_lease_seconds
 from genconf.rollout.store import RolloutStore
 from genconf.security.auth import TokenRecord, bootstrap_record
+from genconf.signals import stop_signals
 from genconf.store.history import History
 from genconf.store.store import Store
 from genconf.v1 import (
@@ -87,6 +88,7 @@ from genconf.v1 import (
     transfer_pb2,
 )
 from genconf.wire import MAX_MESSAGE_BYTES
+from genconf.workers import WorkerLink
 
 log = logging.getLogger("genconf.api.server")
 
@@ -413,6 +415,19 @@ async def mongo_uri_of(config: ServerConfig, stack: AsyncExitStack) -> str:
     stack.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
     log.info("embedded MongoDB started at %s (data in %s)", embedded.uri, config.data_dir)
     return embedded.uri
+
+
+async def serve_as_worker(config: ServerConfig, link: WorkerLink) -> None:
+    """Serve as one worker of a fleet (``config.fleet`` is ``link``) until a stop
+    signal comes or the parent is gone (`genconf.workers`)."""
+    with stop_signals() as stop:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(link.run)
+            async with serve(config) as running:
+                with anyio.fail_after(120):
+                    await running.read.wait_synced()
+                await link.until_stopped(stop)
+            tg.cancel_scope.cancel()
 
 
 @asynccontextmanager

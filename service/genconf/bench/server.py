@@ -38,7 +38,13 @@ from typing import Final
 import anyio
 import grpc
 
-from genconf.api.server import ServerConfig, address_in_use, check_listen_free, serve
+from genconf.api.server import (
+    ServerConfig,
+    address_in_use,
+    check_listen_free,
+    serve,
+    serve_as_worker,
+)
 from genconf.bench.baseline import add_baseline_handlers
 from genconf.defaults import ServeOption, add_serve_flags, serve_option
 from genconf.errors import GenconfError
@@ -116,14 +122,7 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     link = WorkerLink()
     handlers = partial(_baseline_and_private_port, Path(args.address_file))
     config = ServerConfig.from_flags(args, extra_handlers=handlers, fleet=link)
-    with stop_signals() as stop:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(link.run)
-            async with serve(config) as running:
-                with anyio.fail_after(120):
-                    await running.read.wait_synced()
-                await link.until_stopped(stop)
-            tg.cancel_scope.cancel()
+    await serve_as_worker(config, link)
     return 0
 
 

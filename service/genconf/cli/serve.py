@@ -118,7 +118,7 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     """One worker of a fleet: a server whose health follows its fleet's, that prints
     nothing on stdout (its parent's pipe), and stops on SIGTERM or when the parent
     is gone."""
-    from genconf.api.server import serve
+    from genconf.api.server import serve_as_worker
     from genconf.readside.supervisor import tune_gc
     from genconf.workers import WorkerLink, tag_logs
 
@@ -126,14 +126,7 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     tag_logs(f"worker {args.worker}: ")
     link = WorkerLink()
     config = _config(args, fleet=link)
-    with stop_signals() as stop:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(link.run)
-            async with serve(config) as running:
-                with anyio.fail_after(120):
-                    await running.read.wait_synced()
-                await link.until_stopped(stop)
-            tg.cancel_scope.cancel()
+    await serve_as_worker(config, link)
     return 0
 
 
