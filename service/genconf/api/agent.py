@@ -199,7 +199,8 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
         self, request: agent_pb2.WatchConfigRequest, context: Context
     ) -> AsyncIterator[bytes | agent_pb2.WatchConfigResponse]:
         """The unit's config now, then each distinct config, each stamped with the
-        revision of the batch that gave it to the unit.
+        revision at which the cache offered it (the last transaction of the run of
+        transactions that changed it: `ModelCache.settle`).
 
         Resuming (``known_hash`` and ``min_revision``, the revision of the last config
         received) is exact without bookmarks: the unit's config did not change from
@@ -235,11 +236,11 @@ class AgentServicer(CacheServicer, agent_pb2_grpc.AgentServiceServicer):
                     yield self._bookmark(last_hash)
                 else:
                     effective = current.effective
-                    revision = max(effective.revision, self.cache.revision)
+                    revision = self._revision(effective)
                     yield (
                         self._shared(effective, revision) + suffix
                         if exact
-                        else (self._redactable(effective, revision, suffix))
+                        else self._redactable(effective, revision, suffix)
                     )
                 # Without a bookmark clock nothing nudges: the plain wait is cheaper.
                 wait = watch.next if clock is None else watch.next_or_nudge
