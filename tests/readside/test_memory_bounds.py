@@ -118,8 +118,11 @@ async def test_rss_stays_within_the_byte_budgets_under_writes_to_a_large_applica
         f"{WRITES * app_mib:.0f} MiB); the reader that stopped got {len(slow_seen)} "
         f"batches, then {slow_error[0].code.name if slow_error else 'nothing'}"
     )
-    # Budgets, plus room for what is in flight (a getMore batch, gRPC buffers).
-    bound = RING_BYTES + FEED_BYTES + 96 * MIB
+    # Budgets, plus room for what is in flight (a getMore batch, gRPC buffers) and
+    # what the allocator keeps of freed records: 142 MiB of growth on a quiet 2-core
+    # VM, 151 MiB with a test suite running beside it. Records kept by count alone
+    # would add ~229 MiB on top of that room: far past the bound.
+    bound = RING_BYTES + FEED_BYTES + 128 * MIB
     assert peak - warm < bound, f"RSS grew {(peak - warm) / MIB:.0f} MiB"
     # The stopped reader was ended once its queue passed its byte budget, long
     # before the writes were over, and was told so.
