@@ -71,8 +71,8 @@ class UnitWatch:
         self.configs: list[Config] = []
         self._changed = anyio.Condition()
 
-    async def run(self, client: Client, unit: str) -> None:
-        async for config in client.watch_config(unit):
+    async def run(self, client: Client, unit: str, min_revision: int = 0) -> None:
+        async for config in client.watch_config(unit, min_revision=min_revision):
             async with self._changed:
                 self.configs.append(config)
                 self._changed.notify_all()
@@ -125,13 +125,14 @@ async def run_case(
         running_server(mongo_uri, db_name, tuning=tuning) as srv,
         Client(srv.address, timeout=30) as client,
     ):
-        await client.create_application("web", schema=SCHEMA, units=2)
+        created = await client.create_application("web", schema=SCHEMA, units=2)
         health = HealthLog(srv, monkeypatch)
         watch = UnitWatch()
         stats = srv.read.watcher.stats
         with anyio.fail_after(LIMIT):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(watch.run, client, "web/0")
+                # From the write's revision: the unit exists once the server has it.
+                tg.start_soon(watch.run, client, "web/0", created.revision)
                 await watch.until(0)
                 started = time.monotonic()
                 written, doc_bytes = await grow_application(raw, db_name, 42)
