@@ -145,8 +145,8 @@ class Report:
             ratio = "-" if f.ratio is None else f"{f.ratio:.2f}"
             met = {True: "yes", False: "NO", None: ""}[f.met]
             lines.append(
-                f"  {f.name + ' (' + f.unit + ')':<36}{_num(f.value):>12}"
-                f"{_num(f.baseline):>12}{ratio:>8}  {f.target:<28}{met:>4}"
+                f"  {f.name + ' (' + f.unit + ')':<36}{number(f.value):>12}"
+                f"{number(f.baseline):>12}{ratio:>8}  {f.target:<28}{met:>4}"
             )
         lines.append("")
         for key, value in self.details.items():
@@ -161,7 +161,8 @@ class Report:
         return "\n".join(lines)
 
 
-def _num(x: float | None) -> str:
+def number(x: float | None) -> str:
+    """A figure as the tables round it (-, 1,234, 12.3, 1.23)."""
     if x is None:
         return "-"
     if abs(x) >= 1000:
@@ -173,7 +174,7 @@ def _num(x: float | None) -> str:
 
 def _plain(value: Any) -> str:
     if isinstance(value, float):
-        return _num(value)
+        return number(value)
     if isinstance(value, list):
         if len(value) > LIST_SHOWN:
             half = LIST_SHOWN // 2

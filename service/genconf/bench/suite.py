@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from genconf.bench import WORKLOADS
-from genconf.bench.figures import Figure, Report, machine
+from genconf.bench.figures import Figure, Report, machine, number
 from genconf.errors import BenchError, GenconfError, UsageError
 
 __all__ = ["Outcome", "SuiteRun", "main", "render_markdown", "render_table", "replace_block"]
@@ -344,17 +344,6 @@ def _say(echo: IO[str] | None, text: str) -> None:
 # rendering
 
 HEADER: Final = ("workload", "figure", "genconf", "baseline", "ratio", "target", "met?")
-
-
-def number(x: float | None) -> str:
-    """A figure as the workloads' own tables round it (-, 1,234, 12.3, 1.23)."""
-    if x is None:
-        return "-"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
 
 
 def _with_unit(x: float | None, unit: str) -> str:
