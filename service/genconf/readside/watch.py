@@ -86,19 +86,13 @@ class ConfigWatch:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def offer(self, effective: EffectiveConfig, revision: int) -> None:
-        """The writer's side: replace what is pending with ``effective``, the unit's
-        config at ``revision``."""
-        waiting = self.stage(effective, revision)
-        if waiting is not None:
-            waiting[1].set_result(None)
-
     def stage(
         self, effective: EffectiveConfig, revision: int
     ) -> tuple[int, asyncio.Future[None]] | None:
-        """`offer` without the wake: the reader's waiter, if it waits, with when it began
-        to wait, for the owner to wake (`UnitWatches.offer` wakes a fan-out's readers
-        in the order they began to wait)."""
+        """The writer's side: replace what is pending with ``effective``, the unit's
+        config at ``revision``. Returns the reader's waiter, if it waits, with when it
+        began to wait, for the owner to wake (`UnitWatches.offer` wakes a fan-out's
+        readers in the order they began to wait)."""
         if self._pending is not None:
             self.coalesced += 1
             self._owner.note_coalesced()
